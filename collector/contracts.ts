@@ -1,0 +1,89 @@
+// The seams between the collector's layers: runner → parse → model/rules (Collector) → store / publish.
+// Each layer implements its side in its own folder; only these types cross folder boundaries.
+import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
+import type { SequencedEvent, TraceEvent } from '../schema/events.ts';
+import type { Pin } from '../schema/pins.ts';
+import type { ProbeStatus, SessionInfo, TraceMode } from '../schema/session.ts';
+
+// ---- parse (collector/parse) ----
+
+/** Receives what one bpftrace output line meant. Callbacks, not return objects: the hot path allocates only the event. */
+export interface ParseSink {
+  event(e: TraceEvent): void;
+  /** bpftrace lost_events record. */
+  lost(count: number): void;
+  /** A script's BEGIN marker: all probes of that bpftrace process are attached. */
+  ready(tag: string): void;
+  /** A line that is not valid output: kept, counted, never fatal. */
+  malformed(line: string, reason: string): void;
+  /** Text bpftrace printed that is not an event (warnings in 0.17 go to stdout). */
+  message?(text: string): void;
+}
+
+// ---- runner (collector/runner) ----
+
+/** One bpftrace script file under bpf/ and whether the running kernel can attach it. */
+export interface ScriptSpec {
+  /** Path relative to bpf/, without .bt: 'tracepoint/madvise'. */
+  name: string;
+  file: string;
+  mode: 'tracepoint' | 'kprobe';
+  /** Probes the script needs: 'tracepoint:syscalls:sys_enter_madvise', 'kprobe:do_wp_page'. */
+  probes: string[];
+}
+
+/** A pinned 2 MiB region the in-kernel fault filter must let through. */
+export interface FaultRegion {
+  pid: number;
+  /** addr >> 21 */
+  region: number;
+}
+
+// ---- pagemap (collector/verify) ----
+
+export interface PagemapReader {
+  /** Read `count` consecutive pages from `addr` (page-aligned) of `pid`. Synchronous: one pread. */
+  read(pid: number, addr: number, count: number): PagemapRead[];
+}
+
+// ---- Collector (collector/pipeline.ts): model + rules + verifier ----
+
+/** Where the collector's results go. The store and the publish hub both implement it. */
+export interface CollectorSink {
+  event(e: SequencedEvent): void;
+  /** A pin created or changed (state, current pfns, release). */
+  pin(p: Pin): void;
+  pagemapRead(r: PagemapRead, reason: string): void;
+  anomaly(a: Anomaly): void;
+  lost(count: number): void;
+}
+
+export interface CollectorConfig {
+  /** Re-read pagemap of live pins this often (ms). */
+  verifyIntervalMs: number;
+  /** After an event that may move pinned pages, read pagemap after this delay (ms). */
+  verifyDelayMs: number;
+  /** pin-leak: a pin older than this (s) is reported once; 0 disables the age check. */
+  pinMaxAgeS: number;
+  /** An anomaly within this many ns of lost events is marked low confidence. */
+  lostWindowNs: number;
+}
+
+export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
+  verifyIntervalMs: 500,
+  verifyDelayMs: 20,
+  pinMaxAgeS: 0,
+  lostWindowNs: 1_000_000_000,
+};
+
+// ---- session (store) ----
+
+export interface SessionStart {
+  host: string;
+  kernel: string;
+  bpftraceVersion: string;
+  mode: TraceMode;
+  probes: ProbeStatus[];
+}
+
+export type { SessionInfo };

@@ -1,0 +1,29 @@
+// What the collector publishes (collector/publish) and the web subscribes to over socket.io.
+import type { Anomaly } from './anomalies.ts';
+import type { SequencedEvent } from './events.ts';
+import type { PinSummary } from './pins.ts';
+import type { SessionInfo } from './session.ts';
+
+export interface EventRates {
+  /** Wall-clock ms at the end of the 1 s bucket. */
+  wallMs: number;
+  counts: Partial<Record<SequencedEvent['kind'], number>>;
+}
+
+export interface ServerToClient {
+  /** Sent on connect and whenever it changes. */
+  session: (s: SessionInfo) => void;
+  /** Live anomalies, in seq order; after `resume` the missed ones first. */
+  anomaly: (a: Anomaly) => void;
+  /** Pins table snapshot (throttled, ≤ 2/s). */
+  pins: (p: PinSummary[]) => void;
+  /** Event counts per kind, once a second. */
+  rates: (r: EventRates) => void;
+  /** Collector status banner (capture impossible, bpftrace died, …). */
+  status: (s: { level: 'ok' | 'warning' | 'error'; message: string; fix?: string }) => void;
+}
+
+export interface ClientToServer {
+  /** Ask for every anomaly with seq > afterSeq (reconnect). */
+  resume: (afterSeq: number) => void;
+}

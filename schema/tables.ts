@@ -1,0 +1,101 @@
+// The SQLite layout (collector/store writes it, web and tests read it). Bump SCHEMA_VERSION on change.
+// Column names are part of the interface: tests and users query them directly.
+
+export const SCHEMA_VERSION = 1;
+
+export const DDL = `
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sessions (
+  id INTEGER PRIMARY KEY,
+  host TEXT NOT NULL,
+  kernel TEXT NOT NULL,
+  bpftrace_version TEXT NOT NULL,
+  mode TEXT NOT NULL,                 -- tracepoint | kprobe | replay
+  started_ms INTEGER NOT NULL,        -- wall clock
+  ended_ms INTEGER,
+  probes_json TEXT NOT NULL,          -- ProbeStatus[]
+  lost_events INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY,            -- collector sequence, monotonic within the database
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  ts_ns INTEGER NOT NULL,             -- CLOCK_MONOTONIC
+  kind TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  tid INTEGER NOT NULL,
+  comm TEXT NOT NULL,
+  addr INTEGER,                       -- main user address of the event, when it has one
+  len INTEGER,
+  payload TEXT NOT NULL               -- JSON of the kind-specific fields
+);
+CREATE INDEX IF NOT EXISTS events_pid_addr ON events(pid, addr);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
+
+CREATE TABLE IF NOT EXISTS pins (
+  id INTEGER PRIMARY KEY,             -- the model's pin id
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  pid INTEGER NOT NULL,
+  comm TEXT NOT NULL,
+  source TEXT NOT NULL,
+  handle TEXT NOT NULL,
+  addr INTEGER NOT NULL,
+  len INTEGER NOT NULL,
+  pages INTEGER NOT NULL,
+  writable INTEGER NOT NULL,
+  longterm INTEGER NOT NULL,
+  backing TEXT NOT NULL,
+  created_ns INTEGER NOT NULL,
+  released_ns INTEGER,
+  state TEXT NOT NULL                 -- intact | zapped | diverged | released
+);
+
+CREATE TABLE IF NOT EXISTS pin_pages (
+  pin_id INTEGER NOT NULL REFERENCES pins(id),
+  page_index INTEGER NOT NULL,
+  addr INTEGER NOT NULL,
+  pinned_pfn INTEGER,
+  current_pfn INTEGER,
+  snapshot_late INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (pin_id, page_index)
+);
+
+CREATE TABLE IF NOT EXISTS pagemap_reads (
+  id INTEGER PRIMARY KEY,
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  ts_ns INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  addr INTEGER NOT NULL,
+  present INTEGER NOT NULL,
+  swapped INTEGER NOT NULL,
+  pfn INTEGER,
+  error TEXT,
+  reason TEXT NOT NULL                -- what triggered the read: pin, madvise, timer, fault, …
+);
+CREATE INDEX IF NOT EXISTS pagemap_reads_pid_addr ON pagemap_reads(pid, addr);
+
+CREATE TABLE IF NOT EXISTS anomalies (
+  seq INTEGER PRIMARY KEY,
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  rule TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  comm TEXT NOT NULL,
+  addr INTEGER NOT NULL,              -- page-aligned user VA of the affected page
+  len INTEGER NOT NULL,
+  pfn INTEGER,                        -- pinned pfn when known
+  new_pfn INTEGER,
+  confirmed INTEGER NOT NULL,         -- 1: pagemap shows it; 0: inferred from events
+  low_confidence INTEGER NOT NULL DEFAULT 0,
+  ts_ns INTEGER NOT NULL,
+  wall_ms INTEGER NOT NULL,
+  pin_id INTEGER,
+  summary TEXT NOT NULL,
+  evidence TEXT NOT NULL              -- JSON Evidence[]
+);
+CREATE INDEX IF NOT EXISTS anomalies_rule ON anomalies(rule);
+`;
