@@ -214,6 +214,8 @@ export interface GupEvent extends EventBase {
   /** Pages obtained, or -errno. */
   ret: number;
   pfns: number[];
+  /** Who asked, from the syscall or driver entry in progress (io_uring_register, vmsplice, VFIO/iommufd ioctl, ib_umem_get); 'gup' otherwise. */
+  source?: PinSource;
 }
 
 export interface UnpinEvent extends EventBase {

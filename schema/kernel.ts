@@ -38,7 +38,12 @@ export function madvName(behavior: number): string {
   return madvByValue.get(behavior) ?? `MADV_${behavior}`;
 }
 /** Behaviours that remove the mapping of a range (the PTEs go; the next touch maps a new page). */
-export const MADV_ZAPPING: ReadonlySet<number> = new Set([MADV.DONTNEED, MADV.FREE, MADV.REMOVE, MADV.DONTNEED_LOCKED, MADV.PAGEOUT]);
+export const MADV_ZAPPING: ReadonlySet<number> = new Set([MADV.DONTNEED, MADV.FREE, MADV.REMOVE, MADV.DONTNEED_LOCKED]);
+/**
+ * Behaviours that MAY move pages without removing the mapping for sure: reclaim (try_to_unmap skips FOLL_PIN
+ * pages, not FOLL_GET ones), KSM, collapse. They trigger a pagemap check, not a verdict by themselves.
+ */
+export const MADV_MAY_MOVE: ReadonlySet<number> = new Set([MADV.PAGEOUT, MADV.COLD, MADV.MERGEABLE, MADV.COLLAPSE, MADV.HUGEPAGE]);
 
 /** mmap(2) flags. */
 export const MAP_SHARED = 0x01;

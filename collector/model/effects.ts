@@ -1,0 +1,113 @@
+// What the shadow model did with the event it just applied: the rules read this instead of recomputing
+// range overlaps, and the pipeline schedules pagemap reads from it. One instance, reused: reset() costs
+// nothing when the previous event touched no pin (the common case on the hot path).
+import type { PinSource, SequencedEvent } from '../../schema/events.ts';
+import type { PinRecord } from './pin-record.ts';
+
+/** A run of pages of one pin; `va` is where firstPage is mapped now (after the event). */
+export interface PageSpan {
+  pin: PinRecord;
+  firstPage: number;
+  count: number;
+  va: number;
+}
+
+export interface ZapHit extends PageSpan {
+  cause: SequencedEvent;
+  /** 'MADV_DONTNEED', 'munmap', 'mmap(MAP_FIXED)', 'mremap shrink', ... */
+  how: string;
+  /** The mapping is gone (not just the PTEs). */
+  unmapped: boolean;
+  /** The next fault maps a different page (see PG_HARD_ZAP). */
+  hard: boolean;
+  /** The event may have run before the pin was taken (ts inside the registering syscall): pages marked late only. */
+  race: boolean;
+  /**
+   * MADV_FREE / MADV_PAGEOUT: advice the kernel may not act on (lazy free, reclaim skips pinned or busy pages).
+   * The pages are not marked zapped until pagemap shows them gone (ShadowModel.markZapped).
+   */
+  advisory: boolean;
+}
+
+export interface MoveHit extends PageSpan {
+  fromVa: number;
+  cause: SequencedEvent;
+}
+
+/** Pages an event may have moved or remapped: the verifier re-reads them. */
+export interface TouchHit extends PageSpan {
+  reason: string;
+  cause: SequencedEvent | null;
+}
+
+/** An event naming a physical page that is a pinned pfn. */
+export interface PfnHit {
+  pin: PinRecord;
+  page: number;
+  pfn: number;
+  cause: SequencedEvent;
+}
+
+export interface BufferOutcome {
+  addr: number;
+  len: number;
+  /** ring slot / iovec index / 0 for vfio. */
+  slot: number;
+  backing: string;
+  mapShared: boolean;
+  sharedFile: boolean;
+  /** Some mapping covered the buffer when maps was read. */
+  mapped: boolean;
+  /** The pin created for it (null when refused or nothing to pin). */
+  pin: PinRecord | null;
+}
+
+/** A registration syscall's outcome (granted or refused): longterm-pin-file-backed reads it. */
+export interface Registration {
+  cause: SequencedEvent;
+  source: PinSource;
+  pid: number;
+  comm: string;
+  fd: number;
+  opcode: number;
+  ok: boolean;
+  ret: number;
+  writable: boolean;
+  longterm: boolean;
+  buffers: BufferOutcome[];
+}
+
+export interface Release {
+  pin: PinRecord;
+  reason: string;
+}
+
+export class ModelEffects {
+  /** Something was recorded since the last reset. */
+  dirty = false;
+  readonly zaps: ZapHit[] = [];
+  readonly moves: MoveHit[] = [];
+  readonly touched: TouchHit[] = [];
+  readonly pfnHits: PfnHit[] = [];
+  readonly created: PinRecord[] = [];
+  readonly released: Release[] = [];
+  /** Pins whose owner exited while another process still holds their fd. */
+  readonly orphaned: PinRecord[] = [];
+  registration: Registration | null = null;
+  /** The exit being applied (pins about to be orphaned/released): for rules that look at the process. */
+  exitedPid: number | null = null;
+
+  reset(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.zaps.length = 0;
+    this.moves.length = 0;
+    this.touched.length = 0;
+    this.pfnHits.length = 0;
+    this.created.length = 0;
+    this.released.length = 0;
+    this.orphaned.length = 0;
+    this.registration = null;
+    this.exitedPid = null;
+  }
+}

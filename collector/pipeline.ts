@@ -1,0 +1,291 @@
+// The collector's core: numbers each TraceEvent, hands it to the sinks, the shadow model and the rules,
+// and schedules pagemap verification from what the model says the event did. The runner's parser feeds
+// `parseSink` directly; the store and the publish hub are CollectorSinks.
+//
+// Hot path (ingest): one seq assignment, the sinks, a switch in the model that returns after a Map lookup
+// for processes without pins, and a per-kind rule table; nothing allocated unless a pin is involved.
+import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
+import type { ExitEvent, LostEvent, SequencedEvent, TraceEvent } from '../schema/events.ts';
+import type { Pin } from '../schema/pins.ts';
+import {
+  DEFAULT_COLLECTOR_CONFIG, type CollectorConfig, type CollectorSink, type FaultRegion, type PagemapReader, type ParseSink,
+} from './contracts.ts';
+import type { ModelEffects } from './model/effects.ts';
+import { ProcMapsReader, type MapsReader } from './model/maps.ts';
+import { ShadowModel, type FollNumbering } from './model/shadow-model.ts';
+import { RuleEngine } from './rules/engine.ts';
+import { ALL_RULES } from './rules/index.ts';
+import type { Rule } from './rules/rule.ts';
+import { ProcPagemapReader, type PagemapBulkReader } from './verify/pagemap.ts';
+import { systemClock, systemScheduler, type Clock, type Scheduler } from './verify/time.ts';
+import { Verifier } from './verify/verifier.ts';
+
+export interface CollectorOptions {
+  sinks: CollectorSink[];
+  config?: Partial<CollectorConfig>;
+  /** Default: ProcPagemapReader on /proc. */
+  pagemap?: PagemapReader;
+  /** Default: ProcMapsReader on /proc. */
+  maps?: MapsReader;
+  /** CLOCK_MONOTONIC + wall clock; default the system's. */
+  clock?: Clock;
+  /** Timers for verification; default real (unref'd) timers. */
+  scheduler?: Scheduler;
+  /** The pinned 2 MiB regions changed (the runner's in-kernel fault filter follows them). */
+  onFaultRegions?: (regions: FaultRegion[]) => void;
+  /** Pages one timer-driven verification pass reads at most (round-robin beyond that); default 65536. */
+  verifyPagesPerPass?: number;
+  /** Rules to run; default ALL_RULES. */
+  rules?: readonly Rule[];
+  /** Continue numbering after an existing database: next event seq, anomaly seq, pin id (default 1). */
+  firstEventSeq?: number;
+  firstAnomalySeq?: number;
+  firstPinId?: number;
+  /** FOLL_* numbering of kprobe gup events; default from the running kernel. */
+  follNumbering?: FollNumbering;
+  /** A rule handler threw (the rule is skipped for that call). */
+  onRuleError?: (ruleId: string, err: unknown) => void;
+  /** A sink threw (the other sinks still get the call). Default: the first error is printed to stderr. */
+  onSinkError?: (err: unknown) => void;
+  /** ParseSink callbacks the collector itself does not need. */
+  onReady?: (tag: string) => void;
+  onMalformed?: (line: string, reason: string) => void;
+  onMessage?: (text: string) => void;
+}
+
+/** Kinds that can release pins: pending verification of the process runs first, while the pin lives. */
+function mayReleasePins(kind: string): boolean {
+  return kind === 'exit' || kind === 'close' || kind === 'pin_result' || kind === 'vfio_dma' || kind === 'unpin';
+}
+
+export class Collector {
+  readonly parseSink: ParseSink;
+  readonly config: CollectorConfig;
+  readonly model: ShadowModel;
+  readonly verifier: Verifier;
+  readonly engine: RuleEngine;
+  readonly counters = { events: 0, anomalies: 0, lostEvents: 0, malformed: 0, sinkErrors: 0 };
+
+  private readonly sinks: CollectorSink[];
+  private readonly clock: Clock;
+  private readonly reader: PagemapReader;
+  private readonly ownReader: ProcPagemapReader | null;
+  private readonly onFaultRegions?: (regions: FaultRegion[]) => void;
+  private readonly onSinkError: (err: unknown) => void;
+  private nextSeq: number;
+  private regionsKey = '';
+  private closed = false;
+
+  constructor(opts: CollectorOptions) {
+    this.sinks = [...opts.sinks];
+    this.config = { ...DEFAULT_COLLECTOR_CONFIG, ...opts.config };
+    this.clock = opts.clock ?? systemClock;
+    this.ownReader = opts.pagemap ? null : new ProcPagemapReader({ clock: this.clock });
+    this.reader = opts.pagemap ?? this.ownReader!;
+    this.onFaultRegions = opts.onFaultRegions;
+    let reported = false;
+    this.onSinkError =
+      opts.onSinkError ??
+      ((err) => {
+        if (reported) return;
+        reported = true;
+        process.stderr.write(`pinwatch: a collector sink failed (further failures are only counted): ${(err as Error)?.stack ?? err}\n`);
+      });
+    this.nextSeq = opts.firstEventSeq ?? 1;
+
+    this.model = new ShadowModel({
+      pagemap: this.reader,
+      maps: opts.maps ?? new ProcMapsReader(),
+      clock: this.clock,
+      firstPinId: opts.firstPinId,
+      follNumbering: opts.follNumbering,
+    });
+    this.verifier = new Verifier({
+      model: this.model,
+      reader: this.reader,
+      clock: this.clock,
+      scheduler: opts.scheduler ?? systemScheduler,
+      config: this.config,
+      onRead: (r, reason) => this.emitRead(r, reason),
+      onCheck: (c) => this.engine.onPagemap(c),
+      onProcessGone: (pid) => this.processGone(pid),
+      onTick: (now) => this.engine.onTick(now),
+      afterPass: () => this.publish(),
+      maxPagesPerPass: opts.verifyPagesPerPass,
+    });
+    this.engine = new RuleEngine({
+      rules: opts.rules ?? ALL_RULES,
+      model: this.model,
+      config: this.config,
+      clock: this.clock,
+      emit: (a) => this.emitAnomaly(a),
+      readNow: (pin, first, count, reason) => this.verifier.readNow(pin, first, count, reason),
+      firstAnomalySeq: opts.firstAnomalySeq,
+      onError: opts.onRuleError,
+    });
+    this.parseSink = {
+      event: (e) => this.ingest(e),
+      lost: (count) => this.lost(count),
+      ready: (tag) => opts.onReady?.(tag),
+      malformed: (line, reason) => {
+        this.counters.malformed++;
+        opts.onMalformed?.(line, reason);
+      },
+      message: (text) => opts.onMessage?.(text),
+    };
+  }
+
+  /** The seq the next event will get. */
+  get nextEventSeq(): number {
+    return this.nextSeq;
+  }
+  get nextAnomalySeq(): number {
+    return this.engine.nextAnomalySeq;
+  }
+  get nextPinId(): number {
+    return this.model.nextPin;
+  }
+
+  /** Number the event, publish it, run model, rules and verification scheduling. */
+  ingest(e: TraceEvent): void {
+    const se = e as SequencedEvent;
+    se.seq = this.nextSeq++;
+    this.counters.events++;
+    const sinks = this.sinks;
+    for (let i = 0; i < sinks.length; i++) {
+      try {
+        sinks[i].event(se);
+      } catch (err) {
+        this.sinkFailed(err);
+      }
+    }
+    if (se.kind === 'lost') this.onLost(se);
+    if (this.verifier.hasPending && mayReleasePins(se.kind)) this.verifier.flushPid(se.pid);
+    const model = this.model;
+    model.apply(se);
+    this.engine.onEvent(se);
+    if (model.effects.dirty) this.afterEffects(model.effects);
+    if (model.changed.size !== 0 || model.regionsDirty) this.publish();
+  }
+
+  /** bpftrace lost `count` events: recorded in the stream (a 'lost' event) to mark the window. */
+  lost(count: number): void {
+    const e: LostEvent = { kind: 'lost', tsNs: this.clock.nowNs(), pid: 0, tid: 0, comm: '', count };
+    this.ingest(e);
+  }
+
+  /** Run pending and periodic pagemap reads now (tests, shutdown). */
+  verifyNow(): void {
+    this.verifier.runPending();
+    this.verifier.runPeriodic(true);
+    this.publish();
+  }
+
+  /** Live pins (including orphans), as the schema's Pin. */
+  pins(): Pin[] {
+    return [...this.model.livePins()].map((p) => p.toPin());
+  }
+
+  /** Last verification pass, then stop timers. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.verifyNow();
+    this.closed = true;
+    this.verifier.close();
+    this.ownReader?.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private afterEffects(fx: ModelEffects): void {
+    const v = this.verifier;
+    for (const z of fx.zaps) v.schedule(z.pin, z.firstPage, z.count, z.how);
+    for (const m of fx.moves) v.schedule(m.pin, m.firstPage, m.count, 'mremap');
+    for (const t of fx.touched) v.schedule(t.pin, t.firstPage, t.count, t.reason);
+    if (fx.created.length) v.updatePeriodic();
+    // The pagemap fd stays open per pid only while it has pins (and never past its exit: pids get reused).
+    const release = (this.reader as Partial<PagemapBulkReader>).release;
+    if (release) {
+      if (fx.exitedPid !== null) release.call(this.reader, fx.exitedPid);
+      for (const r of fx.released) if (!this.model.hasPins(r.pin.pid)) release.call(this.reader, r.pin.pid);
+    }
+  }
+
+  private processGone(pid: number): void {
+    const comm = this.model.process(pid)?.comm ?? '';
+    if (!this.model.processGone(pid, this.clock.nowNs())) return;
+    // A synthetic exit (seq -1: not in the event stream) so effect-driven rules see the orphans.
+    const e = { kind: 'exit', tsNs: this.clock.nowNs(), pid, tid: pid, comm, seq: -1 } as ExitEvent & { seq: number };
+    this.engine.onEvent(e);
+    if (this.model.effects.dirty) this.afterEffects(this.model.effects);
+    this.publish();
+  }
+
+  private onLost(e: LostEvent): void {
+    this.counters.lostEvents += e.count;
+    this.engine.noteLost(e.tsNs);
+    for (const s of this.sinks) {
+      try {
+        s.lost(e.count);
+      } catch (err) {
+        this.sinkFailed(err);
+      }
+    }
+  }
+
+  /** Publish changed pins and, if they changed, the pinned regions. */
+  private publish(): void {
+    const model = this.model;
+    if (model.changed.size !== 0) {
+      const changed = [...model.changed];
+      model.changed.clear();
+      for (const rec of changed) {
+        const pin = rec.toPin();
+        for (const s of this.sinks) {
+          try {
+            s.pin(pin);
+          } catch (err) {
+            this.sinkFailed(err);
+          }
+        }
+      }
+    }
+    if (model.regionsDirty) {
+      model.regionsDirty = false;
+      if (this.onFaultRegions) {
+        const regions = model.faultRegions();
+        const key = regions.map((r) => `${r.pid}:${r.region}`).join(',');
+        if (key !== this.regionsKey) {
+          this.regionsKey = key;
+          this.onFaultRegions(regions);
+        }
+      }
+    }
+  }
+
+  private emitRead(r: PagemapRead, reason: string): void {
+    for (const s of this.sinks) {
+      try {
+        s.pagemapRead(r, reason);
+      } catch (err) {
+        this.sinkFailed(err);
+      }
+    }
+  }
+
+  private emitAnomaly(a: Anomaly): void {
+    this.counters.anomalies++;
+    for (const s of this.sinks) {
+      try {
+        s.anomaly(a);
+      } catch (err) {
+        this.sinkFailed(err);
+      }
+    }
+  }
+
+  private sinkFailed(err: unknown): void {
+    this.counters.sinkErrors++;
+    this.onSinkError(err);
+  }
+}

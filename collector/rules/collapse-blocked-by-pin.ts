@@ -1,0 +1,105 @@
+// collapse-blocked-by-pin (info): khugepaged or MADV_COLLAPSE gave up on a range because a page had an extra
+// reference (SCAN_PAGE_COUNT, 14 not_suitable_page_count) and the range holds a live pin. The event's pfn
+// is matched against pinned pfns (addr = that pinned page); otherwise the range comes from the same
+// thread's MADV_COLLAPSE (addr = the 2 MiB range start). Once per (pin, 2 MiB region).
+import type { RuleInfo } from '../../schema/anomalies.ts';
+import type { SequencedEvent } from '../../schema/events.ts';
+import { MADV, PAGE_SIZE, SCAN_NOT_SUITABLE_PAGE_COUNT, scanResultName } from '../../schema/kernel.ts';
+import type { PinRecord } from '../model/pin-record.ts';
+import { hex, pageUp, pmdDown, pmdIndex } from '../model/ranges.ts';
+import { eventEvidence, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
+import { defineRule, type RuleContext } from './rule.ts';
+
+export const info: RuleInfo = {
+  id: 'collapse-blocked-by-pin',
+  severity: 'info',
+  title: 'Huge-page collapse refused because of a pin',
+  whyItMatters:
+    'The kernel correctly refuses to replace pinned pages with a huge page (the device would keep the old ones), but ' +
+    'the range then stays on small pages: more TLB misses, and khugepaged retries it forever. Worth knowing when ' +
+    'MADV_COLLAPSE returns EAGAIN or THP coverage of a DMA buffer is low.',
+  mechanism:
+    'hpage_collapse_scan_pmd (khugepaged, madvise_collapse) and __collapse_huge_page_isolate check ' +
+    'is_refcount_suitable(): a pinned page has references beyond its mappings, so the scan stops with ' +
+    'SCAN_PAGE_COUNT (trace: mm_khugepaged_scan_pmd / mm_collapse_huge_page_isolate status 14, ' +
+    'not_suitable_page_count) and MADV_COLLAPSE fails with EAGAIN. Pins are counted apart from other references ' +
+    'since FOLL_PIN (seed 003).',
+  seeds: ['003'],
+  modes: ['tracepoint', 'kprobe'],
+};
+
+interface Pending {
+  e: SequencedEvent;
+  pid: number;
+}
+interface State {
+  reported: WeakMap<PinRecord, Set<number>>;
+  pending: Map<number, Pending[]>;
+}
+const STALE_NS = 2_000_000_000;
+
+function fire(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord, page: number, addr: number, extra: SequencedEvent | null): void {
+  const region = pmdIndex(addr);
+  let seen = st.reported.get(pin);
+  if (!seen) st.reported.set(pin, (seen = new Set()));
+  if (seen.has(region)) return;
+  seen.add(region);
+  const status = 'status' in e ? (e.status as number) : SCAN_NOT_SUITABLE_PAGE_COUNT;
+  ctx.raise({
+    rule: info.id,
+    pid: pin.pid,
+    comm: pin.comm,
+    addr,
+    len: PAGE_SIZE,
+    pfn: page >= 0 ? pinnedPfnOrNull(pin, page) : null,
+    tsNs: e.tsNs,
+    pinId: pin.id,
+    summary: `huge-page collapse of ${hex(pmdDown(addr))} refused (${scanResultName(status)}): ${pin.handleText} pins ${page >= 0 ? `page ${hex(addr)}` : 'pages'} in the range`,
+    evidence: [
+      ...eventEvidence(e, `${e.kind} status ${status} (${scanResultName(status)})${'pfn' in e ? ` at pfn ${hex(e.pfn as number)}` : ''}`),
+      ...eventEvidence(extra, 'MADV_COLLAPSE on the range'),
+      pinCreatedEvidence(pin),
+    ],
+  });
+}
+
+export const rule = defineRule<State>({
+  info,
+  kinds: ['scan_pmd', 'collapse_isolate', 'madvise'],
+  init: () => ({ reported: new WeakMap(), pending: new Map() }),
+  onEvent(e, ctx, st) {
+    if (e.kind === 'madvise') {
+      if (e.behavior !== MADV.COLLAPSE || st.pending.size === 0) return;
+      const list = st.pending.get(e.tid);
+      if (!list) return;
+      st.pending.delete(e.tid);
+      const start = pmdDown(e.addr);
+      const end = pageUp(e.addr + e.len);
+      for (const { e: ev, pid } of list) {
+        const spans = ctx.model.pinnedSpans(pid, start, end);
+        if (spans.length === 0) continue;
+        fire(ctx, st, ev, spans[0].pin, -1, pmdDown(spans[0].va), e);
+      }
+      return;
+    }
+    if (e.kind !== 'scan_pmd' && e.kind !== 'collapse_isolate') return;
+    if (e.status !== SCAN_NOT_SUITABLE_PAGE_COUNT) return;
+    if (st.pending.size) for (const [tid, l] of st.pending) if (e.tsNs - l[0].e.tsNs > STALE_NS) st.pending.delete(tid);
+    let matched = false;
+    for (const h of ctx.effects.pfnHits) {
+      if (h.cause !== e) continue;
+      matched = true;
+      fire(ctx, st, e, h.pin, h.page, h.pin.vaOf(h.page), null);
+    }
+    if (matched) return;
+    const pid = (e.kind === 'scan_pmd' && ctx.model.pidForMm(e.mm)) || e.pid;
+    if (!ctx.model.hasPins(pid)) return;
+    const l = st.pending.get(e.tid);
+    if (l) l.push({ e, pid });
+    else st.pending.set(e.tid, [{ e, pid }]);
+  },
+  onTick(nowNs, _ctx, st) {
+    for (const [tid, l] of st.pending) if (nowNs - l[0].e.tsNs > STALE_NS) st.pending.delete(tid);
+  },
+});
+

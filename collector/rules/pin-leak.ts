@@ -1,0 +1,109 @@
+// pin-leak (warning): a pin outlives what it was for — its mapping (the range was munmapped / replaced /
+// shrunk while pinned: addr = first unmapped pinned page), its owning process (exited while another
+// process, e.g. a fork child, still holds the ring/container fd), or it is older than pinMaxAgeS.
+// Each reason reported once per pin.
+import type { RuleInfo } from '../../schema/anomalies.ts';
+import { PAGE_SIZE } from '../../schema/kernel.ts';
+import type { PinRecord } from '../model/pin-record.ts';
+import { hex } from '../model/ranges.ts';
+import { eventEvidence, pages, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
+import { defineRule } from './rule.ts';
+
+export const info: RuleInfo = {
+  id: 'pin-leak',
+  severity: 'warning',
+  title: 'Pin outlives its mapping or process',
+  whyItMatters:
+    'A pinned page that no process maps any more is memory nobody can read, still written by the device: the data ' +
+    'is lost and the page cannot be reclaimed, migrated or compacted until the pin goes. A pin kept alive after its ' +
+    'owner exited (an inherited io_uring or VFIO fd) holds the dead process\'s memory indefinitely; a very old pin ' +
+    'fragments ZONE_MOVABLE / CMA.',
+  mechanism:
+    'munmap (do_vmi_munmap), mmap(MAP_FIXED) and mremap shrink drop the VMA and PTEs but not the GUP reference: the ' +
+    'folio stays allocated with its pin count until unpin_user_pages (io_uring: io_buffer_unmap at unregister or ring ' +
+    'exit; VFIO: vfio_unpin_pages_remote at unmap/container release). The ring or container lives as long as any fd ' +
+    'refers to it (seed 003: pins need tracking apart from ordinary references).',
+  seeds: ['003'],
+  modes: ['tracepoint', 'kprobe'],
+};
+
+interface State {
+  unmapped: WeakSet<PinRecord>;
+  orphaned: WeakSet<PinRecord>;
+  old: WeakSet<PinRecord>;
+}
+
+export const rule = defineRule<State>({
+  info,
+  effects: true,
+  init: () => ({ unmapped: new WeakSet(), orphaned: new WeakSet(), old: new WeakSet() }),
+  onEvent(e, ctx, st) {
+    const fx = ctx.effects;
+    if (fx.zaps.length) {
+      // First unmapped pinned page per pin for this event.
+      const first = new Map<PinRecord, { va: number; page: number; count: number; how: string }>();
+      for (const z of fx.zaps) {
+        if (!z.unmapped || z.race || st.unmapped.has(z.pin) || !z.pin.live) continue;
+        const cur = first.get(z.pin);
+        if (!cur) first.set(z.pin, { va: z.va, page: z.firstPage, count: z.count, how: z.how });
+        else {
+          cur.count += z.count;
+          if (z.va < cur.va) Object.assign(cur, { va: z.va, page: z.firstPage, how: z.how });
+        }
+      }
+      for (const [pin, f] of first) {
+        st.unmapped.add(pin);
+        ctx.raise({
+          rule: info.id,
+          pid: pin.pid,
+          comm: pin.comm,
+          addr: f.va,
+          len: f.count * PAGE_SIZE,
+          pfn: pinnedPfnOrNull(pin, f.page),
+          tsNs: e.tsNs,
+          pinId: pin.id,
+          summary: `${f.how} unmapped ${pages(f.count)} of ${pin.handleText} at ${hex(f.va)}; the pin still holds them: no process can see what the device writes there`,
+          evidence: [...eventEvidence(e, `${f.how} ${hex(f.va)}: the pinned range is no longer mapped`), pinCreatedEvidence(pin)],
+        });
+      }
+    }
+    for (const pin of fx.orphaned) {
+      if (st.orphaned.has(pin)) continue;
+      st.orphaned.add(pin);
+      const holders = pin.handle?.holders ?? [];
+      ctx.raise({
+        rule: info.id,
+        pid: pin.pid,
+        comm: pin.comm,
+        addr: pin.vaOf(0),
+        len: pin.len,
+        pfn: pinnedPfnOrNull(pin, 0),
+        tsNs: e.tsNs,
+        pinId: pin.id,
+        summary: `process ${pin.pid} exited but ${pin.handleText} stays pinned: pid ${holders.join(', ')} still holds fd ${pin.handle?.fd} (inherited across fork; unless it exec'd with O_CLOEXEC)`,
+        evidence: [...eventEvidence(e, `exit of ${pin.pid}`), pinCreatedEvidence(pin)],
+      });
+    }
+  },
+  onTick(nowNs, ctx, st) {
+    const maxAge = ctx.config.pinMaxAgeS;
+    if (!(maxAge > 0)) return;
+    const limit = maxAge * 1e9;
+    for (const pin of ctx.model.livePins()) {
+      if (st.old.has(pin) || nowNs - pin.createdNs <= limit) continue;
+      st.old.add(pin);
+      ctx.raise({
+        rule: info.id,
+        pid: pin.pid,
+        comm: pin.comm,
+        addr: pin.vaOf(0),
+        len: pin.len,
+        pfn: pinnedPfnOrNull(pin, 0),
+        tsNs: nowNs,
+        pinId: pin.id,
+        summary: `${pin.handleText} has been pinned for ${Math.round((nowNs - pin.createdNs) / 1e9)} s (limit ${maxAge} s)`,
+        evidence: [pinCreatedEvidence(pin)],
+      });
+    }
+  },
+});

@@ -1,0 +1,72 @@
+// pin-pte-divergence (critical): the page table at a pinned address maps a different page than the one
+// the device holds. Raised from the verifier's pagemap checks, once per (pin, page).
+import type { RuleInfo } from '../../schema/anomalies.ts';
+import { PAGE_SIZE } from '../../schema/kernel.ts';
+import type { PinRecord } from '../model/pin-record.ts';
+import { hex } from '../model/ranges.ts';
+import { pageHistoryEvidence, pinCreatedEvidence, pinnedPfnOrNull, snapshotEvidence } from './evidence.ts';
+import { defineRule } from './rule.ts';
+
+export const info: RuleInfo = {
+  id: 'pin-pte-divergence',
+  severity: 'critical',
+  title: 'Pinned page and page table diverged',
+  whyItMatters:
+    'The device keeps reading and writing the page it pinned while the process now sees another page at the same ' +
+    'address: DMA writes vanish from the process\'s view and device reads return stale data. Silent data corruption, ' +
+    'no crash, no log line.',
+  mechanism:
+    'GUP (pin_user_pages* with FOLL_PIN|FOLL_LONGTERM for io_uring fixed buffers, vfio_pin_pages_remote, ib_umem_get) ' +
+    'freezes the page, not the mapping. zap_page_range_single (MADV_DONTNEED), munmap/mmap(MAP_FIXED), a COW in ' +
+    'do_wp_page -> wp_page_copy, swap-out via try_to_unmap and a refault in do_swap_page, migration or a THP collapse ' +
+    'then install a different page in the PTE while the pin still holds the old one. pinwatch compares ' +
+    '/proc/PID/pagemap with the pfn read right after the pin: "confirmed" when pagemap shows another pfn, "inferred" ' +
+    'when the events (a zap, then a write fault there) imply it but pagemap cannot show it (process gone, page not ' +
+    'present yet, pin-time snapshot raced with the change).',
+  seeds: ['000', '002'],
+  modes: ['tracepoint', 'kprobe'],
+};
+
+interface State {
+  reported: WeakMap<PinRecord, Set<number>>;
+}
+
+export const rule = defineRule<State>({
+  info,
+  init: () => ({ reported: new WeakMap() }),
+  onPagemap(check, ctx, st) {
+    if (check.divergence === null) return;
+    const { pin, page } = check;
+    let seen = st.reported.get(pin);
+    if (!seen) st.reported.set(pin, (seen = new Set()));
+    if (seen.has(page)) return;
+    seen.add(page);
+    const confirmed = check.divergence === 'confirmed';
+    const pinned = pinnedPfnOrNull(pin, page);
+    const history = pin.historyOf(page).filter((h) => h.seq >= 0 && h.seq !== pin.createdSeq);
+    const trigger = history.length ? history[history.length - 1].tsNs : check.read.tsNs;
+    const now = check.read.pfn;
+    const summary = confirmed
+      ? `${pin.handleText}: the device holds pfn ${hex(pinned)} but the page table at ${hex(check.addr)} maps pfn ${hex(now)}`
+      : `${pin.handleText}: page ${hex(check.addr)} no longer maps the pinned page ${hex(pinned)} (inferred: ${check.why})`;
+    ctx.raise({
+      rule: info.id,
+      pid: pin.pid,
+      comm: pin.comm,
+      addr: check.addr,
+      len: PAGE_SIZE,
+      pfn: pinned,
+      newPfn: confirmed ? now : null,
+      confirmed,
+      tsNs: trigger,
+      pinId: pin.id,
+      summary,
+      evidence: [
+        pinCreatedEvidence(pin),
+        snapshotEvidence(pin, page),
+        ...pageHistoryEvidence(pin, page),
+        { type: 'pagemap', read: check.read, note: `${check.reason} check: ${check.why}` },
+      ],
+    });
+  },
+});

@@ -1,0 +1,331 @@
+// The pagemap verifier: after an event that may have moved a pinned page (zap, remap, fault in a pinned
+// page, collapse, fork, KSM/migration/writeback on a pinned pfn) it re-reads those pages after
+// verifyDelayMs, and it re-reads every live pin every verifyIntervalMs. Each read is compared with the pfn
+// the device holds:
+//   confirmed – the page is present and its pfn differs from the pinned pfn (snapshot not late);
+//   inferred  – only the events imply it (a hard zap, then a write fault there) but pagemap cannot show it
+//               (process gone, page not present yet, pfns hidden, pinned pfn unknown) or the pin-time
+//               snapshot was late (see model/shadow-model.ts).
+// Reads go to the sinks and to the rules (onCheck). Event-triggered reads are all reported; the periodic
+// pass reports only pages whose pfn changed or that newly diverged (1M pinned pages must not mean 1M rows
+// per pass). The timer's pass reads at most maxPagesPerPass pages, sweeping round-robin.
+import type { PagemapRead } from '../../schema/anomalies.ts';
+import type { CollectorConfig, PagemapReader } from '../contracts.ts';
+import { PG_DIVERGED, PG_HARD_ZAP, PG_LATE, PG_WRITE_AFTER_ZAP, type PinRecord } from '../model/pin-record.ts';
+import type { ShadowModel } from '../model/shadow-model.ts';
+import { hex } from '../model/ranges.ts';
+import { PAGE_SIZE } from '../../schema/kernel.ts';
+import { PM_HIDDEN, PM_PRESENT, isProcessGoneError, readPagesInto, toPagemapRead } from './pagemap.ts';
+import type { Clock, Scheduler, TimerHandle } from './time.ts';
+
+export type Divergence = 'confirmed' | 'inferred' | null;
+
+/** One pinned page compared with a pagemap read. */
+export interface PageCheck {
+  pin: PinRecord;
+  page: number;
+  /** Where the page was read (its current address). */
+  addr: number;
+  read: PagemapRead;
+  /** What triggered the read: 'fault', 'MADV_DONTNEED', 'timer', 'exit', ... */
+  reason: string;
+  divergence: Divergence;
+  /** Why the verdict is what it is (evidence note). */
+  why: string;
+}
+
+/** The verdict for one page (pure; see the header). */
+export function classifyPage(
+  flags: number,
+  pinnedPfn: number,
+  present: boolean,
+  hidden: boolean,
+  pfn: number,
+  error: string | null | undefined,
+): { divergence: Divergence; why: string } {
+  const implied = (flags & PG_HARD_ZAP) !== 0 && (flags & PG_WRITE_AFTER_ZAP) !== 0;
+  const late = (flags & PG_LATE) !== 0;
+  if (error) {
+    return implied
+      ? { divergence: 'inferred', why: `zapped then written after the pin; pagemap unreadable (${error})` }
+      : { divergence: null, why: error };
+  }
+  if (!present || hidden) {
+    const what = hidden ? 'pfns hidden from this reader (not root)' : 'page not present';
+    return implied ? { divergence: 'inferred', why: `zapped then written after the pin; ${what}` } : { divergence: null, why: what };
+  }
+  if (Number.isNaN(pinnedPfn)) {
+    return implied
+      ? { divergence: 'inferred', why: 'zapped then written after the pin; the pinned pfn is unknown' }
+      : { divergence: null, why: 'pinned pfn unknown' };
+  }
+  if (pfn !== pinnedPfn) {
+    return late
+      ? { divergence: 'inferred', why: `pfn ${hex(pfn)} differs from ${hex(pinnedPfn)}, but the pin-time snapshot was late (the page may have moved before it)` }
+      : { divergence: 'confirmed', why: `pagemap maps pfn ${hex(pfn)}; the pin holds pfn ${hex(pinnedPfn)}` };
+  }
+  if (late && implied) {
+    return { divergence: 'inferred', why: 'same pfn as the late snapshot, but the page was zapped then written after the pin' };
+  }
+  return { divergence: null, why: 'same page' };
+}
+
+export interface VerifierOptions {
+  model: ShadowModel;
+  reader: PagemapReader;
+  clock: Clock;
+  scheduler: Scheduler;
+  config: CollectorConfig;
+  onRead(read: PagemapRead, reason: string): void;
+  onCheck(check: PageCheck): void;
+  /** A read said the process is gone (its exit event may have been lost). */
+  onProcessGone(pid: number): void;
+  /** Called at the end of every periodic pass (rules' onTick). */
+  onTick?(nowNs: number): void;
+  /** Called after each batch of reads (pending, flush, periodic): the pipeline publishes changed pins. */
+  afterPass?(): void;
+  /**
+   * Pages the timer's periodic pass reads at most (default 65536, ~10-50 ms of pagemap reads): with more pinned
+   * pages the pass sweeps them round-robin over several intervals. Event-triggered reads are not limited;
+   * runPeriodic(true) (verifyNow, close) reads everything.
+   */
+  maxPagesPerPass?: number;
+}
+
+interface PendingRange {
+  first: number;
+  count: number;
+  reason: string;
+}
+
+export class Verifier {
+  private readonly o: VerifierOptions;
+  private pending = new Map<PinRecord, PendingRange[]>();
+  private pendingTimer: TimerHandle | null = null;
+  private periodicTimer: TimerHandle | null = null;
+  private closed = false;
+  private pfnBuf = new Float64Array(512);
+  private stateBuf = new Uint8Array(512);
+  private gone = new Set<number>();
+  private readonly maxPagesPerPass: number;
+  /** Where the budgeted periodic sweep continues: pin id and page. */
+  private sweepPinId = -1;
+  private sweepPage = 0;
+  /** Counters for status and benchmarks. */
+  readonly stats = { reads: 0, pagesRead: 0, passes: 0, errors: 0 };
+
+  constructor(opts: VerifierOptions) {
+    this.o = opts;
+    this.maxPagesPerPass = Math.max(1, opts.maxPagesPerPass ?? 65536);
+  }
+
+  get hasPending(): boolean {
+    return this.pending.size !== 0;
+  }
+
+  /** Re-read pages [firstPage, firstPage+count) of pin after verifyDelayMs. */
+  schedule(pin: PinRecord, firstPage: number, count: number, reason: string): void {
+    if (this.closed || !pin.live) return;
+    let list = this.pending.get(pin);
+    if (list === undefined) this.pending.set(pin, (list = []));
+    const last = list[list.length - 1];
+    if (last && last.reason === reason && firstPage <= last.first + last.count && firstPage + count >= last.first) {
+      const end = Math.max(last.first + last.count, firstPage + count);
+      last.first = Math.min(last.first, firstPage);
+      last.count = end - last.first;
+    } else {
+      list.push({ first: firstPage, count, reason });
+    }
+    if (this.pendingTimer === null) {
+      this.pendingTimer = this.o.scheduler.setTimeout(() => {
+        this.pendingTimer = null;
+        this.runPending();
+      }, this.o.config.verifyDelayMs);
+    }
+  }
+
+  /** Run the pending reads of pid's pins now (before its pins are released or it exits). */
+  flushPid(pid: number): void {
+    if (this.pending.size === 0) return;
+    const mine: [PinRecord, PendingRange[]][] = [];
+    for (const entry of this.pending) if (entry[0].pid === pid) mine.push(entry);
+    if (mine.length === 0) return;
+    for (const [pin] of mine) this.pending.delete(pin);
+    for (const [pin, ranges] of mine) for (const r of ranges) this.readRange(pin, r.first, r.count, r.reason, true);
+    this.reportGone();
+    this.o.afterPass?.();
+  }
+
+  /** Run every pending read now. */
+  runPending(): void {
+    if (this.pendingTimer !== null) {
+      this.o.scheduler.clearTimeout(this.pendingTimer);
+      this.pendingTimer = null;
+    }
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    for (const [pin, ranges] of batch) for (const r of ranges) this.readRange(pin, r.first, r.count, r.reason, true);
+    this.reportGone();
+    this.o.afterPass?.();
+  }
+
+  /** Read live pins (all of them when `full`, else the next maxPagesPerPass pages of the sweep), then tick the rules. */
+  runPeriodic(full = false): void {
+    this.stats.passes++;
+    const pins = [...this.o.model.livePins()];
+    if (full) for (const pin of pins) this.readRange(pin, 0, pin.nPages, 'timer', false);
+    else if (pins.length) this.sweep(pins);
+    this.reportGone();
+    this.o.onTick?.(this.o.clock.nowNs());
+    this.o.afterPass?.();
+  }
+
+  /**
+   * Read pages of a pin right now and return the reads (sent to onRead, not to onCheck): rules that confirm
+   * what an event did at once. Updates the pages' current pfn.
+   */
+  readNow(pin: PinRecord, first: number, count: number, reason: string): PagemapRead[] {
+    const out: PagemapRead[] = [];
+    if (!pin.live || pin.orphaned) return out;
+    const end = Math.min(first + count, pin.nPages);
+    for (const x of pin.extents) {
+      const s = Math.max(first, x.page);
+      const e = Math.min(end, x.page + x.count);
+      if (s >= e) continue;
+      const n = e - s;
+      const va = x.va + (s - x.page) * PAGE_SIZE;
+      if (this.pfnBuf.length < n) {
+        this.pfnBuf = new Float64Array(n);
+        this.stateBuf = new Uint8Array(n);
+      }
+      const err = readPagesInto(this.o.reader, pin.pid, va, n, this.pfnBuf, this.stateBuf, 0);
+      const ts = this.o.clock.nowNs();
+      this.stats.reads++;
+      this.stats.pagesRead += n;
+      for (let i = 0; i < n; i++) {
+        const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, this.pfnBuf[i], this.stateBuf[i], err);
+        if (!err) {
+          const page = s + i;
+          const pfn = this.pfnBuf[i];
+          const prev = pin.currentPfn[page];
+          if (!(prev === pfn || (Number.isNaN(prev) && Number.isNaN(pfn)))) {
+            pin.currentPfn[page] = pfn;
+            this.o.model.changed.add(pin);
+          }
+        }
+        this.o.onRead(read, reason);
+        out.push(read);
+      }
+    }
+    return out;
+  }
+
+  /** Arm the periodic pass while pins live; called by the pipeline after events that create pins. */
+  updatePeriodic(): void {
+    if (this.closed || this.periodicTimer !== null || this.o.model.livePinCount === 0) return;
+    this.periodicTimer = this.o.scheduler.setTimeout(() => this.periodicFired(), this.o.config.verifyIntervalMs);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.pendingTimer !== null) this.o.scheduler.clearTimeout(this.pendingTimer);
+    if (this.periodicTimer !== null) this.o.scheduler.clearTimeout(this.periodicTimer);
+    this.pendingTimer = null;
+    this.periodicTimer = null;
+    this.pending.clear();
+  }
+
+  /** Round-robin over pins (in creation order) from where the last pass stopped, within the page budget. */
+  private sweep(pins: PinRecord[]): void {
+    let budget = this.maxPagesPerPass;
+    let i = pins.findIndex((p) => p.id >= this.sweepPinId);
+    if (i < 0) i = 0;
+    if (pins[i].id !== this.sweepPinId) this.sweepPage = 0;
+    let completed = 0;
+    while (budget > 0 && completed < pins.length) {
+      const pin = pins[i];
+      const n = Math.min(budget, pin.nPages - this.sweepPage);
+      if (n > 0) this.readRange(pin, this.sweepPage, n, 'timer', false);
+      budget -= Math.max(n, 1);
+      this.sweepPage += n;
+      if (this.sweepPage >= pin.nPages) {
+        completed++;
+        i = (i + 1) % pins.length;
+        this.sweepPage = 0;
+      }
+      this.sweepPinId = pins[i].id;
+    }
+  }
+
+  private periodicFired(): void {
+    this.periodicTimer = null;
+    if (this.closed) return;
+    this.runPeriodic();
+    this.updatePeriodic();
+  }
+
+  private reportGone(): void {
+    if (this.gone.size === 0) return;
+    const pids = [...this.gone];
+    this.gone.clear();
+    for (const pid of pids) this.o.onProcessGone(pid);
+  }
+
+  private readRange(pin: PinRecord, first: number, count: number, reason: string, eventTriggered: boolean): void {
+    if (!pin.live || pin.orphaned) return;
+    const end = Math.min(first + count, pin.nPages);
+    for (const x of pin.extents) {
+      const s = Math.max(first, x.page);
+      const e = Math.min(end, x.page + x.count);
+      if (s >= e) continue;
+      this.readRun(pin, s, e - s, x.va + (s - x.page) * PAGE_SIZE, reason, eventTriggered);
+    }
+  }
+
+  private readRun(pin: PinRecord, firstPage: number, n: number, va: number, reason: string, eventTriggered: boolean): void {
+    if (this.pfnBuf.length < n) {
+      this.pfnBuf = new Float64Array(n);
+      this.stateBuf = new Uint8Array(n);
+    }
+    const err = readPagesInto(this.o.reader, pin.pid, va, n, this.pfnBuf, this.stateBuf, 0);
+    const ts = this.o.clock.nowNs();
+    this.stats.reads++;
+    this.stats.pagesRead += n;
+    if (err) {
+      this.stats.errors++;
+      if (isProcessGoneError(err)) this.gone.add(pin.pid);
+      this.o.onRead(toPagemapRead(ts, pin.pid, va, NaN, 0, err), reason);
+      for (let i = 0; i < n; i++) {
+        const page = firstPage + i;
+        const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], false, false, NaN, err);
+        if (v.divergence === null) continue;
+        if (pin.setFlag(page, PG_DIVERGED)) this.o.model.changed.add(pin);
+        const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, NaN, 0, err);
+        this.o.onCheck({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why });
+      }
+      return;
+    }
+    for (let i = 0; i < n; i++) {
+      const page = firstPage + i;
+      const pfn = this.pfnBuf[i];
+      const state = this.stateBuf[i];
+      const prev = pin.currentPfn[page];
+      const changed = !(prev === pfn || (Number.isNaN(prev) && Number.isNaN(pfn)));
+      if (changed) {
+        pin.currentPfn[page] = pfn;
+        this.o.model.changed.add(pin);
+      }
+      const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], (state & PM_PRESENT) !== 0, (state & PM_HIDDEN) !== 0, pfn, null);
+      let newlyDiverged = false;
+      if (v.divergence !== null && pin.setFlag(page, PG_DIVERGED)) {
+        newlyDiverged = true;
+        this.o.model.changed.add(pin);
+      }
+      if (!eventTriggered && !changed && !newlyDiverged) continue;
+      const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, pfn, state);
+      this.o.onRead(read, reason);
+      this.o.onCheck({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why });
+    }
+  }
+}

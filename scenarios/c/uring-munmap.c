@@ -1,0 +1,269 @@
+/* pinwatch scenario uring-munmap: an io_uring fixed buffer (4 anonymous pages) stays registered while
+ * munmap removes its 2nd page. The pin keeps that page alive although no process maps it any more: the
+ * pin outlives its mapping (pin-leak), and a READ_FIXED into that part of the buffer still succeeds,
+ * writing into a page nobody can read (seed 000: a pin freezes the page, not the mapping).
+ *
+ * Self-contained on purpose (no liburing, no shared header): it can be pasted into a bug report.
+ * Build: cc -O2 -Wall -Werror -o uring-munmap uring-munmap.c   Run as root (pagemap pfns).
+ * Exit: 0 = the kernel behaved as expected; 1 = it did not (message says how); 2 = cannot run here.
+ * Output: plain words, plus `PINWATCH {json}` fact lines for tests, the collector and the benchmark. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/io_uring.h>
+
+static const char *scenario = "uring-munmap";
+
+/* ---- pinwatch scaffolding: base (identical in every scenario, checked by test/unit/scenarios) ---- */
+#define PAGE 4096UL
+
+static __attribute__((unused)) uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fflush(stdout);
+	fprintf(stderr, "FAIL (%s, exit %d): ", scenario, code);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+/* One machine-readable line: PINWATCH {"scenario":..,"step":..,"pid":..,<fields>} */
+static void fact(const char *step, const char *fmt, ...)
+{
+	va_list ap;
+	printf("PINWATCH {\"scenario\":\"%s\",\"step\":\"%s\",\"pid\":%d", scenario, step, getpid());
+	if (fmt && *fmt) {
+		putchar(',');
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	printf("}\n");
+}
+
+static void start(void)
+{
+	struct utsname u;
+	setvbuf(stdout, NULL, _IOLBF, 0); /* a collector reads us live through a pipe */
+	uname(&u);
+	printf("%s: pid %d, kernel %s\n", scenario, getpid(), u.release);
+	fact("start", "\"kernel\":\"%s\"", u.release);
+}
+
+static void hold(const char *env, long dflt, const char *why)
+{
+	const char *v = getenv(env);
+	long ms = dflt;
+	char *end;
+	if (v && *v) {
+		ms = strtol(v, &end, 10);
+		if (*end || ms < 0)
+			fail(2, "%s must be a number of milliseconds, got '%s'", env, v);
+	}
+	printf("holding %ld ms (%s)\n", ms, why);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+#define HOLD_BEFORE() hold("PINWATCH_HOLD_BEFORE_MS", 300, "device in use")
+#define HOLD_AFTER() hold("PINWATCH_HOLD_AFTER_MS", 1500, "pin stays live so a pagemap verifier can read it")
+
+/* /proc/self/pagemap: bit 63 present, bit 62 swapped, bits 0-54 pfn (0 unless root). */
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_PFN_MASK ((1ull << 55) - 1)
+static uint64_t pagemap(const void *addr)
+{
+	static int fd = -1, fd_pid;
+	uint64_t e;
+	if (fd < 0 || fd_pid != getpid()) { /* after fork, /proc/self must be reopened */
+		if (fd >= 0)
+			close(fd);
+		fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		fd_pid = getpid();
+		if (fd < 0)
+			fail(2, "open /proc/self/pagemap: %s", strerror(errno));
+	}
+	if (pread(fd, &e, 8, (off_t)((uintptr_t)addr / PAGE * 8)) != 8)
+		fail(2, "read /proc/self/pagemap: %s", strerror(errno));
+	return e;
+}
+/* pfn of a present page; 0 when not present. Fails when pfns are hidden (not root). */
+static __attribute__((unused)) uint64_t pfn_of(const void *addr)
+{
+	uint64_t e = pagemap(addr);
+	if (!(e & PM_PRESENT))
+		return 0;
+	if (!(e & PM_PFN_MASK))
+		fail(2, "pagemap hides pfns: run as root (CAP_SYS_ADMIN)");
+	return e & PM_PFN_MASK;
+}
+/* ---- end base ---- */
+/* ---- pinwatch scaffolding: io_uring (identical in every io_uring scenario) ---- */
+/* A minimal io_uring: setup, the three ring mmaps, one SQE at a time. */
+struct ring {
+	int fd;
+	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+};
+static void ring_init(struct ring *r)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	r->fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+	if (r->fd < 0)
+		fail(2, "io_uring_setup: %s (see /proc/sys/kernel/io_uring_disabled)", strerror(errno));
+	size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+	size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	if (p.features & IORING_FEAT_SINGLE_MMAP)
+		sq_sz = cq_sz = sq_sz > cq_sz ? sq_sz : cq_sz;
+	char *sq = mmap(NULL, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+	char *cq = (p.features & IORING_FEAT_SINGLE_MMAP) ? sq :
+		mmap(NULL, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
+	r->sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || r->sqes == MAP_FAILED)
+		fail(2, "mmap io_uring rings: %s", strerror(errno));
+	r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
+	r->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+	r->sq_array = (unsigned *)(sq + p.sq_off.array);
+	r->cq_head = (unsigned *)(cq + p.cq_off.head);
+	r->cq_tail = (unsigned *)(cq + p.cq_off.tail);
+	r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+	r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+}
+static int register_buffer(struct ring *r, void *addr, size_t len)
+{
+	struct iovec iov = { addr, len };
+	return (int)syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_BUFFERS, &iov, 1) ? -errno : 0;
+}
+static __attribute__((unused)) void unregister_buffers(struct ring *r)
+{
+	if (syscall(__NR_io_uring_register, r->fd, IORING_UNREGISTER_BUFFERS, NULL, 0))
+		fail(2, "IORING_UNREGISTER_BUFFERS: %s", strerror(errno));
+	printf("unregistered the buffer (pins dropped)\n");
+}
+/* The "device" writes `n` bytes at `addr` (inside registered buffer 0): IORING_OP_READ_FIXED from a
+ * pipe. The kernel copies into the pinned pages through its own reference, never through our page
+ * table, exactly like DMA. Returns the CQE result (bytes or -errno). */
+static __attribute__((unused)) int device_write(struct ring *r, void *addr, const char *bytes, unsigned n)
+{
+	int p[2];
+	if (pipe(p) || write(p[1], bytes, n) != (ssize_t)n)
+		fail(2, "pipe: %s", strerror(errno));
+	unsigned tail = *r->sq_tail, idx = tail & *r->sq_mask;
+	struct io_uring_sqe *sqe = &r->sqes[idx];
+	memset(sqe, 0, sizeof *sqe);
+	sqe->opcode = IORING_OP_READ_FIXED;
+	sqe->fd = p[0];
+	sqe->addr = (uintptr_t)addr;
+	sqe->len = n;
+	sqe->off = (uint64_t)-1; /* pipes have no position */
+	sqe->buf_index = 0;
+	r->sq_array[idx] = idx;
+	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		fail(2, "io_uring_enter: %s", strerror(errno));
+	unsigned head = *r->cq_head;
+	if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE))
+		fail(2, "io_uring: no completion");
+	int res = r->cqes[head & *r->cq_mask].res;
+	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	close(p[0]);
+	close(p[1]);
+	return res;
+}
+/* ---- end io_uring ---- */
+
+#define NPAGES 4
+#define UNMAP_PAGE 1 /* the 2nd page */
+
+/* /proc/kpagecount: how many page tables map this pfn (root). -1 when unreadable. */
+static long kpagecount(uint64_t pfn)
+{
+	uint64_t n;
+	int fd = open("/proc/kpagecount", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd < 0 ? -1 : pread(fd, &n, 8, (off_t)(pfn * 8));
+	if (fd >= 0)
+		close(fd);
+	return got == 8 ? (long)n : -1;
+}
+
+int main(void)
+{
+	static const char device_bytes[] = "written-by-the-device";
+	struct ring r;
+	uint64_t pfn[NPAGES];
+
+	start();
+	ring_init(&r);
+	char *buf = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		fail(2, "mmap: %s", strerror(errno));
+	memset(buf, 'a', NPAGES * PAGE);
+	printf("buffer %p: %d anonymous private pages (%lu bytes), all written\n", (void *)buf, NPAGES, NPAGES * PAGE);
+
+	int err = register_buffer(&r, buf, NPAGES * PAGE);
+	if (err)
+		fail(1, "IORING_REGISTER_BUFFERS refused: %s (expected: granted)", strerror(-err));
+	uint64_t t_pin = now_ns();
+	for (int i = 0; i < NPAGES; i++) {
+		pfn[i] = pfn_of(buf + i * PAGE);
+		printf("  page %d at %p pinned, pfn 0x%lx\n", i, (void *)(buf + i * PAGE), (unsigned long)pfn[i]);
+	}
+	printf("registered as io_uring fixed buffer 0 on ring fd %d: the pages are pinned (FOLL_PIN|FOLL_LONGTERM)\n", r.fd);
+	fact("pinned", "\"ring_fd\":%d,\"buf\":\"%p\",\"len\":%lu,\"pages\":%d,\"pfns\":[%lu,%lu,%lu,%lu],\"t_pin_ns\":%lu",
+	     r.fd, (void *)buf, NPAGES * PAGE, NPAGES, (unsigned long)pfn[0], (unsigned long)pfn[1],
+	     (unsigned long)pfn[2], (unsigned long)pfn[3], (unsigned long)t_pin);
+	HOLD_BEFORE();
+
+	char *gone = buf + UNMAP_PAGE * PAGE;
+	uint64_t t_hazard = now_ns();
+	if (munmap(gone, PAGE))
+		fail(2, "munmap: %s", strerror(errno));
+	uint64_t e = pagemap(gone);
+	int still_mapped = msync(gone, PAGE, MS_ASYNC) == 0; /* ENOMEM: no mapping there */
+	printf("munmap %p (page %d) while registered: pagemap entry 0x%lx, mapping %s\n", (void *)gone, UNMAP_PAGE,
+	       (unsigned long)e, still_mapped ? "STILL THERE" : "gone");
+	fact("hazard", "\"unmap_addr\":\"%p\",\"unmap_len\":%lu,\"t_hazard_ns\":%lu,\"present_after\":%s", (void *)gone,
+	     PAGE, (unsigned long)t_hazard, (e & PM_PRESENT) ? "true" : "false");
+	if (still_mapped || (e & PM_PRESENT))
+		fail(1, "munmap left the page mapped");
+
+	int res = device_write(&r, gone, device_bytes, sizeof device_bytes);
+	printf("device write (READ_FIXED) into the unmapped part of the buffer: %s%s\n", res >= 0 ? "wrote " : "refused, ",
+	       res >= 0 ? "bytes into a page no process maps (pin leak)" : strerror(-res));
+	long maps = kpagecount(pfn[UNMAP_PAGE]);
+	printf("pinned pfn 0x%lx is now mapped by %ld page tables (/proc/kpagecount) and still held by the pin\n",
+	       (unsigned long)pfn[UNMAP_PAGE], maps);
+	fact("leaked", "\"pinned_pfn\":%lu,\"device_write_res\":%d,\"pinned_pfn_mapcount\":%ld",
+	     (unsigned long)pfn[UNMAP_PAGE], res, maps);
+	if (res != (int)sizeof device_bytes)
+		fail(1, "READ_FIXED into the registered range returned %d: expected the pin to still accept writes", res);
+	HOLD_AFTER();
+
+	unregister_buffers(&r);
+	fact("done", "\"result\":\"leaked\"");
+	return 0;
+}

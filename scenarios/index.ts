@@ -1,0 +1,29 @@
+// pinwatch scenarios: the public face of scenarios/ for the CLI (`pinwatch scenario --list`,
+// `pinwatch scenario NAME`), the dashboard (runs scenarioCommand() in a pty), the live tests and the
+// benchmark. Conventions of the C programs: scenarios/README.md.
+import { SCENARIOS, type ScenarioSpec } from './catalog.ts';
+
+export { SCENARIOS, EXPECTATIONS_KERNEL, getScenario } from './catalog.ts';
+export type { ScenarioSpec, ExpectedAnomaly } from './catalog.ts';
+export {
+  buildScenario,
+  buildSource,
+  scenarioCommand,
+  runScenario,
+  parseFacts,
+  factValue,
+  factNumber,
+  sourcePath,
+  defaultCacheDir,
+  SCENARIO_SOURCE_DIR,
+  CFLAGS,
+  FACT_PREFIX,
+} from './build.ts';
+export type { BuildOptions, RunOptions, RunResult, Fact } from './build.ts';
+export { expectedAnomalies, checkAnomalies } from './expect.ts';
+export type { ResolvedExpectation } from './expect.ts';
+
+/** The catalog in display order (what `pinwatch scenario --list` prints). */
+export function listScenarios(): readonly ScenarioSpec[] {
+  return SCENARIOS;
+}
