@@ -34,7 +34,6 @@ CREATE TABLE IF NOT EXISTS events (
   payload TEXT NOT NULL               -- JSON of the kind-specific fields
 );
 CREATE INDEX IF NOT EXISTS events_pid_addr ON events(pid, addr);
-CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
 
 CREATE TABLE IF NOT EXISTS pins (
   id INTEGER PRIMARY KEY,             -- the model's pin id

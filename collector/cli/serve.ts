@@ -1,0 +1,51 @@
+// `pinwatch serve`: hands the validated flags to the web server (web/server/serve.ts, imported only here so the
+// rest of the CLI works without the Next.js build) and keeps it running until SIGINT/SIGTERM.
+import { EXIT_FAILURE, EXIT_OK, type ServeArgs } from './args.ts';
+import { describeFailure } from './errors.ts';
+import type { CliIo } from './io.ts';
+
+interface ServeHandle {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> {
+  let serve: (opts: Record<string, unknown>) => Promise<ServeHandle>;
+  try {
+    ({ serve } = (await import('../../web/server/serve.ts')) as unknown as { serve: typeof serve });
+  } catch (err) {
+    io.err(`pinwatch serve: the dashboard cannot load: ${(err as Error).message.split('\n')[0]}\n  fix: run \`npm ci\` in the repository (and \`npm run build:web\`)`);
+    return EXIT_FAILURE;
+  }
+  let stop: ((sig: string) => void) | null = null;
+  const stopped = new Promise<string>((r) => (stop = r));
+  let signals = 0;
+  const unsubscribe = io.onSignal((sig) => {
+    if (++signals === 1) stop!(sig);
+    else io.exit(130);
+  });
+  try {
+    const opts: Record<string, unknown> = { host: args.host, port: args.port, dev: args.dev };
+    if (args.db) opts.db = args.db;
+    if (args.replay) opts.replay = args.replay;
+    if (args.webhook) opts.webhook = args.webhook;
+    if (args.mode) opts.mode = args.mode;
+    const starting = serve(opts);
+    const handle = await Promise.race([starting, stopped.then(() => null)]);
+    if (handle === null) {
+      // Interrupted while starting: close the server once it is up.
+      await starting.then((h) => h.close()).catch(() => undefined);
+      return EXIT_OK;
+    }
+    io.out(`pinwatch: dashboard at ${handle.url}`);
+    const sig = await stopped;
+    io.err(`pinwatch: ${sig}: shutting down`);
+    await handle.close();
+    return EXIT_OK;
+  } catch (err) {
+    io.err(describeFailure('serve', err, io.logLevel));
+    return EXIT_FAILURE;
+  } finally {
+    unsubscribe();
+  }
+}

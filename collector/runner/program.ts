@@ -1,0 +1,260 @@
+// The bpftrace program text: reading scripts' probe blocks, and composing several scripts into ONE
+// program (one process, one ordered stream) with the runner's ready sentinel and a map-clearing END.
+//
+// Why a sentinel and not BEGIN: bpftrace 0.17 runs BEGIN *before* it attaches the regular probes
+// (BPFtrace::run: BEGIN_trigger(), then attach; seen here: a madvise probe's first event came 11–41 ms
+// after BEGIN's printf while a loop called madvise continuously). So "all probes attached" is marked by
+// a probe on sys_enter_kill, declared LAST: tracepoints are attached in declaration order, so when it
+// fires every tracepoint before it is attached. The runner pings it with kill(MAGIC, 0) (a pid above
+// PID_MAX_LIMIT: ESRCH, no effect) until the `ready` line arrives. kprobe/kfunc/usdt/software probes are
+// attached after all others in REVERSE order; when a program has any, a kprobe sentinel on the kill
+// syscall's handler is declared FIRST (attached last) and the tracepoint sentinel only prints once the
+// kprobe one has fired (untested here: this machine has no kprobes).
+import { readFileSync } from 'node:fs';
+import type { ScriptSpec } from '../contracts.ts';
+
+/** A ScriptSpec whose text may be given directly (templates, per-kernel variants) instead of read from `file`. */
+export type ScriptInput = ScriptSpec & { text?: string };
+
+export interface ProbeBlock {
+  /** Offsets in the source: [start, end) of the whole block. */
+  start: number;
+  end: number;
+  /** Attach points, e.g. ['tracepoint:syscalls:sys_enter_madvise']. */
+  attach: string[];
+  /** Body text between the braces. */
+  body: string;
+}
+
+export interface ParsedScript {
+  /** Preprocessor lines (#define, #include) and C struct definitions: must precede all probes. */
+  definitions: string[];
+  blocks: ProbeBlock[];
+}
+
+function lineEnd(src: string, i: number): number {
+  const e = src.indexOf('\n', i);
+  return e < 0 ? src.length : e + 1;
+}
+
+/** Index just past the brace matching src[open] === '{' (strings and comments skipped). */
+function matchBrace(src: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < src.length; i++) {
+    const c = src[i];
+    if (c === '"') {
+      i++;
+      while (i < src.length && src[i] !== '"') {
+        if (src[i] === '\\') i++;
+        i++;
+      }
+      continue;
+    }
+    if (c === '/' && src[i + 1] === '/') {
+      i = lineEnd(src, i) - 1;
+      continue;
+    }
+    if (c === '/' && src[i + 1] === '*') {
+      const e = src.indexOf('*/', i + 2);
+      i = e < 0 ? src.length : e + 1;
+      continue;
+    }
+    if (c === '{') depth++;
+    else if (c === '}') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  throw new Error('unbalanced braces in bpftrace program');
+}
+
+/** Top-level structure of a bpftrace script: definitions and probe blocks (attach list, /predicate/, {body}). */
+export function parseScript(src: string): ParsedScript {
+  const definitions: string[] = [];
+  const blocks: ProbeBlock[] = [];
+  let i = 0;
+  let itemStart = -1;
+  let listEnd = -1;
+  const n = src.length;
+  while (i < n) {
+    const c = src[i];
+    if (c === '/' && src[i + 1] === '/') {
+      i = lineEnd(src, i);
+      continue;
+    }
+    if (c === '/' && src[i + 1] === '*') {
+      const e = src.indexOf('*/', i + 2);
+      i = e < 0 ? n : e + 2;
+      continue;
+    }
+    if (itemStart < 0 && c === '#' && (i === 0 || src[i - 1] === '\n')) {
+      const e = lineEnd(src, i);
+      definitions.push(src.slice(i, e).trimEnd());
+      i = e;
+      continue;
+    }
+    if (itemStart < 0 && src.startsWith('struct', i) && /\s/.test(src[i + 6] ?? '')) {
+      // struct definition: `struct name { ... };`
+      const open = src.indexOf('{', i);
+      const close = matchBrace(src, open);
+      const semi = src.indexOf(';', close);
+      definitions.push(src.slice(i, semi + 1));
+      i = semi + 1;
+      continue;
+    }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if (itemStart < 0) itemStart = i;
+    if (c === '/' && listEnd < 0) {
+      // predicate: up to the next '/' outside parentheses
+      listEnd = i;
+      let depth = 0;
+      i++;
+      while (i < n && !(src[i] === '/' && depth === 0)) {
+        if (src[i] === '(') depth++;
+        else if (src[i] === ')') depth--;
+        i++;
+      }
+      i++;
+      continue;
+    }
+    if (c === '{') {
+      if (listEnd < 0) listEnd = i;
+      const end = matchBrace(src, i);
+      const attach = src
+        .slice(itemStart, listEnd)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      blocks.push({ start: itemStart, end, attach, body: src.slice(i + 1, end - 1) });
+      i = end;
+      itemStart = -1;
+      listEnd = -1;
+      continue;
+    }
+    i++;
+  }
+  return { definitions, blocks };
+}
+
+/** Attach points of a script other than BEGIN/END. */
+export function scriptProbes(src: string): string[] {
+  const out: string[] = [];
+  for (const b of parseScript(src).blocks) for (const a of b.attach) if (a !== 'BEGIN' && a !== 'END' && !out.includes(a)) out.push(a);
+  return out;
+}
+
+/** For each tracepoint a script attaches to, the `args->field` names its blocks read. */
+export function tracepointFields(src: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const re = /args->([A-Za-z_]\w*)/g;
+  for (const b of parseScript(src).blocks) {
+    const text = src.slice(b.start, b.end);
+    const fields = [...new Set([...text.matchAll(re)].map((m) => m[1]))];
+    for (const a of b.attach) {
+      if (!a.startsWith('tracepoint:')) continue;
+      const cur = out.get(a) ?? [];
+      for (const f of fields) if (!cur.includes(f)) cur.push(f);
+      out.set(a, cur);
+    }
+  }
+  return out;
+}
+
+/** Probe types bpftrace 0.17 attaches after all others, in reverse declaration order. */
+function attachesReverse(probe: string): boolean {
+  return /^(kprobe|kfunc|fentry|usdt|software|s):/.test(probe);
+}
+
+export interface ComposeOptions {
+  /** Tag the ready line carries (`ready\t<tag>\t<nsecs>`). */
+  tag?: string;
+  /** The pid value the runner pings with kill(pid, 0): above PID_MAX_LIMIT (2^22), unique per process. */
+  sentinelPid?: number;
+}
+
+export interface ComposedProgram {
+  text: string;
+  /** For each script, the program lines [from, to] (1-based, inclusive) its text occupies. (bpftrace 0.17's error
+   *  locations do not count comment lines: do not map its line numbers through this.) */
+  lineMap: { script: string; from: number; to: number }[];
+  tag: string;
+  sentinelPid: number;
+}
+
+export const DEFAULT_SENTINEL_PID = 0x40000000 + 0x5057; // 'PW'
+
+function readScript(s: ScriptInput): string {
+  return s.text ?? readFileSync(s.file, 'utf8');
+}
+
+/**
+ * One bpftrace program from several scripts: definitions hoisted (deduplicated), the scripts' BEGIN bodies
+ * merged into one BEGIN (bpftrace allows only one), each script's probe blocks in order, the ready
+ * sentinel last, and an END that clears every map (so bpftrace does not print them at exit).
+ */
+export function composeDetailed(scripts: ScriptInput[], opts: ComposeOptions = {}): ComposedProgram {
+  const tag = opts.tag ?? 'main';
+  const sentinelPid = opts.sentinelPid ?? DEFAULT_SENTINEL_PID;
+  if (!/^[\w./:#@-]+$/.test(tag)) throw new Error(`composeProgram: tag ${JSON.stringify(tag)} must be a plain word`);
+  const defs: string[] = [];
+  const begins: string[] = [];
+  const ends: string[] = [];
+  const parts: { name: string; text: string }[] = [];
+  let reverse = false;
+  for (const s of scripts) {
+    const src = readScript(s);
+    const parsed = parseScript(src);
+    for (const d of parsed.definitions) if (!defs.includes(d)) defs.push(d);
+    let body = '';
+    for (const b of parsed.blocks) {
+      if (b.attach.length === 1 && b.attach[0] === 'BEGIN') begins.push(`  // ${s.name}\n${b.body}`);
+      else if (b.attach.length === 1 && b.attach[0] === 'END') ends.push(`  // ${s.name}\n${b.body}`);
+      else {
+        if (b.attach.some((a) => a === 'BEGIN' || a === 'END')) throw new Error(`${s.name}: BEGIN/END mixed with other probes`);
+        if (b.attach.some(attachesReverse)) reverse = true;
+        body += src.slice(b.start, b.end) + '\n\n';
+      }
+    }
+    parts.push({ name: s.name, text: body });
+  }
+
+  const out: string[] = [];
+  const lineMap: ComposedProgram['lineMap'] = [];
+  let line = 1;
+  const push = (text: string) => {
+    out.push(text);
+    line += text.split('\n').length - 1;
+  };
+  push(`// pinwatch composed program (tag ${tag}): ${scripts.map((s) => s.name).join(', ')}\n`);
+  for (const d of defs) push(d + '\n');
+  if (begins.length > 0) push(`BEGIN\n{\n${begins.join('\n')}\n}\n\n`);
+  const ksym = process.arch === 'arm64' ? '__arm64_sys_kill' : '__x64_sys_kill';
+  if (reverse) {
+    // Declared first among reverse-attached probes → attached last of all (see header).
+    push(`kprobe:${ksym} /pid == ${process.pid}/\n{\n  @pw_sentinel_k = 1;\n}\n\n`);
+  }
+  for (const p of parts) {
+    push(`// ---- script: ${p.name} ----\n`);
+    const from = line;
+    push(p.text);
+    lineMap.push({ script: p.name, from, to: line });
+  }
+  const kGate = reverse ? ' && @pw_sentinel_k == 1' : '';
+  push(
+    `// ---- ready sentinel: attached last; the runner pings it with kill(${sentinelPid}, 0) ----\n` +
+      `tracepoint:syscalls:sys_enter_kill\n/args->sig == 0 && args->pid == ${sentinelPid} && @pw_sentinel == 0${kGate}/\n{\n` +
+      `  @pw_sentinel = 1;\n  printf("ready\\t%s\\t%llu", "${tag}", nsecs);\n}\n\n`,
+  );
+  const text0 = out.join('');
+  const maps = [...new Set([...text0.matchAll(/@([A-Za-z_]\w*)/g)].map((m) => m[1]))].sort();
+  push(`END\n{\n${ends.join('\n')}${ends.length ? '\n' : ''}${maps.map((m) => `  clear(@${m});`).join('\n')}\n}\n`);
+  return { text: out.join(''), lineMap, tag, sentinelPid };
+}
+
+/** The composed program text (see composeDetailed). */
+export function composeProgram(scripts: ScriptInput[], opts: ComposeOptions = {}): string {
+  return composeDetailed(scripts, opts).text;
+}

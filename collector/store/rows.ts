@@ -1,0 +1,268 @@
+// How the store maps the schema's objects to SQLite rows and back (column layout: schema/tables.ts).
+// The per-event functions run once per stored event in the flush loop: switch + string building, no
+// intermediate objects (eventPayload's rest-spread + delete is ~2x slower; its output is the reference).
+import type { Anomaly, Evidence, PagemapRead, RuleId, Severity } from '../../schema/anomalies.ts';
+import type { EventKind, SequencedEvent, TraceEvent } from '../../schema/events.ts';
+import { PAGE_SIZE, PMD_SIZE } from '../../schema/kernel.ts';
+import type { PinPage, PinState, PinSummary } from '../../schema/pins.ts';
+import type { ProbeStatus, SessionInfo, TraceMode } from '../../schema/session.ts';
+
+/** The event's main user address (the `addr` column), or null for kinds without one. */
+export function eventAddr(e: TraceEvent): number | null {
+  switch (e.kind) {
+    case 'pin_iovec':
+    case 'madvise':
+    case 'munmap':
+    case 'mremap':
+    case 'mmap_fixed':
+    case 'uffd_register':
+    case 'fault':
+    case 'collapse_file':
+    case 'migrate_pte':
+    case 'gup':
+    case 'wp_page':
+    case 'unmap':
+    case 'mkclean':
+    case 'split_pmd':
+    case 'anon_rmap_move':
+      return e.addr;
+    case 'vfio_dma':
+      return e.vaddr;
+    case 'mmu_invalidate':
+      return e.start;
+    default:
+      return null;
+  }
+}
+
+/** Bytes covered from eventAddr (the `len` column); null for a point (one address: fault, wp_page, rmap walk). */
+export function eventLen(e: TraceEvent): number | null {
+  switch (e.kind) {
+    case 'pin_iovec':
+    case 'madvise':
+    case 'munmap':
+    case 'mmap_fixed':
+    case 'uffd_register':
+      return e.len;
+    case 'mremap':
+      return e.oldLen;
+    case 'vfio_dma':
+      return e.size;
+    case 'collapse_file':
+      return e.nr > 0 ? e.nr * PAGE_SIZE : PMD_SIZE;
+    case 'split_pmd':
+      return PMD_SIZE;
+    case 'migrate_pte':
+    case 'anon_rmap_move':
+      return PAGE_SIZE * 2 ** e.order;
+    case 'gup':
+      return e.nrPages * PAGE_SIZE;
+    case 'mmu_invalidate':
+      return e.end - e.start;
+    default:
+      return null;
+  }
+}
+
+const keyPrefix = new Map<string, string>();
+function quotedKey(k: string, first: boolean): string {
+  let q = keyPrefix.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k) + ':';
+    keyPrefix.set(k, q);
+  }
+  return first ? '{' + q : ',' + q;
+}
+
+/** JSON of the kind-specific fields: the same text as JSON.stringify(eventPayload(e)). */
+export function payloadJson(e: TraceEvent): string {
+  let s = '';
+  const o = e as unknown as Record<string, unknown>;
+  for (const k in o) {
+    if (k === 'tsNs' || k === 'pid' || k === 'tid' || k === 'comm' || k === 'kind' || k === 'seq') continue;
+    const v = o[k];
+    let text: string;
+    switch (typeof v) {
+      case 'number':
+        text = Number.isFinite(v) ? String(v) : 'null';
+        break;
+      case 'string':
+        text = JSON.stringify(v);
+        break;
+      case 'boolean':
+        text = v ? 'true' : 'false';
+        break;
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        continue;
+      default:
+        text = JSON.stringify(v) ?? 'null';
+    }
+    s += quotedKey(k, s === '') + text;
+  }
+  return s === '' ? '{}' : s + '}';
+}
+
+// ---- reading rows back ----
+
+export interface EventRow {
+  seq: number;
+  session_id: number;
+  ts_ns: number;
+  kind: string;
+  pid: number;
+  tid: number;
+  comm: string;
+  addr: number | null;
+  len: number | null;
+  payload: string;
+}
+
+export function eventFromRow(r: EventRow): SequencedEvent {
+  const payload = JSON.parse(r.payload) as Record<string, unknown>;
+  return { seq: r.seq, tsNs: r.ts_ns, pid: r.pid, tid: r.tid, comm: r.comm, kind: r.kind as EventKind, ...payload } as SequencedEvent;
+}
+
+export interface SessionRow {
+  id: number;
+  host: string;
+  kernel: string;
+  bpftrace_version: string;
+  mode: string;
+  started_ms: number;
+  ended_ms: number | null;
+  probes_json: string;
+  lost_events: number;
+}
+
+export function sessionFromRow(r: SessionRow): SessionInfo {
+  return {
+    id: r.id,
+    host: r.host,
+    kernel: r.kernel,
+    bpftraceVersion: r.bpftrace_version,
+    mode: r.mode as TraceMode,
+    startedWallMs: r.started_ms,
+    endedWallMs: r.ended_ms,
+    probes: JSON.parse(r.probes_json) as ProbeStatus[],
+    lostEvents: r.lost_events,
+  };
+}
+
+export interface AnomalyRow {
+  seq: number;
+  session_id: number;
+  rule: string;
+  severity: string;
+  pid: number;
+  comm: string;
+  addr: number;
+  len: number;
+  pfn: number | null;
+  new_pfn: number | null;
+  confirmed: number;
+  low_confidence: number;
+  ts_ns: number;
+  wall_ms: number;
+  pin_id: number | null;
+  summary: string;
+  evidence: string;
+}
+
+export function anomalyFromRow(r: AnomalyRow): Anomaly {
+  return {
+    seq: r.seq,
+    rule: r.rule as RuleId,
+    severity: r.severity as Severity,
+    pid: r.pid,
+    comm: r.comm,
+    addr: r.addr,
+    len: r.len,
+    pfn: r.pfn,
+    newPfn: r.new_pfn,
+    confirmed: r.confirmed !== 0,
+    lowConfidence: r.low_confidence !== 0,
+    tsNs: r.ts_ns,
+    wallMs: r.wall_ms,
+    pinId: r.pin_id,
+    summary: r.summary,
+    evidence: JSON.parse(r.evidence) as Evidence[],
+  };
+}
+
+export interface PinRow {
+  id: number;
+  session_id: number;
+  pid: number;
+  comm: string;
+  source: string;
+  handle: string;
+  addr: number;
+  len: number;
+  pages: number;
+  writable: number;
+  longterm: number;
+  backing: string;
+  created_ns: number;
+  released_ns: number | null;
+  state: string;
+  diverged_pages: number;
+}
+
+export function pinSummaryFromRow(r: PinRow): PinSummary {
+  return {
+    id: r.id,
+    pid: r.pid,
+    comm: r.comm,
+    source: r.source as PinSummary['source'],
+    handle: r.handle,
+    addr: r.addr,
+    len: r.len,
+    writable: r.writable !== 0,
+    longterm: r.longterm !== 0,
+    backing: r.backing,
+    createdNs: r.created_ns,
+    releasedNs: r.released_ns,
+    state: r.state as PinState,
+    pageCount: r.pages,
+    divergedPages: r.diverged_pages ?? 0,
+  };
+}
+
+export interface PinPageRow {
+  pin_id: number;
+  page_index: number;
+  addr: number;
+  pinned_pfn: number | null;
+  current_pfn: number | null;
+  snapshot_late: number;
+}
+
+export function pinPageFromRow(r: PinPageRow): PinPage {
+  return { addr: r.addr, pinnedPfn: r.pinned_pfn, currentPfn: r.current_pfn, snapshotLate: r.snapshot_late !== 0 };
+}
+
+export interface PagemapRow {
+  id: number;
+  session_id: number;
+  ts_ns: number;
+  pid: number;
+  addr: number;
+  present: number;
+  swapped: number;
+  pfn: number | null;
+  error: string | null;
+  reason: string;
+}
+
+export function pagemapReadFromRow(r: PagemapRow): PagemapRead {
+  const read: PagemapRead = { tsNs: r.ts_ns, pid: r.pid, addr: r.addr, present: r.present !== 0, swapped: r.swapped !== 0, pfn: r.pfn };
+  if (r.error !== null) read.error = r.error;
+  return read;
+}
+
+/** A pin page is diverged when both pfns are known and differ (the same test the model uses for the count). */
+export function pageDiverged(p: PinPage): boolean {
+  return p.pinnedPfn !== null && p.currentPfn !== null && p.pinnedPfn !== p.currentPfn;
+}
