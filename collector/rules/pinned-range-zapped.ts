@@ -3,7 +3,8 @@
 // mapping over them (MREMAP_FIXED destination). An mremap MOVE is not a zap: move_page_tables carries the
 // PTEs, the pinned pages stay mapped (at the new address) and the model follows them. MADV_FREE and MADV_PAGEOUT are advice the kernel may ignore (lazy free; reclaim skips pinned
 // pages): they count only when pagemap, read at once, no longer shows the pinned pfn there.
-// One anomaly per syscall per pin, at the first affected pinned page (its address before the syscall).
+// One anomaly per syscall per pin, at the first affected pinned page (its address before the syscall), and once
+// per (pin, page): an application zapping the same pinned page in a loop is one finding, not thousands.
 // `confirmed` when that immediate pagemap read shows a pinned page gone or replaced.
 import type { Evidence, PagemapRead, RuleInfo } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
@@ -53,13 +54,19 @@ function goneOrReplaced(pin: PinRecord, page: number, r: PagemapRead): boolean |
   return r.pfn !== pinned;
 }
 
-function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part[]): void {
+/** Pages already reported, per pin. */
+type Reported = WeakMap<PinRecord, Set<number>>;
+
+function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part[], reported: Reported): void {
   let first = parts[0];
   let total = 0;
   for (const p of parts) {
     total += p.count;
     if (p.va < first.va) first = p;
   }
+  let seen = reported.get(pin);
+  if (!seen) reported.set(pin, (seen = new Set()));
+  if (seen.has(first.firstPage)) return;
   const evidence: Evidence[] = [];
   let confirmed = false;
   let anyGone = false;
@@ -89,6 +96,7 @@ function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part
       note: r.error ? `pagemap unreadable: ${r.error}` : r.present ? `right after: pfn ${hex(r.pfn)}` : 'right after: not present',
     })),
   );
+  seen.add(first.firstPage);
   const summary = `${first.how} removed ${pages(total)} of ${pin.handleText} from ${hex(first.va)} while pinned`;
   ctx.raise({
     rule: info.id,
@@ -105,10 +113,11 @@ function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part
   });
 }
 
-export const rule = defineRule({
+export const rule = defineRule<Reported>({
   info,
   effects: true,
-  onEvent(e, ctx) {
+  init: () => new WeakMap(),
+  onEvent(e, ctx, reported) {
     const fx = ctx.effects;
     if (fx.zaps.length === 0) return;
     // Group this syscall's hits per pin (the model reports one hit per extent). A zap replayed at
@@ -125,6 +134,6 @@ export const rule = defineRule({
       if (z.race) continue; // ran inside the registering syscall: may predate the pin
       add(z.cause, z.pin, { va: z.va, firstPage: z.firstPage, count: z.count, how: z.how, unmapped: z.unmapped, advisory: z.advisory });
     }
-    for (const [cause, byPin] of groups) for (const [pin, parts] of byPin) report(ctx, cause, pin, parts);
+    for (const [cause, byPin] of groups) for (const [pin, parts] of byPin) report(ctx, cause, pin, parts, reported);
   },
 });

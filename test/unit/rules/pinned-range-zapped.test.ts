@@ -23,6 +23,15 @@ describe('pinned-range-zapped', () => {
     assert.ok(h.sink.reads.some((r) => r.reason === 'MADV_DONTNEED'), 'the confirming reads are published');
   });
 
+  test('the same pinned page zapped in a loop: one finding, a different page: another', () => {
+    const h = new Harness().anonBuffer(100, BUF, 4, 0x1000);
+    h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
+    h.pagemap.unmap(100, BUF + PAGE, 2);
+    for (let i = 0; i < 50; i++) h.feed(h.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED));
+    h.feed(h.ev.madvise(100, BUF + 2 * PAGE, PAGE, MADV.DONTNEED));
+    assert.deepEqual(h.sink.summary(100), [`pinned-range-zapped @${hex(BUF + PAGE)} confirmed`, `pinned-range-zapped @${hex(BUF + 2 * PAGE)} confirmed`].sort());
+  });
+
   test('zap in the middle of the pin: addr is that page', () => {
     const h = new Harness().anonBuffer(100, BUF, 4, 0x1000);
     h.registerRing(100, 5, [[BUF, 4 * PAGE]]);

@@ -1,0 +1,31 @@
+// The frame around every view: top bar, status banner, live connection (socket.io) and notifications.
+import type { Metadata } from 'next';
+import { Suspense, type ReactNode } from 'react';
+import { LiveProvider } from '../components/live/LiveProvider.tsx';
+import { Notifier } from '../components/Notifier.tsx';
+import { StatusBanner } from '../components/StatusBanner.tsx';
+import { TopBar } from '../components/TopBar.tsx';
+import './globals.css';
+
+export const metadata: Metadata = {
+  title: 'pinwatch',
+  description: 'pin/PTE divergence: pages a device DMAs into that the process no longer maps',
+};
+
+export default function RootLayout({ children }: { children: ReactNode }) {
+  return (
+    <html lang="en">
+      <body>
+        {/* useSearchParams (?src=) needs a Suspense boundary for static prerendering. */}
+        <Suspense fallback={null}>
+          <LiveProvider>
+            <TopBar />
+            <StatusBanner />
+            <Notifier />
+            <main className="page">{children}</main>
+          </LiveProvider>
+        </Suspense>
+      </body>
+    </html>
+  );
+}

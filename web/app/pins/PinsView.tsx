@@ -1,0 +1,188 @@
+'use client';
+// The pins registry as a sortable table: owner, source, range, pages, flags, age and state (intact / zapped /
+// diverged / released). A row opens its pages: pinned pfn against the pfn the PTE maps now, each linked to its
+// timeline.
+import { Fragment, useEffect, useState } from 'react';
+import type { PinPage, PinSummary } from '../../../schema/pins.ts';
+import { PfnPair, State } from '../../components/badges.tsx';
+import { bytes, duration, hex, pinFlags } from '../../components/format.ts';
+import { useLive } from '../../components/live/LiveProvider.tsx';
+import { hostNowNs } from '../../components/live/store.ts';
+import { SrcLink, useSrc, withSrc } from '../../components/src.tsx';
+import { useJson } from '../../components/useJson.ts';
+
+type SortKey = 'id' | 'owner' | 'source' | 'addr' | 'pages' | 'flags' | 'age' | 'state';
+const STATE_ORDER: Record<string, number> = { diverged: 0, zapped: 1, intact: 2, released: 3 };
+const PAGE_ROWS = 512;
+
+function ageNs(p: PinSummary, now: number | null): number {
+  if (p.releasedNs !== null) return p.releasedNs - p.createdNs;
+  return now === null ? 0 : now - p.createdNs;
+}
+
+export function PinsView() {
+  const live = useLive();
+  const isLive = live.source?.kind === 'live';
+  const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'state', desc: false });
+  const [open, setOpen] = useState<number | null>(null);
+  const [showReleased, setShowReleased] = useState(true);
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    if (!isLive) return;
+    const t = setInterval(() => setTick((n) => n + 1), 1000);
+    return () => clearInterval(t);
+  }, [isLive]);
+
+  const now = hostNowNs(live, isLive);
+  const pins = live.pins.filter((p) => showReleased || p.releasedNs === null);
+  const key = (p: PinSummary): string | number => {
+    switch (sort.key) {
+      case 'id':
+        return p.id;
+      case 'owner':
+        return `${p.comm}\0${String(p.pid).padStart(10, '0')}`;
+      case 'source':
+        return p.source;
+      case 'addr':
+        return p.addr;
+      case 'pages':
+        return p.pageCount;
+      case 'flags':
+        return pinFlags(p) + p.backing;
+      case 'age':
+        return ageNs(p, now);
+      case 'state':
+        return (STATE_ORDER[p.state] ?? 9) * 1e9 + (1e9 - p.id);
+    }
+  };
+  const sorted = [...pins].sort((a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    const c = ka < kb ? -1 : ka > kb ? 1 : 0;
+    return sort.desc ? -c : c;
+  });
+  const th = (k: SortKey, label: string, cls = '') => (
+    <th className={`sortable ${cls}`} onClick={() => setSort((s) => ({ key: k, desc: s.key === k ? !s.desc : false }))} aria-sort={sort.key === k ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
+      {label}
+      {sort.key === k ? (sort.desc ? ' ▾' : ' ▴') : ''}
+    </th>
+  );
+  const liveCount = live.pins.filter((p) => p.releasedNs === null).length;
+
+  return (
+    <section className="panel" data-view="pins">
+      <header>
+        <h2>DMA buffers</h2>
+        <span className="muted">
+          {liveCount} pinned now, {live.pins.length - liveCount} released · pins freeze the page, not the mapping
+        </span>
+        <span className="spacer" />
+        <label className="muted" style={{ fontSize: 12 }}>
+          <input type="checkbox" checked={showReleased} onChange={(e) => setShowReleased(e.target.checked)} /> show released
+        </label>
+      </header>
+      <div className="body flush scroll" style={{ maxHeight: 'calc(100vh - 130px)' }}>
+        {sorted.length ? (
+          <table className="t" data-testid="pins-table">
+            <thead>
+              <tr>
+                {th('id', 'pin', 'num')}
+                {th('owner', 'owner')}
+                {th('source', 'source')}
+                <th>handle</th>
+                {th('addr', 'range')}
+                {th('pages', 'pages', 'num')}
+                {th('flags', 'flags')}
+                {th('age', isLive ? 'age' : 'held', 'num')}
+                {th('state', 'state')}
+              </tr>
+            </thead>
+            <tbody>
+              {sorted.map((p) => (
+                <Fragment key={p.id}>
+                  <tr className={`clickable${open === p.id ? ' selected' : ''}`} onClick={() => setOpen(open === p.id ? null : p.id)} data-pin-id={p.id} data-pid={p.pid} data-state={p.state}>
+                    <td className="num mono">#{p.id}</td>
+                    <td className="mono">
+                      {p.comm} [{p.pid}]
+                    </td>
+                    <td className="mono">{p.source}</td>
+                    <td className="mono muted">{p.handle}</td>
+                    <td className="mono">
+                      {hex(p.addr)}–{hex(p.addr + p.len)} <span className="faint">{bytes(p.len)}</span>
+                    </td>
+                    <td className="num mono">{p.pageCount}</td>
+                    <td className="mono">
+                      {pinFlags(p)} <span className="faint">{p.backing}</span>
+                    </td>
+                    <td className="num mono">{p.releasedNs === null && now === null ? '—' : duration(ageNs(p, now))}</td>
+                    <td>
+                      <State s={p.state} />
+                      {p.divergedPages ? <span className="pfn-moved mono"> {p.divergedPages}p</span> : null}
+                    </td>
+                  </tr>
+                  {open === p.id ? (
+                    <tr>
+                      <td colSpan={9} style={{ background: 'var(--bg)' }}>
+                        <PinPages pin={p} />
+                      </td>
+                    </tr>
+                  ) : null}
+                </Fragment>
+              ))}
+            </tbody>
+          </table>
+        ) : (
+          <div className="empty">{isLive ? 'no pins yet: io_uring buffer registration, VFIO_IOMMU_MAP_DMA or vmsplice will show up here' : 'no pins in this recording'}</div>
+        )}
+      </div>
+    </section>
+  );
+}
+
+function PinPages({ pin }: { pin: PinSummary }) {
+  const src = useSrc();
+  const pages = useJson<PinPage[]>(withSrc(`/api/pins/${pin.id}/pages`, src), pin.releasedNs === null ? 2000 : 0);
+  if (!pages.data) return <div className="empty">{pages.error ?? 'loading pages…'}</div>;
+  // A VFIO mapping can be hundreds of thousands of pages: the ones that moved first, then a capped run of the rest.
+  const indexed = pages.data.map((pg, i) => ({ pg, i }));
+  const moved = indexed.filter(({ pg }) => pg.pinnedPfn !== null && pg.currentPfn !== pg.pinnedPfn);
+  const rest = indexed.filter(({ pg }) => !(pg.pinnedPfn !== null && pg.currentPfn !== pg.pinnedPfn));
+  const shown = moved.concat(rest).slice(0, PAGE_ROWS);
+  return (
+    <table className="t" style={{ maxWidth: 820 }}>
+      <thead>
+        <tr>
+          <th className="num">#</th>
+          <th>page</th>
+          <th>pfn pinned → PTE now</th>
+          <th />
+          <th />
+        </tr>
+      </thead>
+      <tbody>
+        {shown.map(({ pg, i }) => (
+          <tr key={pg.addr}>
+            <td className="num mono faint">{i}</td>
+            <td className="mono">{hex(pg.addr)}</td>
+            <td>
+              <PfnPair pinned={pg.pinnedPfn} current={pg.currentPfn} />
+            </td>
+            <td>{pg.snapshotLate ? <span className="tag warn" title="the pinned pfn was read after an event that may already have moved the page">late snapshot</span> : null}</td>
+            <td>
+              <SrcLink href="/timeline" params={{ pid: pin.pid, addr: hex(pg.addr) }}>
+                timeline →
+              </SrcLink>
+            </td>
+          </tr>
+        ))}
+        {pages.data.length > shown.length ? (
+          <tr>
+            <td colSpan={5} className="muted">
+              {pages.data.length - shown.length} more pages not shown ({moved.length} moved, all listed first)
+            </td>
+          </tr>
+        ) : null}
+      </tbody>
+    </table>
+  );
+}

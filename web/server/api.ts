@@ -1,0 +1,294 @@
+// The dashboard's HTTP endpoints next to the Next.js pages: JSON under /api (read from the chosen source's
+// SQLite view), the session export, recording upload/open for replay, and Prometheus /metrics.
+// Every handler validates its input; unknown paths fall through to Next.
+import { createReadStream, createWriteStream, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { z } from 'zod';
+import type { RuleInfo } from '../../schema/anomalies.ts';
+import type { AnomalyDetail, OverviewData, RecordingFile } from '../shared/wire.ts';
+import type { DashboardMetrics } from './metrics.ts';
+import { RecordingError } from './recording.ts';
+import { listScenarioEntries } from './scenarios.ts';
+import { sameOrigin } from './socket.ts';
+import type { DataSource, SourceRegistry } from './sources.ts';
+
+const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
+
+export interface ApiContext {
+  sources: SourceRegistry;
+  metrics: DashboardMetrics;
+  /** Folders whose *.db files the browser may open by name (bundled recordings, the live db's folder). */
+  recordingDirs: string[];
+  log: { warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+let rulesCache: Promise<RuleInfo[]> | null = null;
+/** Rule explanations from collector/rules (ALL_RULES[].info), loaded once. */
+export function ruleInfos(): Promise<RuleInfo[]> {
+  rulesCache ??= import('../../collector/rules/index.ts').then(
+    (m) => m.ALL_RULES.map((r) => r.info),
+    (err) => {
+      rulesCache = null;
+      throw err;
+    },
+  );
+  return rulesCache;
+}
+
+const intParam = z
+  .string()
+  .regex(/^[0-9]{1,15}$/, 'expected a decimal integer')
+  .transform((s) => Number(s));
+/** Addresses arrive as hex (0x7f…) or decimal. */
+const addrParam = z
+  .string()
+  .regex(/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,17})$/)
+  .transform((s) => Number(BigInt(s)))
+  .refine((n) => Number.isSafeInteger(n), 'address too large');
+
+function sourceOf(ctx: ApiContext, url: URL): DataSource {
+  const src = url.searchParams.get('src');
+  const source = ctx.sources.get(src);
+  if (!source) throw new HttpError(404, `no data source "${src}" on this server`);
+  return source;
+}
+
+function listRecordings(dirs: string[]): RecordingFile[] {
+  const out = new Map<string, RecordingFile>();
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.endsWith('.db') || out.has(name)) continue;
+      try {
+        const st = statSync(join(dir, name));
+        if (st.isFile()) out.set(name, { name, bytes: st.size, mtimeMs: st.mtimeMs });
+      } catch {
+        /* vanished */
+      }
+    }
+  }
+  return [...out.values()].sort((a, b) => b.mtimeMs - a.mtimeMs);
+}
+
+function findRecording(dirs: string[], name: string): string | null {
+  if (name !== basename(name) || !name.endsWith('.db')) return null;
+  for (const dir of dirs) {
+    const file = resolve(dir, name);
+    try {
+      if (statSync(file).isFile()) return file;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+async function exportDb(source: DataSource, res: ServerResponse): Promise<void> {
+  const reader = source.reader();
+  if (!reader) throw new HttpError(409, 'no recording yet: live capture has not created its database');
+  const dir = mkdtempSync(join(tmpdir(), 'pinwatch-export-'));
+  const file = join(dir, 'export.db');
+  try {
+    await reader.backupTo(file);
+    const size = statSync(file).size;
+    const name = source.info().kind === 'live' ? `pinwatch-${source.session()?.host ?? 'host'}-${new Date().toISOString().replace(/[:.]/g, '-')}.db` : source.info().name;
+    res.writeHead(200, {
+      'content-type': 'application/vnd.sqlite3',
+      'content-length': String(size),
+      'content-disposition': `attachment; filename="${name.replace(/[^A-Za-z0-9._-]/g, '_')}"`,
+      'cache-control': 'no-store',
+    });
+    await pipeline(createReadStream(file), res);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function receiveUpload(ctx: ApiContext, req: IncomingMessage, uploadDir: () => string): Promise<DataSource> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > MAX_UPLOAD_BYTES) throw new HttpError(413, 'recording larger than 1 GiB');
+  const rawName = String(req.headers['x-file-name'] ?? 'upload.db');
+  const name = basename(rawName).replace(/[^A-Za-z0-9._-]/g, '_') || 'upload.db';
+  const file = join(uploadDir(), `${Date.now()}-${name}`);
+  let received = 0;
+  req.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > MAX_UPLOAD_BYTES) req.destroy(new HttpError(413, 'recording larger than 1 GiB'));
+  });
+  await pipeline(req, createWriteStream(file));
+  try {
+    return await ctx.sources.openReplay(file, name);
+  } catch (err) {
+    rmSync(file, { force: true });
+    if (err instanceof RecordingError) throw new HttpError(400, err.message);
+    throw err;
+  }
+}
+
+/** Returns a request handler: true when it answered, false to let Next render the page. */
+export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>; close(): void } {
+  let uploads: string | null = null;
+  const uploadDir = () => (uploads ??= mkdtempSync(join(tmpdir(), 'pinwatch-uploads-')));
+
+  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+
+    if (path === '/metrics' && method === 'GET') {
+      const m = await ctx.metrics.text();
+      res.writeHead(200, { 'content-type': m.contentType });
+      res.end(m.body);
+      return true;
+    }
+    if (!path.startsWith('/api/')) return false;
+    if (method !== 'GET' && !sameOrigin(req)) throw new HttpError(403, 'cross-origin request refused');
+
+    if (path === '/api/health') {
+      sendJson(res, 200, { ok: true });
+      return true;
+    }
+    if (path === '/api/sources' && method === 'GET') {
+      sendJson(res, 200, ctx.sources.list());
+      return true;
+    }
+    if (path === '/api/recordings' && method === 'GET') {
+      sendJson(res, 200, listRecordings(ctx.recordingDirs));
+      return true;
+    }
+    if (path === '/api/recordings/open' && method === 'POST') {
+      const name = z.string().min(1).max(255).parse(url.searchParams.get('name'));
+      const file = findRecording(ctx.recordingDirs, name);
+      if (!file) throw new HttpError(404, `no recording named ${name}`);
+      try {
+        const s = await ctx.sources.openReplay(file, name);
+        sendJson(res, 200, s.info());
+      } catch (err) {
+        if (err instanceof RecordingError) throw new HttpError(400, err.message);
+        throw err;
+      }
+      return true;
+    }
+    if (path === '/api/recordings/upload' && method === 'PUT') {
+      const s = await receiveUpload(ctx, req, uploadDir);
+      sendJson(res, 200, s.info());
+      return true;
+    }
+    if (method !== 'GET') throw new HttpError(405, `${method} not allowed on ${path}`);
+
+    if (path === '/api/rules') {
+      sendJson(res, 200, await ruleInfos());
+      return true;
+    }
+    if (path === '/api/scenarios') {
+      sendJson(res, 200, await listScenarioEntries());
+      return true;
+    }
+
+    const source = sourceOf(ctx, url);
+    if (path === '/api/export') {
+      await exportDb(source, res);
+      return true;
+    }
+    const reader = source.reader();
+
+    if (path === '/api/overview') {
+      const body: OverviewData = {
+        source: source.info(),
+        sessions: reader?.sessions() ?? [],
+        eventsByKind: source.eventCounts(),
+        anomaliesByRule: reader?.anomalyCounts() ?? [],
+        pinsLive: source.pins().filter((p) => p.releasedNs === null && p.state !== 'released').length,
+        lostEvents: source.lostEvents(),
+      };
+      sendJson(res, 200, body);
+      return true;
+    }
+
+    let m = /^\/api\/anomalies\/(\d+)$/.exec(path);
+    if (m) {
+      const seq = intParam.parse(m[1]);
+      const anomaly = source.anomaly(seq);
+      if (!anomaly) throw new HttpError(404, `no anomaly ${seq}`);
+      const rules = await ruleInfos().catch((err: Error) => {
+        ctx.log.warn({ err: err.message }, 'rule catalog unavailable');
+        return [] as RuleInfo[];
+      });
+      const seqs = anomaly.evidence.flatMap((e) => (e.type === 'event' ? [e.seq] : []));
+      const body: AnomalyDetail = {
+        anomaly,
+        rule: rules.find((r) => r.id === anomaly.rule) ?? null,
+        events: reader?.eventsBySeq(seqs) ?? [],
+        pin: anomaly.pinId !== null ? (reader?.pin(anomaly.pinId) ?? source.pins().find((p) => p.id === anomaly.pinId) ?? null) : null,
+      };
+      sendJson(res, 200, body);
+      return true;
+    }
+
+    m = /^\/api\/pins\/(\d+)\/pages$/.exec(path);
+    if (m) {
+      const id = intParam.parse(m[1]);
+      sendJson(res, 200, reader?.pinPages(id) ?? []);
+      return true;
+    }
+
+    if (path === '/api/timeline') {
+      if (!reader) throw new HttpError(409, 'no recording yet');
+      const pid = intParam.parse(url.searchParams.get('pid'));
+      const addr = addrParam.parse(url.searchParams.get('addr'));
+      sendJson(res, 200, reader.timeline(pid, addr, source.now().nowNs));
+      return true;
+    }
+    if (path === '/api/timeline/pages') {
+      sendJson(res, 200, reader?.pinnedPages() ?? []);
+      return true;
+    }
+    throw new HttpError(404, `no API ${path}`);
+  }
+
+  return {
+    async handle(req, res) {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      try {
+        return await route(req, res, url);
+      } catch (err) {
+        if (res.headersSent) {
+          res.destroy(err as Error);
+          return true;
+        }
+        if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+        else if (err instanceof z.ZodError) sendJson(res, 400, { error: err.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ') });
+        else {
+          ctx.log.error({ err: (err as Error).stack ?? String(err), path: url.pathname }, 'api error');
+          sendJson(res, 500, { error: (err as Error).message });
+        }
+        return true;
+      }
+    },
+    close() {
+      if (uploads) rmSync(uploads, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,166 @@
+// What the dashboard's own server (web/server) and its pages (web/app) exchange beyond schema/protocol.ts:
+// the JSON shapes of /api/* and the web-only socket.io messages (data source, host clock, scenario terminals).
+// Types only, so both sides import it without pulling server code into a bundle.
+import type { Anomaly, PagemapRead, RuleInfo, Severity } from '../../schema/anomalies.ts';
+import type { EventKind } from '../../schema/events.ts';
+import type { PinPage, PinSummary } from '../../schema/pins.ts';
+import type { ClientToServer, ServerToClient } from '../../schema/protocol.ts';
+import type { SessionInfo } from '../../schema/session.ts';
+
+/** Where a page's data comes from: the server's own session (live capture or --replay) or a recording opened later. */
+export interface SourceInfo {
+  /** 'main' for the session the server was started with; 'r1', 'r2', … for recordings opened from the browser. */
+  id: string;
+  kind: 'live' | 'replay';
+  /** File name shown in the header. */
+  name: string;
+  /** Path of the SQLite file on the server (null while live capture has not created it). */
+  file: string | null;
+}
+
+export interface CollectorStatus {
+  level: 'ok' | 'warning' | 'error';
+  message: string;
+  fix?: string;
+}
+
+/** The host's CLOCK_MONOTONIC now (live) or the recording's last timestamp (replay), to age pins in the browser. */
+export interface ClockTick {
+  nowNs: number;
+  wallMs: number;
+}
+
+/** One row of the events table, payload decoded. */
+export interface StoredEvent {
+  seq: number;
+  tsNs: number;
+  kind: EventKind;
+  pid: number;
+  tid: number;
+  comm: string;
+  addr: number | null;
+  len: number | null;
+  payload: Record<string, unknown>;
+  /** Why it is on a page's timeline: range, process, mm, pfn, result (the pin call's return), lost. */
+  match?: string;
+}
+
+/** One row of pagemap_reads: a pagemap read and what triggered it. */
+export interface StoredPagemapRead extends PagemapRead {
+  id: number;
+  reason: string;
+}
+
+/** GET /api/anomalies/:seq */
+export interface AnomalyDetail {
+  anomaly: Anomaly;
+  rule: RuleInfo | null;
+  /** Evidence events resolved from their seqs (missing ones are not yet flushed by the store). */
+  events: StoredEvent[];
+  pin: PinSummary | null;
+}
+
+/** A pin that covers the timeline's page, with that page's row. */
+export interface TimelinePin extends PinSummary {
+  page: PinPage | null;
+}
+
+/** GET /api/timeline?pid=&addr= — everything that touched one page of one process, in seq/time order. */
+export interface TimelineData {
+  pid: number;
+  /** Page-aligned user virtual address. */
+  addr: number;
+  comm: string;
+  pins: TimelinePin[];
+  events: StoredEvent[];
+  reads: StoredPagemapRead[];
+  anomalies: Anomaly[];
+  /** The host clock at the time of the answer (live) or the end of the recording (replay), for open pin spans. */
+  nowNs: number;
+}
+
+/** A page that the timeline page can offer: pinned pages, with how much happened to them. */
+export interface TimelinePageRef {
+  pid: number;
+  comm: string;
+  addr: number;
+  pinId: number;
+  pinnedPfn: number | null;
+  currentPfn: number | null;
+  anomalies: number;
+}
+
+export interface RuleSeverityCount {
+  rule: string;
+  severity: Severity;
+  count: number;
+}
+
+/** GET /api/overview */
+export interface OverviewData {
+  source: SourceInfo;
+  sessions: SessionInfo[];
+  eventsByKind: Partial<Record<EventKind, number>>;
+  anomaliesByRule: RuleSeverityCount[];
+  pinsLive: number;
+  lostEvents: number;
+}
+
+/** GET /api/scenarios — the catalog entries the scenario page may start (the server validates names again). */
+export interface ScenarioEntry {
+  name: string;
+  title: string;
+  description: string;
+  /** Anomalies the catalog expects this scenario to raise on this kernel (empty: it must stay silent). */
+  expected: { rule: string; severity: Severity | null }[];
+  /** What the kernel the expectations were decided on did with it (numbers seen there). */
+  seenOnKernel: string;
+  /** Seed threads it comes from. */
+  seeds: string[];
+}
+
+/** A recording file the server can open for replay (GET /api/recordings). */
+export interface RecordingFile {
+  name: string;
+  bytes: number;
+  mtimeMs: number;
+}
+
+export interface TermStartRequest {
+  name: string;
+  cols: number;
+  rows: number;
+}
+
+export interface TermRun {
+  runId: string;
+  name: string;
+  /** pid of the reproducer process (the pty's child): the pid its anomalies carry. */
+  pid: number;
+  /** The command line, shown above the terminal. */
+  command: string;
+  startedWallMs: number;
+}
+
+export type TermStartReply = { ok: true; run: TermRun } | { ok: false; error: string };
+
+export interface TermExit {
+  runId: string;
+  exitCode: number | null;
+  signal: number | null;
+}
+
+/** socket.io server → browser: the collector protocol plus the dashboard's own messages. */
+export interface WebServerToClient extends ServerToClient {
+  source: (s: SourceInfo) => void;
+  clock: (c: ClockTick) => void;
+  'term:data': (runId: string, data: string) => void;
+  'term:exit': (e: TermExit) => void;
+}
+
+/** socket.io browser → server. */
+export interface WebClientToServer extends ClientToServer {
+  'term:start': (req: TermStartRequest, reply: (r: TermStartReply) => void) => void;
+  'term:resize': (runId: string, cols: number, rows: number) => void;
+  'term:stop': (runId: string) => void;
+}
