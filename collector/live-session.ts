@@ -289,7 +289,8 @@ export class LiveSession {
       await step('closing the database', () => store.close());
       if (store.isClosed) this.store = null;
     }
-    this.hub?.setStatus({ level: 'warning', message: `live capture stopped; the recording is in ${this.opts.db}` });
+    // Only a session that started recording has a recording to point at; a failed start keeps its own status.
+    if (store) this.hub?.setStatus({ level: 'warning', message: `live capture stopped; the recording is in ${this.opts.db}` });
     if (first) throw first;
   }
 }

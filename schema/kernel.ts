@@ -31,6 +31,8 @@ export const MADV = {
   POPULATE_WRITE: 23,
   DONTNEED_LOCKED: 24,
   COLLAPSE: 25,
+  GUARD_INSTALL: 102,
+  GUARD_REMOVE: 103,
 } as const;
 export type MadvName = keyof typeof MADV;
 const madvByValue = new Map<number, MadvName>(Object.entries(MADV).map(([k, v]) => [v, k as MadvName]));
@@ -38,10 +40,11 @@ export function madvName(behavior: number): string {
   return madvByValue.get(behavior) ?? `MADV_${behavior}`;
 }
 /** Behaviours that remove the mapping of a range (the PTEs go; the next touch maps a new page). */
-export const MADV_ZAPPING: ReadonlySet<number> = new Set([MADV.DONTNEED, MADV.FREE, MADV.REMOVE, MADV.DONTNEED_LOCKED]);
+export const MADV_ZAPPING: ReadonlySet<number> = new Set([MADV.DONTNEED, MADV.FREE, MADV.REMOVE, MADV.DONTNEED_LOCKED, MADV.GUARD_INSTALL]);
 /**
  * Behaviours that MAY move pages without removing the mapping for sure: reclaim (try_to_unmap skips FOLL_PIN
- * pages, not FOLL_GET ones), KSM, collapse. They trigger a pagemap check, not a verdict by themselves.
+ * pages, not FOLL_GET ones), KSM, collapse. The model treats PAGEOUT (and FREE, which is lazy) as advisory
+ * zaps: they count only when pagemap, read at once, shows the pinned page gone.
  */
 export const MADV_MAY_MOVE: ReadonlySet<number> = new Set([MADV.PAGEOUT, MADV.COLD, MADV.MERGEABLE, MADV.COLLAPSE, MADV.HUGEPAGE]);
 

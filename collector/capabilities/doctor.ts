@@ -100,7 +100,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     lines.push({
       ok: p.attached,
       label: p.script,
-      detail: p.attached ? `selected (${info?.spec.probes.length ?? 0} probes)` : `left out: ${p.reason}`,
+      detail: p.attached ? `selected (${info?.spec.probes.length ?? 0} probes${p.reason ? `; ${p.reason}` : ''})` : `left out: ${p.reason}`,
       required: false,
     });
   }

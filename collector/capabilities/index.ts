@@ -21,7 +21,7 @@ import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ScriptSpec } from '../contracts.ts';
 import type { ProbeStatus, TraceMode } from '../../schema/session.ts';
-import { scriptProbes, tracepointFields } from '../runner/program.ts';
+import { pruneProbes, scriptProbes, tracepointFields, type ScriptInput } from '../runner/program.ts';
 
 const run = promisify(execFile);
 
@@ -69,6 +69,8 @@ export interface ScriptInfo {
   template: string | null;
   /** First header line. */
   summary: string;
+  /** The script text the needs were read from. */
+  text: string;
 }
 
 const HEADER_RE = /^\/\/\s*(probes|optional|any-of|depends-any|pinwatch-template):\s*(.*)$/;
@@ -103,7 +105,7 @@ export function describeScript(file: string, mode: 'tracepoint' | 'kprobe', text
   const probes = headerProbes ?? fromText;
   const fields: Record<string, string[]> = {};
   for (const [tp, f] of tracepointFields(text)) fields[tp] = f;
-  return { spec: { name, file, mode, probes }, fields, optional, anyOf, dependsAny, template, summary };
+  return { spec: { name, file, mode, probes }, fields, optional, anyOf, dependsAny, template, summary, text };
 }
 
 /** Every script under bpf/tracepoint and bpf/kprobe (sorted by name). */
@@ -294,7 +296,8 @@ export type SelectMode = 'auto' | 'tracepoint' | 'kprobe';
 export interface Selection {
   /** The mode used ('auto' resolved: kprobe when kprobes can attach, else tracepoint). */
   mode: Exclude<TraceMode, 'replay'>;
-  scripts: ScriptSpec[];
+  /** In composition order. A script with missing `// optional:` probes carries its pruned `text`. */
+  scripts: ScriptInput[];
   probes: ProbeStatus[];
 }
 
@@ -336,9 +339,20 @@ export function selectScripts(caps: Capabilities, mode: SelectMode, opts: { excl
       }
     }
   }
-  for (const s of chosen) probes.push({ script: s.spec.name, attached: true });
+  const scripts: ScriptInput[] = [];
+  for (const s of chosen) {
+    const missing = s.optional.concat(s.anyOf.flat()).filter((p) => probeProblem(caps, p, s.fields[p] ?? []) !== null);
+    if (missing.length === 0) {
+      probes.push({ script: s.spec.name, attached: true });
+      scripts.push(s.spec);
+    } else {
+      probes.push({ script: s.spec.name, attached: true, reason: `without ${missing.join(', ')}` });
+      const text = pruneProbes(s.text, new Set(missing));
+      scripts.push({ ...s.spec, probes: s.spec.probes.filter((p) => !missing.includes(p)), text });
+    }
+  }
   probes.sort((a, b) => a.script.localeCompare(b.script));
-  return { mode: resolved, scripts: chosen.map((s) => s.spec), probes };
+  return { mode: resolved, scripts, probes };
 }
 
 export { runDoctor, formatDoctor } from './doctor.ts';

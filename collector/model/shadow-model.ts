@@ -24,7 +24,7 @@ import type {
   FaultEvent, UffdRegisterEvent, UnpinEvent, VfioDmaEvent, WpPageEvent,
 } from '../../schema/events.ts';
 import {
-  CLONE_VM, FOLL_6_3, FOLL_PRE_6_3, IORING_REGISTER, MADV, MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PF_WRITE,
+  CLONE_VM, FOLL_6_3, FOLL_PRE_6_3, IORING_REGISTER, MADV, MADV_ZAPPING, MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PF_WRITE,
   PMD_SIZE, SCAN_SUCCEEDED, madvName,
 } from '../../schema/kernel.ts';
 import type { FaultRegion, PagemapReader } from '../contracts.ts';
@@ -65,11 +65,9 @@ function defaultFollNumbering(): FollNumbering {
   return v >= 6003 ? '6.3' : 'pre-6.3';
 }
 
+/** Zaps for sure (MADV_ZAPPING) or advisory ones (PAGEOUT; FREE is lazy): see the advisory handling below. */
 function isZapping(behavior: number): boolean {
-  return (
-    behavior === MADV.DONTNEED || behavior === MADV.FREE || behavior === MADV.REMOVE ||
-    behavior === MADV.PAGEOUT || behavior === MADV.DONTNEED_LOCKED
-  );
+  return MADV_ZAPPING.has(behavior) || behavior === MADV.PAGEOUT;
 }
 
 /** collapse_file built the huge page: SCAN_SUCCEEDED, or SCAN_PTE_MAPPED_HUGEPAGE (MADV_COLLAPSE's success on file/shmem). */
@@ -738,7 +736,7 @@ export class ShadowModel {
       // Shared mappings keep the page in the page cache: DONTNEED + refault maps the same page again.
       const hard =
         unmapping || behavior === MADV.REMOVE ||
-        ((behavior === MADV.DONTNEED || behavior === MADV.DONTNEED_LOCKED) && !pin.mapShared);
+        ((behavior === MADV.DONTNEED || behavior === MADV.DONTNEED_LOCKED || behavior === MADV.GUARD_INSTALL) && !pin.mapShared);
       const advisory = behavior === MADV.FREE || behavior === MADV.PAGEOUT;
       for (let i = first; i < first + count; i++) {
         if (!advisory) pin.setFlag(i, PG_ZAPPED);

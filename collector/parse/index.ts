@@ -1,7 +1,7 @@
 // bpftrace output → typed events. One call per stdout line of `bpftrace -f json -q -B line`; the hot path
 // (printf records) reads tab-separated fields straight out of the raw JSON text and allocates only the
-// event object (plus the comm string when it is new). Line formats: docs in each bpf/tracepoint/*.bt header
-// and in collector/parse/README.md.
+// event object (plus the comm string when it is new). Line formats: each bpf/tracepoint/*.bt header
+// and the table in bpf/tracepoint/README.md.
 //
 // Fast path: a printf record whose data has no JSON escapes other than `\t` (the field separator) is read
 // in place. Anything else (a quote, backslash or tab inside comm/filename, \uXXXX) goes through JSON.parse
@@ -137,7 +137,7 @@ function hex(): string {
       return '';
     }
   }
-  const s = S.slice(pos, k);
+  const s = commAt(pos, k); // pointers repeat; a flat copy does not pin the line
   pos = k + sepLen;
   return s;
 }
@@ -209,7 +209,7 @@ function stringThenComm(): string {
       state = NEED_SLOW;
       return '';
     }
-    const s = S.slice(pos, k);
+    const s = commAt(pos, k);
     pos = k + 2;
     tailComm = commAt(pos, lim);
     return s;
@@ -219,7 +219,7 @@ function stringThenComm(): string {
     fail(`missing field ${fieldNo}`);
     return '';
   }
-  const s = S.slice(pos, k);
+  const s = commAt(pos, k);
   pos = k + 1;
   tailComm = commAt(pos, lim);
   return s;

@@ -10,7 +10,7 @@ import type { TraceEvent } from '../../schema/events.ts';
 import { parseLine, type ReadyAtSink } from '../parse/index.ts';
 import { composeDetailed, type ComposedProgram, type ScriptInput } from './program.ts';
 
-export { composeProgram, composeDetailed, parseScript, scriptProbes, tracepointFields } from './program.ts';
+export { composeProgram, composeDetailed, parseScript, pruneProbes, scriptProbes, tracepointFields } from './program.ts';
 export type { ScriptInput, ComposedProgram, ComposeOptions } from './program.ts';
 
 export interface RunnerCounters {
@@ -136,6 +136,14 @@ export class BpftraceRunner {
       env,
     });
     this.child = child;
+    // If the collector exits without stop() (crash, process.exit), do not leave bpftrace attached: it would keep
+    // tracing, and blocks once nobody reads its pipe. (A SIGKILLed collector cannot do this; bpftrace then dies
+    // of EPIPE on its next write.)
+    const killOnExit = () => {
+      if (this.exitInfo === null) child.kill('SIGKILL');
+    };
+    process.once('exit', killOnExit);
+    child.once('close', () => process.removeListener('exit', killOnExit));
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (chunk: string) => this.onStdout(chunk));
     let errPartial = '';
@@ -344,8 +352,10 @@ export function regionStatements(regions: FaultRegion[]): string {
 /** The faults.bt template with a region set substituted. */
 export function faultProgramText(regions: FaultRegion[], template = FAULTS_TEMPLATE): string {
   const t = readFileSync(template, 'utf8');
-  if (!t.includes(REGIONS_PLACEHOLDER)) throw new Error(`${template}: no ${REGIONS_PLACEHOLDER} line`);
-  return t.replace(REGIONS_PLACEHOLDER, regionStatements(regions));
+  const re = /^[ \t]*\/\/ @@PINWATCH_REGIONS@@[ \t]*$/m;
+  if (!re.test(t)) throw new Error(`${template}: no "${REGIONS_PLACEHOLDER}" line`);
+  const stmts = regionStatements(regions);
+  return t.replace(re, () => stmts);
 }
 
 interface Generation {
@@ -384,8 +394,10 @@ export class FaultWatcher {
   private chain: Promise<void> = Promise.resolve();
   private gen = 0;
   private stopped = false;
-  /** Recently delivered faults near a cutover, for the straddle check. */
-  private recent: TraceEvent[] = [];
+  /** Faults delivered within DUP_WINDOW_NS of the last cutover, for the straddle check. */
+  private recent: { gen: number; e: TraceEvent }[] = [];
+  /** CLOCK_MONOTONIC ns of the last handover's cutover (0: none yet). */
+  private lastCut = 0;
   private lastError: Error | null = null;
 
   constructor(opts: FaultWatcherOptions) {
@@ -489,6 +501,8 @@ export class FaultWatcher {
     g.from = old ? cut : 0;
     this.current = g;
     if (old) {
+      this.lastCut = cut;
+      this.recent = [];
       this.release(old, cut);
       old.until = cut;
     }
@@ -520,17 +534,18 @@ export class FaultWatcher {
       }
       // Coarse (1 GiB) kernel filter: keep only faults in the exact 2 MiB regions.
       if (!g.regions.has(regionKey(e.pid, Math.floor(e.addr / 2 ** 21)))) return;
-      // The one fault that could straddle the cutover: same thread, address and ip within a few µs.
-      if (g.from > 0 && e.tsNs - g.from < DUP_WINDOW_NS) {
+      // The one fault both processes could pass (old copy just before the cutover, new copy just after, their
+      // nsecs read separately): same thread, address and ip within a few µs of the cutover, either order.
+      if (this.lastCut > 0 && Math.abs(e.tsNs - this.lastCut) < DUP_WINDOW_NS) {
         for (const r of this.recent) {
-          if (r.kind === 'fault' && r.tid === e.tid && r.addr === e.addr && r.ip === e.ip && Math.abs(r.tsNs - e.tsNs) < DUP_WINDOW_NS) {
+          if (r.gen !== g.id && r.e.kind === 'fault' && r.e.tid === e.tid && r.e.addr === e.addr && r.e.ip === e.ip && Math.abs(r.e.tsNs - e.tsNs) < DUP_WINDOW_NS) {
             this.duplicates++;
             return;
           }
         }
+        this.recent.push({ gen: g.id, e });
+        if (this.recent.length > 64) this.recent.shift();
       }
-      this.recent.push(e);
-      if (this.recent.length > 64) this.recent.shift();
     }
     this.opts.sink.event(e);
   }

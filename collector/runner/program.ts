@@ -163,6 +163,28 @@ export function tracepointFields(src: string): Map<string, string[]> {
   return out;
 }
 
+/**
+ * Remove unavailable attach points from a script: a block keeps the attach points that exist, and disappears
+ * when none is left (for `// optional:` probes, e.g. sys_enter_fork, which arm64 does not have).
+ */
+export function pruneProbes(src: string, missing: ReadonlySet<string>): string {
+  let out = '';
+  let at = 0;
+  for (const b of parseScript(src).blocks) {
+    const keep = b.attach.filter((a) => !missing.has(a));
+    if (keep.length === b.attach.length) continue;
+    out += src.slice(at, b.start);
+    if (keep.length > 0) {
+      // the attach list ends where the predicate or the body starts
+      const head = src.slice(b.start, b.end);
+      const listEnd = Math.min(...['/', '{'].map((c) => head.indexOf(c)).filter((i) => i >= 0));
+      out += keep.join(',\n') + '\n' + head.slice(listEnd);
+    }
+    at = b.end;
+  }
+  return out + src.slice(at);
+}
+
 /** Probe types bpftrace 0.17 attaches after all others, in reverse declaration order. */
 function attachesReverse(probe: string): boolean {
   return /^(kprobe|kfunc|fentry|usdt|software|s):/.test(probe);
