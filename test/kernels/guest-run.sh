@@ -1,0 +1,84 @@
+#!/bin/bash
+# Runs INSIDE a test guest (vm/run-guest.sh ... -- bash test/kernels/guest-run.sh), cwd = repo root.
+# Prepares the kprobe set for this kernel (calibration, selection, specialisation), starts ONE bpftrace
+# on the combined usable scripts, runs the workloads, stops bpftrace and leaves everything in /tmp/out:
+#   prepare.json, doctor.txt, scripts/*.bt + combined.bpf, raw/combined.out|.err, kprobes-list,
+#   wl-<workload>.txt, timings
+# Phase 2 (unless PW_RECORD=0): the product itself, `pinwatch record --mode kprobe` as
+# test/kernels/record-kprobe.ts (LiveSession with the prepared kprobe set), around the scenarios
+# `node bin/pinwatch.js scenario NAME` (prebuilt by the host test into /tmp/out/scen):
+#   pinwatch.db (copied from tmpfs after the stop), record.log, sc-<name>.txt
+set -u
+OUT=/tmp/out
+# the host test copies the static workload binary (test/kernels/workload.c) into the output share
+WL=$OUT/pw-workload
+mkdir -p $OUT/raw $OUT/scripts
+t0=$(date +%s.%N)
+# Old kernels have no MADV_COLLAPSE: let khugepaged collapse shmem quickly instead.
+T=/sys/kernel/mm/transparent_hugepage
+echo advise > $T/shmem_enabled 2>/dev/null
+echo 50 > $T/khugepaged/scan_sleep_millisecs 2>/dev/null
+echo 50 > $T/khugepaged/alloc_sleep_millisecs 2>/dev/null
+echo 4096 > $T/khugepaged/pages_to_scan 2>/dev/null
+
+
+node --import tsx collector/kprobe/cli.ts prepare $OUT/scripts > $OUT/prepare.json 2> $OUT/prepare.err || { echo "prepare failed"; cat $OUT/prepare.err; exit 1; }
+cp $OUT/scripts/doctor.txt $OUT/doctor.txt
+t1=$(date +%s.%N)
+# One bpftrace for the whole set (combined.bpf): bpftrace start-up (BTF, clang, LLVM) takes tens of
+# seconds per process under TCG, so one process per script would take minutes.
+# BPFTRACE_BTF: bpftrace 0.17's feature probe says "btf: no" on 5.10 (seen) and then resolves no
+# struct type; naming the file makes it use the kernel's BTF anyway.
+# Output goes to tmpfs and is copied at the end: writing it to the 9p share would itself GUP-pin
+# bpftrace's buffers (virtio-9p zero copy) and feed back into the gup/unpin probes.
+mkdir -p /tmp/raw
+BPFTRACE_BTF=/sys/kernel/btf/vmlinux BPFTRACE_PERF_RB_PAGES=1024 BPFTRACE_STRLEN=64 bpftrace -q -B line $OUT/scripts/combined.bpf > /tmp/raw/combined.out 2> /tmp/raw/combined.err &
+bt=$!
+# Wait until every kprobe is registered (bpftrace attaches kprobes last; a BEGIN marker would fire
+# before them), or bpftrace died, or 600 s.
+want=$(node -e 'const p=require(process.argv[1]); let n=0; for (const s of p.specs) n+=s.probes.filter(x=>/^k(ret)?probe:/.test(x)).length; console.log(n)' $OUT/prepare.json)
+have=0
+for i in $(seq 1 600); do
+  have=$(cat /sys/kernel/debug/kprobes/list 2>/dev/null | grep -c .)
+  [ "$have" -ge "$want" ] && break
+  kill -0 $bt 2>/dev/null || break
+  sleep 1
+done
+echo "kprobes registered: $have of $want"
+cp /sys/kernel/debug/kprobes/list $OUT/kprobes-list 2>/dev/null
+t2=$(date +%s.%N)
+for w in vmsplice-pageout iouring-pin thp-reuse thp-pmd-reuse collapse; do
+  "$WL" $w > $OUT/wl-$w.txt 2>&1
+done
+sleep 1
+t3=$(date +%s.%N)
+kill -INT $bt 2>/dev/null
+wait $bt
+cp /tmp/raw/* $OUT/raw/
+echo "prepare $(echo "$t1 - $t0" | bc) attach $(echo "$t2 - $t1" | bc) workloads $(echo "$t3 - $t2" | bc)" > $OUT/timings
+
+if [ "${PW_RECORD:-1}" = 1 ]; then
+  r0=$(date +%s.%N)
+  # SQLite WAL wants shared mmap: keep the database on tmpfs, copy it out after the stop
+  node --import tsx test/kernels/record-kprobe.ts /tmp/pinwatch.db /tmp/recscripts > $OUT/record.log 2>&1 &
+  rec=$!
+  for i in $(seq 1 900); do
+    grep -q '^recording' $OUT/record.log && break
+    kill -0 $rec 2>/dev/null || break
+    sleep 1
+  done
+  r1=$(date +%s.%N)
+  if grep -q '^recording' $OUT/record.log; then
+    for s in ${PW_SCENARIOS:-vmsplice-pageout uring-dontneed shmem-uffd-collapse uring-fork}; do
+      PINWATCH_SCENARIO_CACHE=$OUT/scen node bin/pinwatch.js scenario $s > $OUT/sc-$s.txt 2>&1
+      echo "rc=$?" >> $OUT/sc-$s.txt
+    done
+    sleep 2
+  fi
+  r2=$(date +%s.%N)
+  kill -INT $rec 2>/dev/null
+  wait $rec
+  cp /tmp/pinwatch.db $OUT/pinwatch.db 2>/dev/null
+  echo "record-start $(echo "$r1 - $r0" | bc) scenarios $(echo "$r2 - $r1" | bc) stop $(echo "$(date +%s.%N) - $r2" | bc)" >> $OUT/timings
+fi
+echo "guest-run done: $(ls $OUT/raw | wc -l) raw files"

@@ -1,0 +1,127 @@
+// Unit tests of the kprobe-mode line parsers (collector/parse/kprobe.ts), with lines in the exact
+// shape the bpf/kprobe scripts print (taken from the scripts' example headers and guest runs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { kprobeParsers, resetKprobeParserState } from '../../../collector/parse/kprobe.ts';
+import type { ParseSink } from '../../../collector/contracts.ts';
+import type { TraceEvent } from '../../../schema/events.ts';
+
+function collect(lines: string[]): { events: TraceEvent[]; malformed: string[] } {
+  const events: TraceEvent[] = [];
+  const malformed: string[] = [];
+  const sink: ParseSink = {
+    event: (e) => events.push(e),
+    lost: () => {},
+    ready: () => {},
+    malformed: (_l, why) => malformed.push(why),
+  };
+  resetKprobeParserState();
+  for (const line of lines) {
+    const fields = line.split('\t');
+    const p = kprobeParsers[fields[0]];
+    assert.ok(p, `no parser for ${fields[0]}`);
+    p(fields, sink, line);
+  }
+  return { events, malformed };
+}
+
+test('gup collects the pfns printed before it on the same thread', () => {
+  const { events, malformed } = collect([
+    'gup_pfn\t100\t412\t413\t0\t1193046\t1\tfixture',
+    'gup_pfn\t100\t900\t900\t0\t5\t1\tother', // another thread's return in flight
+    'gup_pfn\t101\t412\t413\t1\t1201111\t1\tfixture',
+    'gup\t102\t412\t413\tpin_user_pages\t140372116787200\t2\t65537\t2\tio_uring\tfixture',
+  ]);
+  assert.deepEqual(malformed, []);
+  assert.equal(events.length, 1);
+  assert.deepEqual(events[0], {
+    kind: 'gup', tsNs: 102, pid: 412, tid: 413, comm: 'fixture', fn: 'pin_user_pages', addr: 140372116787200,
+    nrPages: 2, gupFlags: 65537, ret: 2, pfns: [1193046, 1201111], source: 'io_uring',
+  });
+});
+
+test('gup_pfn with a count expands a contiguous range (vfio_pin_pages_remote)', () => {
+  const { events } = collect([
+    'gup_pfn\t1\t7\t7\t0\t4096\t3\tqemu',
+    'gup\t2\t7\t7\tvfio_pin_pages_remote\t8192\t3\t0\t3\tvfio\tqemu',
+  ]);
+  assert.deepEqual((events[0] as { pfns: number[] }).pfns, [4096, 4097, 4098]);
+});
+
+test('a failed gup carries -errno and no pfns; a stale buffer does not leak into the next call', () => {
+  const { events } = collect([
+    'gup_pfn\t1\t7\t7\t0\t4096\t1\tx',
+    'gup\t2\t7\t7\tpin_user_pages_fast\t8192\t1\t257\t-14\tio_uring\tx',
+    'gup\t3\t7\t7\tget_user_pages_fast\t8192\t1\t0\t1\tvmsplice\tx',
+  ]);
+  assert.equal(events.length, 2);
+  assert.deepEqual([(events[0] as { ret: number }).ret, (events[0] as { pfns: number[] }).pfns], [-14, []]);
+  assert.deepEqual((events[1] as { pfns: number[] }).pfns, []);
+});
+
+test('wp_page copy / reuse / unshare and an unknown outcome', () => {
+  const { events, malformed } = collect([
+    'wp_page\t5\t412\t412\t140372116787200\tcopy\t1193046\t1201111\tfixture',
+    'wp_page\t6\t412\t412\t140372116787200\treuse\t1193046\t0\tfixture',
+    'wp_page\t7\t412\t412\t140372116787200\tunshare\t1193046\t0\tfixture',
+    'wp_page\t8\t412\t412\t140372116787200\tsteal\t1\t0\tfixture',
+  ]);
+  assert.deepEqual(events.map((e) => (e as { outcome: string }).outcome), ['copy', 'reuse', 'unshare']);
+  assert.deepEqual(events[0], {
+    kind: 'wp_page', tsNs: 5, pid: 412, tid: 412, comm: 'fixture', addr: 140372116787200, outcome: 'copy', oldPfn: 1193046, newPfn: 1201111,
+  });
+  assert.equal(malformed.length, 1);
+  assert.match(malformed[0], /wp_page: unknown outcome/);
+});
+
+test('unmap, mkclean, split_pmd, mmu_invalidate, anon_rmap_move, unpin', () => {
+  const { events, malformed } = collect([
+    'unmap\t9\t412\t412\t1193046\t0xffff8881234a5600\t140372116787200\tfixture',
+    'mkclean\t10\t88\t88\t1193046\t0xffff8881234a5600\t140372116787200\tkworker/u4:1',
+    'split_pmd\t11\t412\t412\t0xffff8881234a5600\t140372115738624\tfixture',
+    'mmu_invalidate\t12\t412\t412\t0xffff8881234a5600\t140372115738624\t140372115742720\t3\tqemu-system-x86',
+    'anon_rmap_move\t13\t412\t412\t1193046\t140372116787200\t9\tfixture',
+    'unpin\t14\t412\t412\tunpin_user_pages\t1193046\t1\tfixture',
+  ]);
+  assert.deepEqual(malformed, []);
+  assert.deepEqual(events.map((e) => e.kind), ['unmap', 'mkclean', 'split_pmd', 'mmu_invalidate', 'anon_rmap_move', 'unpin']);
+  assert.deepEqual(events[0], { kind: 'unmap', tsNs: 9, pid: 412, tid: 412, comm: 'fixture', pfn: 1193046, mm: '0xffff8881234a5600', addr: 140372116787200 });
+  assert.equal(events[1].comm, 'kworker/u4:1');
+  assert.deepEqual(events[3], { kind: 'mmu_invalidate', tsNs: 12, pid: 412, tid: 412, comm: 'qemu-system-x86', mm: '0xffff8881234a5600', start: 140372115738624, end: 140372115742720, event: 3 });
+  assert.equal((events[4] as { order: number }).order, 9);
+  assert.deepEqual(events[5], { kind: 'unpin', tsNs: 14, pid: 412, tid: 412, comm: 'fixture', fn: 'unpin_user_pages', pfn: 1193046, npages: 1 });
+});
+
+test('kcollapse_file becomes a collapse_file event', () => {
+  const { events } = collect(['kcollapse_file\t15\t412\t412\t0xffff8881234a5600\t0\t0\t140372115738624\t1\t512\t1\tmemfd:pw\tfixture']);
+  assert.deepEqual(events[0], {
+    kind: 'collapse_file', tsNs: 15, pid: 412, tid: 412, comm: 'fixture', mm: '0xffff8881234a5600', hpfn: 0, index: 0,
+    addr: 140372115738624, isShmem: true, nr: 512, result: 1, filename: 'memfd:pw',
+  });
+});
+
+test('comm containing a tab is re-joined; malformed numbers and pointers are reported, not thrown', () => {
+  const { events, malformed } = collect([
+    'unmap\t9\t412\t412\t1193046\t0xffff8881234a5600\t4096\tweird\tname',
+    'unmap\t9\t412\t412\tNaN\t0xffff8881234a5600\t4096\tx',
+    'unmap\t9\t412\t412\t1\tffff8881\t4096\tx',
+    'split_pmd\t11\t412\t412\t0xffff88',
+    'gup\t1\t2\t3\tpin_user_pages\t1\t1\t1\t1\tmystery\tx',
+  ]);
+  assert.equal(events.length, 1);
+  assert.equal(events[0].comm, 'weird\tname');
+  assert.equal(malformed.length, 4);
+  assert.match(malformed[0], /pfn not an integer/);
+  assert.match(malformed[1], /mm not a hex pointer/);
+  assert.match(malformed[2], /split_pmd: (missing|addr)/);
+  assert.match(malformed[3], /unknown caller/);
+});
+
+test('every example line in the bpf/kprobe headers parses', async () => {
+  const { loadKprobeScripts } = await import('../../../collector/kprobe/scripts.ts');
+  const lines = loadKprobeScripts().flatMap((s) => s.header.examples);
+  assert.ok(lines.length >= 10);
+  const { events, malformed } = collect(lines);
+  assert.deepEqual(malformed, []);
+  assert.ok(events.length >= 8);
+});

@@ -1,0 +1,40 @@
+#!/bin/sh
+# /init of the pinwatch test guest (busybox). Loads virtio/9p/zram modules, mounts the host root
+# read-only over 9p (tag hostroot) with fresh proc/sys/tracefs/tmpfs on top, mounts the per-run
+# output share (tag out) at /tmp/out, optionally sets up zram swap (pw.zram=<MiB> on the kernel
+# command line), runs /tmp/out/run.sh chrooted into the host userland, records its exit code in
+# /tmp/out/rc and powers off. Everything the run leaves in /tmp/out is visible on the host.
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+t0=$(cut -d' ' -f1 /proc/uptime)
+for m in $(cat /modules/order); do insmod /modules/$m 2>/dev/null; done
+N=/newroot
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot $N; then
+  echo "pw-init: cannot mount hostroot"; poweroff -f
+fi
+mount -t proc proc $N/proc
+mount -t sysfs sys $N/sys
+mount -t devtmpfs dev $N/dev
+mkdir -p /dev/pts /dev/shm 2>/dev/null
+mount -t devpts devpts $N/dev/pts 2>/dev/null
+mount -t tmpfs tmpfs $N/dev/shm 2>/dev/null
+mount -t tracefs nodev $N/sys/kernel/tracing 2>/dev/null
+mount -t debugfs nodev $N/sys/kernel/debug 2>/dev/null
+for d in /tmp /run /var/tmp /root; do mount -t tmpfs -o mode=1777 tmpfs $N$d; done
+mkdir -p $N/tmp/out
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $N/tmp/out || echo "pw-init: cannot mount out"
+zram=$(sed -n 's/.*pw\.zram=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$zram" ] && [ -e /sys/block/zram0 ]; then
+  echo "${zram}M" > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0 && echo "pw-init: zram swap ${zram} MiB"
+fi
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo "pw-init: userspace at ${t0}s, host root mounted at ${t1}s, kernel $(uname -r)"
+echo "$t0 $t1" > $N/tmp/out/boot-times
+chroot $N /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb PW_GUEST=1 \
+  /bin/bash -c 'cd /tmp/out && /bin/bash /tmp/out/run.sh > /tmp/out/run.log 2>&1; echo $? > /tmp/out/rc'
+echo "pw-init: run.sh exited $(cat $N/tmp/out/rc 2>/dev/null)"
+sync
+umount $N/tmp/out 2>/dev/null
+poweroff -f
