@@ -1,5 +1,6 @@
 // The seams between the collector's layers: runner → parse → model/rules (Collector) → store / publish.
 // Each layer implements its side in its own folder; only these types cross folder boundaries.
+import { release } from 'node:os';
 import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../schema/events.ts';
 import type { Pin } from '../schema/pins.ts';
@@ -67,6 +68,8 @@ export interface CollectorConfig {
   pinMaxAgeS: number;
   /** An anomaly within this many ns of lost events is marked low confidence. */
   lostWindowNs: number;
+  /** Release of the traced kernel (os.release() unless replaying or testing): rules that depend on kernel fixes read it. */
+  kernelRelease: string;
 }
 
 export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
@@ -74,6 +77,7 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   verifyDelayMs: 20,
   pinMaxAgeS: 0,
   lostWindowNs: 1_000_000_000,
+  kernelRelease: release(),
 };
 
 // ---- session (store) ----

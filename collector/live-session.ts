@@ -52,6 +52,11 @@ export interface LiveSessionDeps {
     onExit: (code: number | null, signal: string | null) => void;
   }): RunnerLike;
   createFaultWatcher(opts: { sink: ParseSink; bpftrace?: string; onStderr: (line: string) => void }): FaultWatcherLike;
+  /**
+   * Kprobe mode: replace the raw bpf/kprobe scripts by the set specialised for this kernel (optional probes
+   * pruned, per-version variants, calibrated vmemmap base) and say which FOLL_* numbering the kernel uses.
+   */
+  specialiseKprobes(selection: Selection): Promise<{ selection: Selection; follNumbering?: CollectorOptions['follNumbering'] }>;
 }
 
 export interface LiveSessionOptions {
@@ -86,6 +91,21 @@ async function realDeps(): Promise<LiveSessionDeps> {
     createCollector: (o) => new pipeline.Collector(o),
     createRunner: (o) => new runner.BpftraceRunner(o),
     createFaultWatcher: (o) => new runner.FaultWatcher(o),
+    specialiseKprobes: async (selection) => {
+      const kprobe = await import('./kprobe/index.ts');
+      // bpftrace 0.17 finds no BTF on some kernels (5.10) unless told where it is; the fault watcher needs it too.
+      Object.assign(process.env, kprobe.bpftraceEnv());
+      const set = await kprobe.prepareKprobeSet();
+      return {
+        selection: {
+          ...selection,
+          scripts: [...selection.scripts.filter((s) => s.mode !== 'kprobe'), ...set.specs],
+          probes: [...selection.probes.filter((p) => !p.script.startsWith('kprobe/')), ...set.statuses],
+        },
+        // The kprobe detector resolves the FOLL_* table from BTF; the model names it by the 6.3 renumbering.
+        follNumbering: set.foll.LONGTERM === 0x100 ? '6.3' : 'pre-6.3',
+      };
+    },
   };
 }
 
@@ -160,7 +180,9 @@ export class LiveSession {
     const caps = await deps.probeCapabilities();
     const problem = captureProblem(caps);
     if (problem) throw problem;
-    const selection = deps.selectScripts(caps, this.opts.mode ?? 'auto');
+    let selection = deps.selectScripts(caps, this.opts.mode ?? 'auto');
+    let follNumbering: CollectorOptions['follNumbering'];
+    if (selection.mode === 'kprobe') ({ selection, follNumbering } = await deps.specialiseKprobes(selection));
     this.selection = selection;
     if (selection.scripts.length === 0) {
       const why = selection.probes.filter((p) => !p.attached).map((p) => `${p.script}: ${p.reason ?? 'left out'}`);
@@ -198,6 +220,7 @@ export class LiveSession {
     this.collector = deps.createCollector({
       sinks,
       config: this.opts.config,
+      ...(follNumbering ? { follNumbering } : {}),
       ...next,
       onFaultRegions: (r) => this.faults?.setRegions(r),
       onSinkError: (err) => {

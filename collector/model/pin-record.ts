@@ -18,6 +18,8 @@ export const PG_WRITE_AFTER_ZAP = 8;
 export const PG_UNMAPPED = 16;
 /** The verifier saw (or inferred) divergence on this page. */
 export const PG_DIVERGED = 32;
+/** pinnedPfn came from GUP's own pages array (kprobe mode): exact, whatever pagemap showed later. */
+export const PG_GUP_EXACT = 64;
 
 /** A run of pin pages and the user address where its first page is mapped now. */
 export interface Extent {

@@ -33,7 +33,7 @@ import type { Clock } from '../verify/time.ts';
 import { ModelEffects, type BufferOutcome, type PageSpan, type Registration } from './effects.ts';
 import { backingOf, type MapsReader } from './maps.ts';
 import {
-  HandleRecord, PfnIndex, PinRecord, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, validUserRange,
+  HandleRecord, PfnIndex, PinRecord, PG_GUP_EXACT, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, validUserRange,
   type Extent,
 } from './pin-record.ts';
 import { ProcessState } from './process.ts';
@@ -886,15 +886,20 @@ export class ShadowModel {
   }
 
   private applyGupPfns(pin: PinRecord, gups: readonly GupEvent[]): void {
+    let exact = 0;
     for (const g of gups) {
       const base = pageDown(g.addr);
       for (let j = 0; j < g.pfns.length; j++) {
         const page = pin.pageAt(base + j * PAGE_SIZE);
         if (page < 0) continue;
+        if (!(pin.flags[page] & PG_GUP_EXACT)) exact++;
         pin.pinnedPfn[page] = g.pfns[j];
-        pin.flags[page] &= ~PG_LATE; // exact: GUP told us the page it took
+        pin.flags[page] = (pin.flags[page] & ~PG_LATE) | PG_GUP_EXACT; // exact: GUP told us the page it took
       }
     }
+    // Every pinned pfn came from GUP itself: the pagemap snapshot's race window no longer matters, so no
+    // later event can make a page "late" (kprobe mode confirms divergences a fast zap would otherwise blur).
+    if (exact === pin.nPages) pin.snapshotNs = pin.createdNs;
   }
 
   /** Page-moving events that arrived before this pin_result but may have run after GUP. */

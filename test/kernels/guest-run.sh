@@ -60,7 +60,7 @@ echo "prepare $(echo "$t1 - $t0" | bc) attach $(echo "$t2 - $t1" | bc) workloads
 if [ "${PW_RECORD:-1}" = 1 ]; then
   r0=$(date +%s.%N)
   # SQLite WAL wants shared mmap: keep the database on tmpfs, copy it out after the stop
-  node --import tsx test/kernels/record-kprobe.ts /tmp/pinwatch.db /tmp/recscripts > $OUT/record.log 2>&1 &
+  node --import tsx test/kernels/record-kprobe.ts /tmp/pinwatch.db > $OUT/record.log 2>&1 &
   rec=$!
   for i in $(seq 1 900); do
     grep -q '^recording' $OUT/record.log && break

@@ -89,6 +89,10 @@ function fakes(calls: string[], over: Partial<LiveSessionDeps> = {}) {
   const deps: LiveSessionDeps = {
     probeCapabilities: async () => caps(),
     selectScripts: () => SELECTION,
+    specialiseKprobes: async (selection) => {
+      calls.push('specialiseKprobes');
+      return { selection, follNumbering: 'pre-6.3' };
+    },
     createCollector: (o) => (collector = new FakeCollector(o, calls)),
     createRunner: (o) => {
       sink = o.sink;

@@ -475,6 +475,24 @@ describe('snapshot race (late pins)', () => {
     assert.equal(flagsOf(p, 2) & PG_LATE, 0);
   });
 
+  test('kprobe mode: pinned pfns from GUP itself are exact, so a zap before our pagemap read is not late', () => {
+    const s = setup();
+    s.anon(100, BUF, 2, 0x1000);
+    s.apply(s.ev.iovec(100, 5, 0, BUF, 2 * PAGE));
+    s.apply(s.ev.gup(100, BUF, [0x4000, 0x4001]));
+    s.step(1000);
+    const result = s.ev.pinResult(100, 5, 1, 0);
+    const tExit = result.tsNs;
+    s.time.set(tExit + 5_000_000);
+    const p = s.apply(result).created[0];
+    assert.equal(p.snapshotNs, p.createdNs, 'nothing can be late');
+    const zap = s.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED);
+    zap.tsNs = tExit + 1_000_000;
+    s.apply(zap);
+    assert.equal(flagsOf(p, 1) & PG_LATE, 0);
+    assert.deepEqual([...p.pinnedPfn], [0x4000, 0x4001]);
+  });
+
   test('an event inside the registering syscall is a race hit; one before the syscall is ignored', () => {
     const s = setup();
     s.anon(100, BUF, 4, 0x1000);

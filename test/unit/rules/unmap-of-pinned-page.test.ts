@@ -5,8 +5,8 @@ import { describe, test } from 'node:test';
 import { BUF, Harness, PAGE } from '../pipeline/harness.ts';
 
 describe('unmap-of-pinned-page', () => {
-  test('try_to_unmap_one on a pinned pfn, from kswapd: reported for the owner at the page', () => {
-    const h = new Harness().anonBuffer(100, BUF, 4, 0x1000);
+  test('try_to_unmap_one on a pinned anon pfn before 5.19, from kswapd: reported for the owner at the page', () => {
+    const h = new Harness({ config: { kernelRelease: '5.10.0-46-amd64' } }).anonBuffer(100, BUF, 4, 0x1000);
     h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
     h.feed(h.ev.rmap('unmap', 77, 0x1003, '0xffff888000000064', BUF + 3 * PAGE));
     const u = h.sink.of('unmap-of-pinned-page');
@@ -16,6 +16,13 @@ describe('unmap-of-pinned-page', () => {
     assert.equal(u[0].addr, BUF + 3 * PAGE);
     assert.equal(u[0].pfn, 0x1003);
     assert.equal(u[0].severity, 'high');
+  });
+
+  test('5.19+ keeps PageAnonExclusive in the swap PTE: an rmap unmap of a pinned anon page is silent', () => {
+    const h = new Harness({ config: { kernelRelease: '6.12.117+deb12-amd64' } }).anonBuffer(100, BUF, 4, 0x1000);
+    h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
+    h.feed(h.ev.rmap('unmap', 77, 0x1003, '0xffff888000000064', BUF + 3 * PAGE));
+    assert.deepEqual(h.sink.of('unmap-of-pinned-page'), []);
   });
 
   test('reclaim writing a pinned pfn out (tracepoint mode)', () => {
