@@ -1,0 +1,327 @@
+// `npm run bench`: pinwatch's cost and speed, measured side by side (docs/benchmarks.md holds the latest table).
+//   1. overhead on the traced workload (with / without `pinwatch record`, alternating, same invocation), after a
+//      method check with raw bpftrace programs (an in-kernel filter rejecting everything; printing every fault);
+//   2. ingest throughput: a recorded bpftrace stream through parse → model → rules (→ SQLite);
+//   3. latency: divergence-causing syscall → anomaly row in SQLite, → socket.io message;
+//   4. memory: collector RSS over a long event stream, and with 10k pins / 1M pinned pages.
+// Usage: node --import tsx bench/run.ts [--smoke] [--json FILE] [--only SECTIONS] [--reps N] [--runs-per-phase K]
+//        [--cpu LIST|none] [--nice N|none] [--update-doc]
+// Prints a markdown table; writes the JSON to --json FILE (default bench/results/latest.json).
+// Figures that cannot be measured here (no root / bpftrace, a component missing) come out as "skipped" with
+// the reason; the process exits 1 if a figure failed with an error, 0 otherwise (a missed target is a result).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { buildWorkload } from './harness/build.ts';
+import { FIGURES, skipped, measured, type Figure, type Section } from './harness/figures.ts';
+import type { IngestResult } from './harness/ingest.ts';
+import { latencyLanded, latencySocketio, latencySqlite } from './harness/latency.ts';
+import type { MemoryPinsResult, MemoryStreamResult } from './harness/memory.ts';
+import { liveSkipReason, measureOverheadGroup, pinHolder, pinwatchRecord, rawBpftrace } from './harness/overhead.ts';
+import { describeMachine, renderMachine, renderTable } from './harness/report.ts';
+import { storeLanded } from './harness/sinks.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SECTIONS: readonly Section[] = ['method', 'overhead', 'ingest', 'latency', 'memory'];
+
+const program = new Command()
+  .name('bench')
+  .description('pinwatch benchmarks: overhead, ingest throughput, latency, memory')
+  .option('--smoke', 'short run: every figure, small sizes, 2 repetitions (the test suite runs this)', false)
+  .option('--json <file>', 'write the results as JSON here', join(ROOT, 'bench/results/latest.json'))
+  .option('--only <sections>', `comma-separated subset of ${SECTIONS.join(',')}`)
+  .option('--reps <n>', 'overhead pairs (with/without) per case; default 5, smoke 2')
+  .option('--runs-per-phase <k>', 'workload runs per with/without phase (median taken); default 3, smoke 1')
+  .option('--cpu <list>', "taskset CPU list for the traced workloads, or 'none'", '1')
+  .option('--nice <n>', "nice value for the traced workloads (-20..19), or 'none'", 'none')
+  .option('--update-doc', 'replace the table in docs/benchmarks.md with this run', false);
+program.parse();
+const Opts = z.object({
+  smoke: z.boolean(),
+  json: z.string(),
+  only: z.string().optional(),
+  reps: z.coerce.number().int().min(1).optional(),
+  runsPerPhase: z.coerce.number().int().min(1).optional(),
+  cpu: z.string().regex(/^(none|[0-9][0-9,-]*)$/),
+  nice: z.string().regex(/^(none|-?[0-9]+)$/),
+  updateDoc: z.boolean(),
+});
+const opts = Opts.parse(program.opts());
+const only = new Set(opts.only ? opts.only.split(',').map((s) => s.trim()) : SECTIONS);
+for (const s of only) if (!SECTIONS.includes(s as Section)) throw new Error(`--only: unknown section ${s}`);
+const smoke = opts.smoke;
+const placement = { cpus: opts.cpu === 'none' ? null : opts.cpu, nice: opts.nice === 'none' ? null : Number(opts.nice) };
+
+/** Sizes: the full run is what docs/benchmarks.md reports; smoke keeps every figure but finishes in ~2 minutes. */
+const size = smoke
+  ? {
+      reps: opts.reps ?? 2,
+      runsPerPhase: opts.runsPerPhase ?? 1,
+      faults: 100_000,
+      printFaults: 20_000,
+      pageCache: ['--mib', '8', '--rounds', '2'],
+      forks: 300,
+      ingestEvents: 200_000,
+      latencyRuns: 3,
+      streamEvents: 300_000,
+      pins: { pins: 1_000, pagesPerPin: 100, pinsPerPid: 10 },
+      idleMaxMs: 2000,
+    }
+  : {
+      reps: opts.reps ?? 5,
+      runsPerPhase: opts.runsPerPhase ?? 3,
+      faults: 1_000_000,
+      printFaults: 200_000,
+      pageCache: ['--mib', '32', '--rounds', '6'],
+      forks: 3000,
+      ingestEvents: 3_000_000,
+      latencyRuns: 30,
+      streamEvents: 10_000_000,
+      pins: { pins: 10_000, pagesPerPin: 100, pinsPerPid: 10 },
+      idleMaxMs: 5_000,
+    };
+
+const log = (s: string) => process.stderr.write(s + '\n');
+const figures = new Map<string, Figure>();
+const put = (fs: Figure[]) => fs.forEach((f) => figures.set(f.id, f));
+const idsOf = (prefix: string) => FIGURES.filter((f) => f.id.startsWith(prefix)).map((f) => f.id);
+
+/** Run a section; on an exception its figures come out skipped with the error (kind 'error'). */
+async function section(name: Section, ids: string[], fn: () => Promise<void>): Promise<void> {
+  if (!only.has(name)) {
+    put(ids.map((id) => ({ ...skipped(id, 'not selected (--only)'), skipKind: 'not-selected' as const })));
+    return;
+  }
+  log(`== ${name}`);
+  const t0 = Date.now();
+  try {
+    await fn();
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0];
+    log(`   ${name} failed: ${(err as Error).stack}`);
+    for (const id of ids) if (!figures.has(id)) figures.set(id, { ...skipped(id, `error: ${msg}`), skipKind: 'error' });
+  }
+  for (const id of ids) if (!figures.has(id)) figures.set(id, { ...skipped(id, 'section did not produce it'), skipKind: 'error' });
+  log(`   ${name} done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+function prerequisite(ids: string[], reason: string): void {
+  log(`   skipped: ${reason}`);
+  put(ids.map((id) => ({ ...skipped(id, reason), skipKind: 'prerequisite' as const })));
+}
+
+function notLanded(ids: string[], reason: string): void {
+  log(`   cannot run yet: ${reason}`);
+  put(ids.map((id) => ({ ...skipped(id, reason), skipKind: 'not-landed' as const })));
+}
+
+/** An in-process benchmark in a fresh Node process (bench/harness/child.ts); its one JSON line. */
+function child<T>(what: string, o: unknown): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const c = spawn(process.execPath, ['--import', 'tsx', 'bench/harness/child.ts', what, JSON.stringify(o)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    c.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`bench child ${what} exited ${code}: ${err.trim().slice(-2000)}`));
+      try {
+        resolvePromise(JSON.parse(out.trim().split('\n').pop()!) as T);
+      } catch (e) {
+        reject(new Error(`bench child ${what} printed no result: ${(e as Error).message}; stderr: ${err.slice(-1000)}`));
+      }
+    });
+  });
+}
+
+// ---------------------------------------------------------------- sections
+
+const live = liveSkipReason();
+const loadBefore = os.loadavg();
+/** CPU pressure (PSI "some", % of time tasks waited for a CPU, 300 s average): how contended the host was. */
+function cpuPressure(): number | null {
+  try {
+    return Number(/^some avg10=[\d.]+ avg60=[\d.]+ avg300=([\d.]+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return null;
+  }
+}
+const pressureBefore = cpuPressure();
+const started = new Date();
+
+await section('method', idsOf('method.'), async () => {
+  if (live) return prerequisite(idsOf('method.'), live);
+  const fh = buildWorkload('fault-heavy');
+  // faults.bt as the FaultWatcher runs it with pins live only in some other process (here: none at all): one
+  // map lookup per fault of every process, nothing passes. BEGIN prints "ready"; the harness then waits until
+  // bpftrace is idle (0.17 attaches the probes after BEGIN).
+  const template = readFileSync(join(ROOT, 'bpf/tracepoint/faults.bt'), 'utf8');
+  const placeholder = /^\s*\/\/ @@PINWATCH_REGIONS@@\s*$/m;
+  if (!placeholder.test(template)) throw new Error('bpf/tracepoint/faults.bt has no regions placeholder line');
+  const rejectAll = template.replace(placeholder, '  printf("ready\\n");');
+  put(
+    await measureOverheadGroup({
+      tracer: rawBpftrace('bpftrace faults.bt, no regions (filter rejects every fault)', rejectAll),
+      cases: [{ id: 'method.raw-filter-reject', workload: [fh, '--faults', String(size.faults)] }],
+      idleMaxMs: size.idleMaxMs,
+      bpfStats: !smoke, // one more attach per group: worth it in the full run only
+      reps: size.reps,
+      runsPerPhase: size.runsPerPhase,
+      placement,
+      log,
+    }),
+  );
+  const printAll =
+    'BEGIN { printf("ready\\n"); } tracepoint:exceptions:page_fault_user ' +
+    '{ printf("fault\\t%llu\\t%d\\t%d\\t%llu\\t%llu\\t%llu\\t%s\\n", nsecs, pid, tid, (uint64)args->address, (uint64)args->error_code, (uint64)args->ip, comm); }';
+  put(
+    await measureOverheadGroup({
+      tracer: rawBpftrace('bpftrace printing every page_fault_user (read by this process through a pipe)', printAll),
+      cases: [{ id: 'method.raw-print-all', workload: [fh, '--faults', String(size.printFaults)] }],
+      idleMaxMs: 1500, // it prints every fault of every process on the host: never idle
+      bpfStats: !smoke, // one more attach per group: worth it in the full run only
+      reps: size.reps,
+      runsPerPhase: size.runsPerPhase,
+      placement,
+      log,
+    }),
+  );
+});
+
+await section('overhead', idsOf('overhead.'), async () => {
+  if (live) return prerequisite(idsOf('overhead.'), live);
+  if (!existsSync(join(ROOT, 'bin/pinwatch.js'))) return notLanded(idsOf('overhead.'), 'bin/pinwatch.js (pinwatch record) has not landed');
+  const fh = buildWorkload('fault-heavy');
+  const faults = ['--faults', String(size.faults)];
+  put(
+    await measureOverheadGroup({
+      tracer: pinwatchRecord(),
+      // No-pin cases first: a case with pins must not leave the next one with a fault filter still attached.
+      cases: [
+        { id: 'overhead.fault.no-pins', workload: [fh, ...faults] },
+        { id: 'overhead.page-cache.no-pins', workload: [buildWorkload('page-cache-heavy'), ...size.pageCache] },
+        { id: 'overhead.fork.no-pins', workload: [buildWorkload('fork-heavy'), '--forks', String(size.forks)] },
+        { id: 'overhead.fault.pins-elsewhere', workload: [fh, ...faults], companion: pinHolder(), needsFaultFilter: true },
+        // Timed from SIGUSR1 (after its buffer is pinned and the collector's fault filter covers it) to exit: the
+        // steady state of a process faulting in its pinned buffer, not the seconds the filter takes to attach.
+        { id: 'overhead.fault.own-pinned', workload: [fh, ...faults, '--pinned'], needsFaultFilter: true, startsPaused: true },
+      ],
+      idleMaxMs: size.idleMaxMs,
+      bpfStats: !smoke, // one more attach per group: worth it in the full run only
+      reps: size.reps,
+      runsPerPhase: size.runsPerPhase,
+      placement,
+      log,
+    }),
+  );
+});
+
+await section('ingest', idsOf('ingest.'), async () => {
+  const stages: [string, 'parse' | 'collector' | 'collector+sqlite'][] = [
+    ['ingest.parse', 'parse'],
+    ['ingest.parse-model-rules', 'collector'],
+    ['ingest.parse-model-rules-sqlite', 'collector+sqlite'],
+  ];
+  for (const [id, stage] of stages) {
+    if (stage === 'collector+sqlite' && !storeLanded()) {
+      notLanded([id], 'collector/store has not landed');
+      continue;
+    }
+    const r = await child<IngestResult>('ingest', { stage, events: size.ingestEvents });
+    if (r.malformed > 0) log(`   warning: ${r.malformed} malformed lines in the fixture replay (${stage})`);
+    log(`   ${stage}: ${Math.round(r.eventsPerCpuSecond).toLocaleString()} events/CPU-s, ${Math.round(r.eventsPerWallSecond).toLocaleString()} events/wall-s`);
+    put([
+      measured(id, r.eventsPerCpuSecond, {
+        note:
+          `${r.events.toLocaleString()} events (fixture of ${r.fixtureLines.toLocaleString()} lines, cycled), ${r.cpuSeconds.toFixed(2)} CPU-s; ` +
+          `wall-clock rate ${Math.round(r.eventsPerWallSecond).toLocaleString()}/s; ${r.anomalies.toLocaleString()} anomalies raised` +
+          (r.rowsWritten !== undefined ? `; ${r.rowsWritten.toLocaleString()} SQLite rows written (${(r.rowsWritten / r.events).toFixed(2)} per event)` : ''),
+        samples: { eventsPerWallSecond: [r.eventsPerWallSecond], eventsPerCpuSecond: [r.eventsPerCpuSecond] },
+      }),
+    ]);
+  }
+});
+
+await section('latency', idsOf('latency.'), async () => {
+  if (live) return prerequisite(idsOf('latency.'), live);
+  const missing = latencyLanded();
+  if (missing) return notLanded(idsOf('latency.'), missing);
+  try {
+    put(await latencySqlite({ runs: size.latencyRuns, log }));
+  } catch (err) {
+    log(`   sqlite latency failed: ${(err as Error).stack}`);
+    for (const id of idsOf('latency.sqlite')) figures.set(id, { ...skipped(id, `error: ${(err as Error).message.split('\n')[0]}`), skipKind: 'error' });
+  }
+  put(await latencySocketio({ runs: size.latencyRuns, log }));
+});
+
+await section('memory', idsOf('memory.'), async () => {
+  const store = storeLanded();
+  const s = await child<MemoryStreamResult>('memory-stream', { events: size.streamEvents, store });
+  log(`   stream: ${s.events.toLocaleString()} events in ${s.seconds.toFixed(1)} s, RSS ${s.rssEarlyMiB.toFixed(0)} → ${s.rssEndMiB.toFixed(0)} MiB (peak ${s.rssPeakMiB.toFixed(0)})`);
+  const streamNote = `${s.events.toLocaleString()} synthetic events through the Collector${store ? ' + SQLite store' : ' (no store: collector/store not landed)'}, ${s.seconds.toFixed(0)} s; live heap after GC ${s.liveHeapEarlyMiB.toFixed(1)} → ${s.liveHeapEndMiB.toFixed(1)} MiB; peak RSS ${s.rssPeakMiB.toFixed(0)} MiB`;
+  const rss = { rss: s.samples.map((x) => x.rssMiB), events: s.samples.map((x) => x.events) };
+  put([
+    measured('memory.stream.rss-early', s.rssEarlyMiB, { note: streamNote }),
+    measured('memory.stream.rss-end', s.rssEndMiB, { note: streamNote }),
+    measured('memory.stream.rss-growth', s.rssGrowthMiB, { n: s.samples.length, lo: Math.min(...rss.rss), hi: Math.max(...rss.rss), note: streamNote, samples: rss }),
+  ]);
+  const p = await child<MemoryPinsResult>('memory-pins', { ...size.pins, store });
+  const pinsNote = `${p.livePins.toLocaleString()} live pins / ${p.pages.toLocaleString()} pages; live heap +${p.liveHeapDeltaMiB.toFixed(1)} MiB; one verification pass over every pinned page ${p.verifyPassMs.toFixed(0)} ms`;
+  put([
+    measured('memory.pins.rss', p.rssAfterMiB, { note: pinsNote }),
+    measured('memory.pins.delta', p.rssDeltaMiB, { note: pinsNote }),
+  ]);
+});
+
+// ---------------------------------------------------------------- report
+
+const ordered = FIGURES.map((f) => figures.get(f.id) ?? { ...skipped(f.id, 'not run'), skipKind: 'error' as const });
+const machine = describeMachine();
+const result = {
+  version: 1,
+  started: started.toISOString(),
+  finished: new Date().toISOString(),
+  smoke,
+  options: { ...opts, sizes: size },
+  machine,
+  loadavg: { before: loadBefore, after: os.loadavg() },
+  cpuPressureSome300: { before: pressureBefore, after: cpuPressure() },
+  method: {
+    overhead:
+      `alternating with/without pairs (ABBA), whole-process wall time, ratio of medians; workload pinned with taskset to CPU ${placement.cpus ?? '(none)'}` +
+      `${placement.nice !== null ? ` at nice ${placement.nice}` : ''}; the tracer and everything else share the machine's ${machine.cpus} CPUs`,
+    ingest: 'one Node process, events per CPU-second (the rate of one core); the recorded fixture is cycled',
+  },
+  figures: ordered,
+};
+const table = renderTable(ordered);
+const contention =
+  `- load average before/after: ${loadBefore.map((x) => x.toFixed(2)).join(' ')} / ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}` +
+  (pressureBefore !== null ? `; CPU pressure (PSI some, avg300) before/after: ${pressureBefore}% / ${cpuPressure()}%` : '');
+process.stdout.write(`\n${renderMachine(machine)}\n${contention}\n\n${table}\n`);
+mkdirSync(dirname(resolve(opts.json)), { recursive: true });
+writeFileSync(resolve(opts.json), JSON.stringify(result, null, 2) + '\n');
+log(`\nresults: ${resolve(opts.json)}`);
+
+if (opts.updateDoc) {
+  const doc = join(ROOT, 'docs/benchmarks.md');
+  const text = readFileSync(doc, 'utf8');
+  const begin = '<!-- bench:table:begin -->';
+  const end = '<!-- bench:table:end -->';
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`docs/benchmarks.md: no ${begin} … ${end} markers`);
+  const block = `${begin}\nRun ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC${smoke ? ' (SMOKE: small sizes)' : ''}, \`npm run bench\`:\n\n${renderMachine(machine)}\n${contention}\n\n${table}\n${end}`;
+  writeFileSync(doc, text.slice(0, a) + block + text.slice(b + end.length));
+  log(`updated ${doc}`);
+}
+
+process.exit(ordered.some((f) => f.skipKind === 'error') ? 1 : 0);
