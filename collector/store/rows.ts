@@ -106,6 +106,15 @@ export function payloadJson(e: TraceEvent): string {
 
 // ---- reading rows back ----
 
+/** JSON columns of a recording from elsewhere may be damaged: a bad cell reads as `fallback`, not as an exception. */
+export function parseJsonOr<T>(text: string, fallback: T): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
 export interface EventRow {
   seq: number;
   session_id: number;
@@ -145,7 +154,7 @@ export function sessionFromRow(r: SessionRow): SessionInfo {
     mode: r.mode as TraceMode,
     startedWallMs: r.started_ms,
     endedWallMs: r.ended_ms,
-    probes: JSON.parse(r.probes_json) as ProbeStatus[],
+    probes: parseJsonOr<ProbeStatus[]>(r.probes_json, []),
     lostEvents: r.lost_events,
   };
 }
@@ -187,7 +196,7 @@ export function anomalyFromRow(r: AnomalyRow): Anomaly {
     wallMs: r.wall_ms,
     pinId: r.pin_id,
     summary: r.summary,
-    evidence: JSON.parse(r.evidence) as Evidence[],
+    evidence: parseJsonOr<Evidence[]>(r.evidence, []),
   };
 }
 

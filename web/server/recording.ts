@@ -5,11 +5,20 @@
 // the aggregates only the dashboard needs are plain SQL here.
 import Database from 'better-sqlite3';
 import { Store, isStoreError } from '../../collector/store/index.ts';
-import type { Anomaly, Evidence, Severity } from '../../schema/anomalies.ts';
+import {
+  anomalyFromRow,
+  parseJsonOr,
+  pinSummaryFromRow,
+  sessionFromRow,
+  type AnomalyRow,
+  type PinRow,
+  type SessionRow,
+} from '../../collector/store/rows.ts';
+import type { Anomaly } from '../../schema/anomalies.ts';
 import { eventPayload, type EventKind, type SequencedEvent } from '../../schema/events.ts';
 import type { EventRates } from '../../schema/protocol.ts';
-import type { PinPage, PinState, PinSummary } from '../../schema/pins.ts';
-import type { ProbeStatus, SessionInfo, TraceMode } from '../../schema/session.ts';
+import type { PinPage, PinSummary } from '../../schema/pins.ts';
+import type { SessionInfo } from '../../schema/session.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type {
   RuleSeverityCount,
@@ -24,43 +33,6 @@ const REQUIRED_TABLES = ['sessions', 'events', 'pins', 'pin_pages', 'pagemap_rea
 
 export class RecordingError extends Error {}
 
-interface AnomalyRow {
-  seq: number;
-  rule: string;
-  severity: string;
-  pid: number;
-  comm: string;
-  addr: number;
-  len: number;
-  pfn: number | null;
-  new_pfn: number | null;
-  confirmed: number;
-  low_confidence: number;
-  ts_ns: number;
-  wall_ms: number;
-  pin_id: number | null;
-  summary: string;
-  evidence: string;
-}
-
-interface PinRow {
-  id: number;
-  pid: number;
-  comm: string;
-  source: string;
-  handle: string;
-  addr: number;
-  len: number;
-  pages: number;
-  writable: number;
-  longterm: number;
-  backing: string;
-  created_ns: number;
-  released_ns: number | null;
-  state: string;
-  diverged: number;
-}
-
 interface EventRow {
   seq: number;
   session_id: number;
@@ -74,67 +46,6 @@ interface EventRow {
   payload: string;
 }
 
-interface SessionRow {
-  id: number;
-  host: string;
-  kernel: string;
-  bpftrace_version: string;
-  mode: string;
-  started_ms: number;
-  ended_ms: number | null;
-  probes_json: string;
-  lost_events: number;
-}
-
-function parseJson<T>(text: string, fallback: T): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return fallback;
-  }
-}
-
-export function anomalyFromRow(r: AnomalyRow): Anomaly {
-  return {
-    seq: r.seq,
-    rule: r.rule as Anomaly['rule'],
-    severity: r.severity as Severity,
-    pid: r.pid,
-    comm: r.comm,
-    addr: r.addr,
-    len: r.len,
-    pfn: r.pfn,
-    newPfn: r.new_pfn,
-    confirmed: r.confirmed === 1,
-    lowConfidence: r.low_confidence === 1,
-    tsNs: r.ts_ns,
-    wallMs: r.wall_ms,
-    pinId: r.pin_id,
-    summary: r.summary,
-    evidence: parseJson<Evidence[]>(r.evidence, []),
-  };
-}
-
-function pinFromRow(r: PinRow): PinSummary {
-  return {
-    id: r.id,
-    pid: r.pid,
-    comm: r.comm,
-    source: r.source as PinSummary['source'],
-    handle: r.handle,
-    addr: r.addr,
-    len: r.len,
-    writable: r.writable === 1,
-    longterm: r.longterm === 1,
-    backing: r.backing,
-    createdNs: r.created_ns,
-    releasedNs: r.released_ns,
-    state: r.state as PinState,
-    pageCount: r.pages,
-    divergedPages: r.diverged,
-  };
-}
-
 function eventFromRow(r: EventRow): StoredEvent {
   return {
     seq: r.seq,
@@ -145,7 +56,7 @@ function eventFromRow(r: EventRow): StoredEvent {
     comm: r.comm,
     addr: r.addr,
     len: r.len,
-    payload: parseJson<Record<string, unknown>>(r.payload, {}),
+    payload: parseJsonOr<Record<string, unknown>>(r.payload, {}),
   };
 }
 
@@ -159,24 +70,10 @@ function storedFromSequenced(e: SequencedEvent, match?: string): StoredEvent {
   return out;
 }
 
-function sessionFromRow(r: SessionRow): SessionInfo {
-  return {
-    id: r.id,
-    host: r.host,
-    kernel: r.kernel,
-    bpftraceVersion: r.bpftrace_version,
-    mode: r.mode as TraceMode,
-    startedWallMs: r.started_ms,
-    endedWallMs: r.ended_ms,
-    probes: parseJson<ProbeStatus[]>(r.probes_json, []),
-    lostEvents: r.lost_events,
-  };
-}
-
-const PIN_COLUMNS = `p.id, p.pid, p.comm, p.source, p.handle, p.addr, p.len, p.pages, p.writable, p.longterm, p.backing,
+const PIN_COLUMNS = `p.id, p.session_id, p.pid, p.comm, p.source, p.handle, p.addr, p.len, p.pages, p.writable, p.longterm, p.backing,
   p.created_ns, p.released_ns, p.state,
   (SELECT count(*) FROM pin_pages pp WHERE pp.pin_id = p.id AND pp.pinned_pfn IS NOT NULL
-     AND pp.current_pfn IS NOT NULL AND pp.current_pfn != pp.pinned_pfn) AS diverged`;
+     AND pp.current_pfn IS NOT NULL AND pp.current_pfn != pp.pinned_pfn) AS diverged_pages`;
 const EVENT_COLUMNS = 'seq, session_id, ts_ns, kind, pid, tid, comm, addr, len, payload';
 
 export class RecordingReader {
@@ -262,12 +159,12 @@ export class RecordingReader {
   }
 
   pins(): PinSummary[] {
-    return (this.stmt(`SELECT ${PIN_COLUMNS} FROM pins p ORDER BY p.id`).all() as PinRow[]).map(pinFromRow);
+    return (this.stmt(`SELECT ${PIN_COLUMNS} FROM pins p ORDER BY p.id`).all() as PinRow[]).map(pinSummaryFromRow);
   }
 
   pin(id: number): PinSummary | null {
     const row = this.stmt(`SELECT ${PIN_COLUMNS} FROM pins p WHERE p.id = ?`).get(id) as PinRow | undefined;
-    return row ? pinFromRow(row) : null;
+    return row ? pinSummaryFromRow(row) : null;
   }
 
   pinsLive(): number {
@@ -397,7 +294,7 @@ export class RecordingReader {
         | { addr: number; pinned_pfn: number | null; current_pfn: number | null; snapshot_late: number }
         | undefined;
       return {
-        ...pinFromRow(r),
+        ...pinSummaryFromRow(r),
         page: page ? { addr: page.addr, pinnedPfn: page.pinned_pfn, currentPfn: page.current_pfn, snapshotLate: page.snapshot_late === 1 } : null,
       };
     });
