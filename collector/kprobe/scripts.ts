@@ -8,6 +8,7 @@
 // `// pw:KEY` that variants.ts replaces for the running kernel.
 import { readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { parseScript, pruneProbes as pruneMissing } from '../runner/program.ts';
 
 export interface KprobeScriptHeader {
   /** 'kprobe/gup' */
@@ -67,84 +68,14 @@ export function kprobeSymbol(probe: string): string | null {
   return m ? m[1] : null;
 }
 
-interface Block {
-  start: number;
-  /** end of the attach list (the predicate or '{' follows) */
-  listEnd: number;
-  end: number;
-  attach: string[];
-}
-
-/** Top-level probe blocks of a bpftrace program: attach list, optional /predicate/, { body }. */
-export function topLevelBlocks(src: string): Block[] {
-  const blocks: Block[] = [];
-  let i = 0;
-  const n = src.length;
-  let itemStart = -1;
-  let listEnd = -1;
-  while (i < n) {
-    const c = src[i];
-    if (c === '/' && src[i + 1] === '/') { i = nl(src, i); continue; }
-    if (c === '/' && src[i + 1] === '*') { const e = src.indexOf('*/', i + 2); i = e < 0 ? n : e + 2; continue; }
-    if (c === '#' && (i === 0 || src[i - 1] === '\n') && itemStart < 0) { i = nl(src, i); continue; }
-    if (/\s/.test(c)) { i++; continue; }
-    if (itemStart < 0) itemStart = i;
-    if (c === '/' && listEnd < 0) {
-      // predicate: runs to the next '/' not inside parentheses
-      listEnd = i;
-      let depth = 0;
-      i++;
-      while (i < n && !(src[i] === '/' && depth === 0)) { if (src[i] === '(') depth++; else if (src[i] === ')') depth--; i++; }
-      i++;
-      continue;
-    }
-    if (c === '{') {
-      if (listEnd < 0) listEnd = i;
-      const end = matchBrace(src, i);
-      const attach = src.slice(itemStart, listEnd).split(',').map((s) => s.trim()).filter(Boolean);
-      blocks.push({ start: itemStart, listEnd, end, attach });
-      i = end;
-      itemStart = -1;
-      listEnd = -1;
-      continue;
-    }
-    i++;
-  }
-  return blocks;
-}
-
-function nl(src: string, i: number): number {
-  const e = src.indexOf('\n', i);
-  return e < 0 ? src.length : e + 1;
-}
-
-function matchBrace(src: string, open: number): number {
-  let depth = 0;
-  for (let i = open; i < src.length; i++) {
-    const c = src[i];
-    if (c === '"') { i++; while (i < src.length && src[i] !== '"') { if (src[i] === '\\') i++; i++; } continue; }
-    if (c === '/' && src[i + 1] === '/') { i = nl(src, i) - 1; continue; }
-    if (c === '{') depth++;
-    else if (c === '}') { depth--; if (depth === 0) return i + 1; }
-  }
-  throw new Error('unbalanced braces in bpftrace program');
-}
-
-/** Remove attach points that are not available; drop blocks left without any. Returns the new text. */
+/**
+ * Remove attach points that are not available and blocks left without any: the runner's pruning (one bpftrace
+ * parser for the project), with the removed attach points listed for the doctor.
+ */
 export function pruneProbes(src: string, available: (probe: string) => boolean): { text: string; removed: string[] } {
   const removed: string[] = [];
-  let out = '';
-  let pos = 0;
-  for (const b of topLevelBlocks(src)) {
-    const keep = b.attach.filter((p) => available(p));
-    for (const p of b.attach) if (!keep.includes(p)) removed.push(p);
-    if (keep.length === b.attach.length) continue;
-    out += src.slice(pos, b.start);
-    if (keep.length > 0) out += keep.join(', ') + (src[b.listEnd] === '/' ? ' ' : '\n') + src.slice(b.listEnd, b.end);
-    pos = b.end;
-  }
-  out += src.slice(pos);
-  return { text: out, removed };
+  for (const b of parseScript(src).blocks) for (const a of b.attach) if (!available(a)) removed.push(a);
+  return { text: removed.length ? pruneMissing(src, new Set(removed)) : src, removed };
 }
 
 /** Replace `#define NAME value` lines. */

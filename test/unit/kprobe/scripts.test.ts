@@ -2,7 +2,10 @@
 // BTF detection, FOLL numbering, vmemmap arithmetic. Pure: fixtures are built here, not read from the host.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseHeader, pruneProbes, setDefine, setVariantLine, topLevelBlocks, kprobeSymbol } from '../../../collector/kprobe/scripts.ts';
+import { parseHeader, pruneProbes, setDefine, setVariantLine, kprobeSymbol } from '../../../collector/kprobe/scripts.ts';
+import { parseScript } from '../../../collector/runner/program.ts';
+
+const topLevelBlocks = (src: string) => parseScript(src).blocks;
 import { parseKallsyms, symbolState } from '../../../collector/kprobe/kallsyms.ts';
 import { decodeFoll, follNames, follNumbering, kernelVersion } from '../../../collector/kprobe/foll.ts';
 import { baseFromSamples, parseSamples } from '../../../collector/kprobe/vmemmap.ts';
@@ -45,7 +48,7 @@ test('top-level blocks survive braces in strings and comments', () => {
 test('pruning removes missing attach points and blocks left empty, keeps predicates', () => {
   const { text, removed } = pruneProbes(SRC, (p) => p !== 'kprobe:b' && p !== 'kprobe:d');
   assert.deepEqual(removed.sort(), ['kprobe:b', 'kprobe:b', 'kprobe:d']);
-  assert.match(text, /^kprobe:a \/pid == 1\/ \{ @x\[tid\] = arg0; \}/m);
+  assert.match(text, /^kprobe:a\n\/pid == 1\/ \{ @x\[tid\] = arg0; \}/m);
   assert.doesNotMatch(text, /^kprobe:b$/m);
   assert.match(text, /^kprobe:c\n\{ @y = 1; \}/m);
   assert.deepEqual(topLevelBlocks(text).map((b) => b.attach), [['kprobe:a'], ['kretprobe:a'], ['kprobe:c']]);
@@ -148,7 +151,7 @@ test('plan over the real bpf/kprobe set for a 6.1-like kernel', () => {
   assert.equal(wp.usable, true);
   assert.doesNotMatch(wp.text!, /^kprobe:folio_add_new_anon_rmap/m);
   assert.ok(!wp.attached.includes("kprobe:folio_add_new_anon_rmap"));
-  assert.match(wp.text!, /^kprobe:page_add_new_anon_rmap \/@wpin\[tid\]\//m);
+  assert.match(wp.text!, /^kprobe:page_add_new_anon_rmap\n\/@wpin\[tid\]\//m);
   assert.match(wp.text!, /^#define PW_VMEMMAP_BASE \(uint64\)0xffa41f6200000000$/m);
   const gup = by.get('kprobe/gup')!;
   assert.equal(gup.usable, true);
