@@ -4,10 +4,11 @@
 // thread's MADV_COLLAPSE (addr = the 2 MiB range start). Once per (pin, 2 MiB region).
 import type { RuleInfo } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
-import { MADV, PAGE_SIZE, SCAN_NOT_SUITABLE_PAGE_COUNT, scanResultName } from '../../schema/kernel.ts';
+import { PAGE_SIZE, SCAN_NOT_SUITABLE_PAGE_COUNT, scanResultName } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
-import { hex, pageUp, pmdDown, pmdIndex } from '../model/ranges.ts';
+import { hex, pmdDown, pmdIndex } from '../model/ranges.ts';
 import { eventEvidence, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
+import { CollapseCalls } from './collapse-calls.ts';
 import { defineRule, type RuleContext } from './rule.ts';
 
 export const info: RuleInfo = {
@@ -28,15 +29,11 @@ export const info: RuleInfo = {
   modes: ['tracepoint', 'kprobe'],
 };
 
-interface Pending {
-  e: SequencedEvent;
-  pid: number;
-}
 interface State {
   reported: WeakMap<PinRecord, Set<number>>;
-  pending: Map<number, Pending[]>;
+  /** Refusals whose pfn is not a pinned one, waiting for their MADV_COLLAPSE's range. */
+  calls: CollapseCalls<SequencedEvent>;
 }
-const STALE_NS = 2_000_000_000;
 
 function fire(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord, page: number, addr: number, extra: SequencedEvent | null): void {
   const region = pmdIndex(addr);
@@ -66,16 +63,13 @@ function fire(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord, pa
 export const rule = defineRule<State>({
   info,
   kinds: ['scan_pmd', 'collapse_isolate', 'madvise'],
-  init: () => ({ reported: new WeakMap(), pending: new Map() }),
+  init: () => ({ reported: new WeakMap(), calls: new CollapseCalls() }),
   onEvent(e, ctx, st) {
     if (e.kind === 'madvise') {
-      if (e.behavior !== MADV.COLLAPSE || st.pending.size === 0) return;
-      const list = st.pending.get(e.tid);
-      if (!list) return;
-      st.pending.delete(e.tid);
-      const start = pmdDown(e.addr);
-      const end = pageUp(e.addr + e.len);
-      for (const { e: ev, pid } of list) {
+      const call = st.calls.take(e);
+      if (!call) return;
+      const { start, end } = call;
+      for (const { e: ev, pid } of call.parked) {
         const spans = ctx.model.pinnedSpans(pid, start, end);
         if (spans.length === 0) continue;
         fire(ctx, st, ev, spans[0].pin, -1, pmdDown(spans[0].va), e);
@@ -84,7 +78,6 @@ export const rule = defineRule<State>({
     }
     if (e.kind !== 'scan_pmd' && e.kind !== 'collapse_isolate') return;
     if (e.status !== SCAN_NOT_SUITABLE_PAGE_COUNT) return;
-    if (st.pending.size) for (const [tid, l] of st.pending) if (e.tsNs - l[0].e.tsNs > STALE_NS) st.pending.delete(tid);
     let matched = false;
     for (const h of ctx.effects.pfnHits) {
       if (h.cause !== e) continue;
@@ -94,12 +87,10 @@ export const rule = defineRule<State>({
     if (matched) return;
     const pid = (e.kind === 'scan_pmd' && ctx.model.pidForMm(e.mm)) || e.pid;
     if (!ctx.model.hasPins(pid)) return;
-    const l = st.pending.get(e.tid);
-    if (l) l.push({ e, pid });
-    else st.pending.set(e.tid, [{ e, pid }]);
+    st.calls.park(e, pid);
   },
   onTick(nowNs, _ctx, st) {
-    for (const [tid, l] of st.pending) if (nowNs - l[0].e.tsNs > STALE_NS) st.pending.delete(tid);
+    st.calls.expire(nowNs);
   },
 });
 

@@ -7,11 +7,12 @@
 // madvise event arrives after collapse_file: the syscall reports at exit).
 import type { RuleInfo } from '../../schema/anomalies.ts';
 import type { CollapseFileEvent, SequencedEvent } from '../../schema/events.ts';
-import { MADV, PMD_SIZE, UFFDIO_REGISTER_MODE_MISSING, scanResultName } from '../../schema/kernel.ts';
+import { PMD_SIZE, UFFDIO_REGISTER_MODE_MISSING, scanResultName } from '../../schema/kernel.ts';
 import type { ProcessState, UffdRegistration } from '../model/process.ts';
 import { collapseSucceeded } from '../model/shadow-model.ts';
-import { hex, pageUp, pmdDown } from '../model/ranges.ts';
+import { hex, pmdDown } from '../model/ranges.ts';
 import { eventEvidence } from './evidence.ts';
+import { CollapseCalls } from './collapse-calls.ts';
 import { defineRule, type RuleContext } from './rule.ts';
 
 export const info: RuleInfo = {
@@ -32,18 +33,12 @@ export const info: RuleInfo = {
   modes: ['tracepoint', 'kprobe'],
 };
 
-interface Pending {
-  e: CollapseFileEvent & { seq: number };
-  pid: number;
-}
 interface State {
   /** collapse_file events waiting for their thread's MADV_COLLAPSE to give the range. */
-  pending: Map<number, Pending[]>;
+  calls: CollapseCalls<CollapseFileEvent & { seq: number }>;
   /** (pid, range, severity, registration) already reported: retries and khugepaged repeat the same verdict. */
   reported: Set<string>;
 }
-
-const STALE_NS = 2_000_000_000;
 
 function missingRegistration(p: ProcessState, start: number, end: number): { start: number; reg: UffdRegistration } | null {
   for (const r of p.uffd.overlapping(start, end)) {
@@ -81,16 +76,13 @@ function fire(ctx: RuleContext, st: State, e: CollapseFileEvent & { seq: number 
 export const rule = defineRule<State>({
   info,
   kinds: ['collapse_file', 'madvise'],
-  init: () => ({ pending: new Map(), reported: new Set() }),
+  init: () => ({ calls: new CollapseCalls(), reported: new Set() }),
   onEvent(e, ctx, st) {
     if (e.kind === 'madvise') {
-      if (e.behavior !== MADV.COLLAPSE || st.pending.size === 0) return;
-      const list = st.pending.get(e.tid);
-      if (!list) return;
-      st.pending.delete(e.tid);
-      const start = pmdDown(e.addr);
-      const end = pageUp(e.addr + e.len);
-      for (const { e: c, pid } of list) {
+      const call = st.calls.take(e);
+      if (!call) return;
+      const { start, end } = call;
+      for (const { e: c, pid } of call.parked) {
         const p = ctx.model.process(pid);
         if (!p) continue;
         // The tracepoint's address if it lies in the madvise range, else the first registered chunk of it.
@@ -102,7 +94,7 @@ export const rule = defineRule<State>({
       return;
     }
     if (e.kind !== 'collapse_file' || !e.isShmem) return;
-    if (st.pending.size) for (const [tid, l] of st.pending) if (e.tsNs - l[0].e.tsNs > STALE_NS) st.pending.delete(tid);
+    st.calls.expire(e.tsNs);
     const pid = ctx.model.pidForMm(e.mm) ?? e.pid;
     const p = ctx.model.process(pid);
     if (!p || p.uffd.size === 0) return;
@@ -112,11 +104,9 @@ export const rule = defineRule<State>({
       if (m) return fire(ctx, st, e, pid, p.comm, start, m.reg, null);
     }
     // The address does not tell: wait for this thread's MADV_COLLAPSE (khugepaged never sends one).
-    const l = st.pending.get(e.tid);
-    if (l) l.push({ e, pid });
-    else st.pending.set(e.tid, [{ e, pid }]);
+    st.calls.park(e, pid);
   },
   onTick(nowNs, _ctx, st) {
-    for (const [tid, l] of st.pending) if (nowNs - l[0].e.tsNs > STALE_NS) st.pending.delete(tid);
+    st.calls.expire(nowNs);
   },
 });
