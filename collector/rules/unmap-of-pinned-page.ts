@@ -28,17 +28,22 @@ export const info: RuleInfo = {
   modes: ['kprobe', 'tracepoint'],
 };
 
-/** Does this kernel keep the anon-exclusive bit in swap PTEs (5.19+)? */
+let cachedRelease = '';
+let cachedKeeps = true;
+/** Does this kernel keep the anon-exclusive bit in swap PTEs (5.19+)? Parsed once per release, not per event. */
 export function keepsAnonExclusiveInSwap(kernelRelease: string): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
-  return !m || Number(m[1]) * 1000 + Number(m[2]) >= 5019;
+  if (kernelRelease !== cachedRelease) {
+    const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+    cachedKeeps = !m || Number(m[1]) * 1000 + Number(m[2]) >= 5019;
+    cachedRelease = kernelRelease;
+  }
+  return cachedKeeps;
 }
 
 export const rule = defineRule({
   info,
   kinds: ['unmap', 'writeback', 'migrate_pte'],
   onEvent(e, ctx) {
-    const exclusiveKept = keepsAnonExclusiveInSwap(ctx.config.kernelRelease);
     const fire = (pin: PinRecord, page: number, how: string, pfn: number | null) => {
       const va = pin.vaOf(page);
       ctx.raise({
@@ -57,7 +62,7 @@ export const rule = defineRule({
     switch (e.kind) {
       case 'unmap':
         for (const h of ctx.effects.pfnHits) {
-          if (h.cause !== e || (exclusiveKept && h.pin.backing === 'anon')) continue;
+          if (h.cause !== e || (h.pin.backing === 'anon' && keepsAnonExclusiveInSwap(ctx.config.kernelRelease))) continue;
           fire(h.pin, h.page, 'try_to_unmap_one unmapped', h.pfn);
         }
         return;

@@ -11,6 +11,7 @@ import {
   pinSummaryFromRow,
   sessionFromRow,
   type AnomalyRow,
+  type EventRow,
   type PinRow,
   type SessionRow,
 } from '../../collector/store/rows.ts';
@@ -32,19 +33,6 @@ import type {
 const REQUIRED_TABLES = ['sessions', 'events', 'pins', 'pin_pages', 'pagemap_reads', 'anomalies'];
 
 export class RecordingError extends Error {}
-
-interface EventRow {
-  seq: number;
-  session_id: number;
-  ts_ns: number;
-  kind: string;
-  pid: number;
-  tid: number;
-  comm: string;
-  addr: number | null;
-  len: number | null;
-  payload: string;
-}
 
 function eventFromRow(r: EventRow): StoredEvent {
   return {
