@@ -120,9 +120,14 @@ function notLanded(ids: string[], reason: string): void {
 }
 
 /** An in-process benchmark in a fresh Node process (bench/harness/child.ts); its one JSON line. */
-function child<T>(what: string, o: unknown): Promise<T> {
+/** taskset, when this host has it: "one core" means the whole Node process, V8's GC and compiler threads included. */
+const TASKSET = ['/usr/bin/taskset', '/bin/taskset'].find((p) => existsSync(p)) ?? null;
+
+function child<T>(what: string, o: unknown, oneCpu: string | null = null): Promise<T> {
   return new Promise((resolvePromise, reject) => {
-    const c = spawn(process.execPath, ['--import', 'tsx', 'bench/harness/child.ts', what, JSON.stringify(o)], {
+    const node = [process.execPath, '--import', 'tsx', 'bench/harness/child.ts', what, JSON.stringify(o)];
+    const argv = oneCpu !== null && TASKSET ? [TASKSET, '-c', oneCpu, ...node] : node;
+    const c = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -234,7 +239,9 @@ await section('ingest', idsOf('ingest.'), async () => {
       notLanded([id], 'collector/store has not landed');
       continue;
     }
-    const r = await child<IngestResult>('ingest', { stage, events: size.ingestEvents });
+    // On one core, as the target says: unpinned, V8's parallel GC and compiler threads ran on the other CPU
+    // (CPU time above wall time, measured) and the per-CPU-second rate mixed two cores' work.
+    const r = await child<IngestResult>('ingest', { stage, events: size.ingestEvents }, placement.cpus ?? '0');
     if (r.malformed > 0) log(`   warning: ${r.malformed} malformed lines in the fixture replay (${stage})`);
     log(`   ${stage}: ${Math.round(r.eventsPerCpuSecond).toLocaleString()} events/CPU-s, ${Math.round(r.eventsPerWallSecond).toLocaleString()} events/wall-s`);
     put([

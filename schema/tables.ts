@@ -33,7 +33,10 @@ CREATE TABLE IF NOT EXISTS events (
   len INTEGER,
   payload TEXT NOT NULL               -- JSON of the kind-specific fields
 );
-CREATE INDEX IF NOT EXISTS events_pid_addr ON events(pid, addr);
+-- Page lookups by (pid, 1 GiB region of addr): an insert lands at the end of its (pid, region) group, so a
+-- batch dirties a few index pages; (pid, addr) scattered every insert and cost 25-35% of ingest with SQLite at
+-- 3M events (docs/benchmarks.md). Files written before keep their events_pid_addr index; queries use either.
+CREATE INDEX IF NOT EXISTS events_pid_gib ON events(pid, addr >> 30);
 
 CREATE TABLE IF NOT EXISTS pins (
   id INTEGER PRIMARY KEY,             -- the model's pin id

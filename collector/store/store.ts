@@ -95,6 +95,8 @@ export interface StoreStats {
 const EVENT_COLS = 10;
 /** Rows per multi-row INSERT: one native call binds this many events. */
 const EVENT_CHUNK = 64;
+/** Index granularity of events by address (schema/tables.ts: events_pid_gib). */
+const GIB = 2 ** 30;
 const PROCESS_KINDS = ['fork', 'exit'];
 const COLLAPSE_KINDS = ['collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate'];
 const MM_KINDS = ['collapse_file', 'scan_file', 'scan_pmd', 'ksm_merge', 'split_pmd', 'mmu_invalidate'];
@@ -745,12 +747,14 @@ export class Store implements CollectorSink {
       for (const r of rows) if (!byseq.has(r.seq)) byseq.set(r.seq, { match, row: r });
     };
 
-    // An event covering the page starts at most max(len) bytes below it: a bounded range scan of (pid, addr).
+    // An event covering the page starts at most max(len) bytes below it: a bounded range scan of the index on
+    // (pid, addr >> 30) (or of (pid, addr) in files written before it).
     const lowest = Math.max(0, page - (this.readonly ? this.readMaxLen() : this.storedMaxLen()));
     add(
       this.stmt(
-        `SELECT * FROM events WHERE pid = ? AND addr >= ? AND addr < ? AND addr + coalesce(len, 1) > ? AND kind != 'mremap'`,
-      ).all(pid, lowest, pageEnd, page) as EventRow[],
+        `SELECT * FROM events WHERE pid = ? AND (addr >> 30) BETWEEN ? AND ? AND addr >= ? AND addr < ? ` +
+          `AND addr + coalesce(len, 1) > ? AND kind != 'mremap'`,
+      ).all(pid, Math.floor(lowest / GIB), Math.floor((pageEnd - 1) / GIB), lowest, pageEnd, page) as EventRow[],
       'range',
     );
     // mremap covers its old range (addr/len columns) and its new one (ret, newLen in the payload).

@@ -13,6 +13,8 @@ import {
   parseScript,
   pruneProbes,
   regionStatements,
+  pidTest,
+  MAX_CONSTANT_PIDS,
   scriptProbes,
   tracepointFields,
 } from '../../../collector/runner/index.ts';
@@ -192,6 +194,11 @@ test('regionStatements: exact 2 MiB keys, 1 GiB keys above the cap; template sub
   assert.ok(t.includes('@pw_r21[7, 100] = 1;'));
   assert.ok(!/^\s*\/\/ @@PINWATCH_REGIONS@@\s*$/m.test(t));
   assert.ok(t.includes('tracepoint:exceptions:page_fault_user'));
+  // few pids: constant compares instead of the per-fault @pw_fpid lookup; many: the map
+  assert.match(faultProgramText([{ pid: 8, region: 5 }, { pid: 7, region: 100 }]), /^\/\(pid == 7 \|\| pid == 8\) && \(@pw_r21\[pid/m);
+  const nine = Array.from({ length: MAX_CONSTANT_PIDS + 1 }, (_, i) => ({ pid: 100 + i, region: 1 }));
+  assert.match(faultProgramText(nine), /^\/@pw_fpid\[pid\] && /m);
+  assert.equal(pidTest([]), '@pw_fpid[pid]');
 });
 
 test('FaultWatcher: handover delivers every fault once (cutover at the new process ready ts), drops outside regions', async () => {
