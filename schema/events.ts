@@ -257,6 +257,34 @@ export interface MmuInvalidateEvent extends EventBase {
   event: number;
 }
 
+/** __mmu_notifier_invalidate_range_end: the end of an mmu_invalidate window (same thread, same range). */
+export interface MmuInvalidateEndEvent extends EventBase {
+  kind: 'mmu_invalidate_end';
+  mm: string;
+  start: number;
+  end: number;
+  event: number;
+  /** tsNs of the paired mmu_invalidate (start) line; 0 when the start was not seen. */
+  startTsNs: number;
+}
+
+/**
+ * copy_page_range at fork: one vma of the parent (pid/tid = the forking thread) copied into the child's mm.
+ * Only vmas with an anon_vma (the others copy nothing); the child pid comes from the next fork event of the thread.
+ */
+export interface CopyPageRangeEvent extends EventBase {
+  kind: 'copy_page_range';
+  /** The parent's mm. */
+  mm: string;
+  childMm: string;
+  start: number;
+  end: number;
+  /** vm_flags of the parent's vma (VM_* as this kernel numbers them). */
+  vmFlags: number;
+  /** Anonymous vma (no vm_ops); false for a private file mapping with anonymous (COWed) pages. */
+  anon: boolean;
+}
+
 export interface AnonRmapMoveEvent extends EventBase {
   kind: 'anon_rmap_move';
   pfn: number;
@@ -296,6 +324,8 @@ export type TraceEvent =
   | RmapWalkEvent
   | SplitPmdEvent
   | MmuInvalidateEvent
+  | MmuInvalidateEndEvent
+  | CopyPageRangeEvent
   | AnonRmapMoveEvent
   | LostEvent;
 
@@ -305,7 +335,7 @@ export const EVENT_KINDS: readonly EventKind[] = [
   'pin_iovec', 'pin_result', 'vfio_dma', 'madvise', 'munmap', 'mremap', 'mmap_fixed', 'fork', 'exit',
   'uffd_register', 'fault', 'collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate', 'ksm_merge',
   'writeback', 'migrate_pte', 'close', 'gup', 'unpin', 'wp_page', 'unmap', 'mkclean', 'split_pmd',
-  'mmu_invalidate', 'anon_rmap_move', 'lost',
+  'mmu_invalidate', 'mmu_invalidate_end', 'copy_page_range', 'anon_rmap_move', 'lost',
 ];
 
 /** An event once the collector has numbered it (events.seq in SQLite). */

@@ -1,8 +1,13 @@
 // `pinwatch doctor`: one ✔/✕ line per host check (with the fix for each ✕), then one line per script
 // (selected, or left out and why). ok is false when a required check fails; the CLI exits non-zero then.
+// In kprobe mode the kprobe scripts are shown as record runs them (collector/kprobe: kallsyms, BTF
+// signatures, optional probes pruned), each with one line per probe; without kprobes, one line says so
+// and what tracepoint mode covers instead.
 import type { Capabilities, SelectMode, Selection } from './index.ts';
-import { SENTINEL_FIELDS, SENTINEL_PROBE, probeCapabilities, probeProblem, selectScripts } from './index.ts';
+import { KPROBE_PMU, SENTINEL_FIELDS, SENTINEL_PROBE, probeCapabilities, probeProblem, selectScripts } from './index.ts';
+import type { ScriptInput } from '../runner/program.ts';
 import { BpftraceRunner } from '../runner/index.ts';
+import type { KprobeHost, KprobeScriptPlan } from '../kprobe/index.ts';
 
 export interface DoctorLine {
   ok: boolean;
@@ -11,6 +16,10 @@ export interface DoctorLine {
   fix?: string;
   /** A failing required check makes the report fail (default true for host checks, false for scripts). */
   required?: boolean;
+  /** One probe of the script line above it (kprobe set), printed under it. */
+  probe?: boolean;
+  /** Not ok but expected (an optional probe this kernel does not have): printed with '·', not '✕'. */
+  neutral?: boolean;
 }
 
 export interface DoctorReport {
@@ -28,6 +37,33 @@ export interface DoctorOptions {
   attach?: boolean;
   /** For tests: use these capabilities instead of probing the host. */
   caps?: Capabilities;
+  /** For tests: the kprobe view of the host (kallsyms, BTF) instead of reading it. */
+  kprobeHost?: KprobeHost;
+}
+
+/** What the tracepoint set sees when the kprobe set cannot run, and what only kprobes see. */
+export const TRACEPOINT_COVERAGE =
+  'tracepoint mode covers io_uring/vmsplice/VFIO registrations (pfns from pagemap), zaps, remaps, fork, faults in pinned ' +
+  'regions, khugepaged, KSM, reclaim and migration; it cannot see do_wp_page copies, try_to_unmap, GUP pfns or mmu-notifier invalidations';
+
+/** Doctor lines for the kprobe set as record --mode kprobe would run it: one per script, one per probe under it. */
+export function kprobePlanLines(plans: KprobeScriptPlan[], probeText: (state: KprobeScriptPlan['probes'][number]['state']) => string): DoctorLine[] {
+  const lines: DoctorLine[] = [];
+  for (const p of plans) {
+    const pruned = p.probes.filter((r) => r.state === 'pruned').length;
+    lines.push({
+      ok: p.usable,
+      label: p.header.name,
+      detail: p.usable
+        ? `selected (${p.attached.length} probes${pruned ? `, ${pruned} optional not here` : ''}): ${p.header.what}`
+        : `left out: ${p.reason}`,
+      required: false,
+    });
+    for (const r of p.probes) {
+      lines.push({ ok: r.state === 'ok', neutral: r.state === 'pruned' || undefined, label: r.probe, detail: probeText(r.state), required: false, probe: true });
+    }
+  }
+  return lines;
 }
 
 export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
@@ -88,33 +124,71 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   });
 
   const selection = selectScripts(caps, opts.mode ?? 'auto');
-  add({
-    ok: selection.scripts.length > 0,
-    label: 'scripts',
-    detail: `mode ${selection.mode}: ${selection.scripts.length} selected, ${selection.probes.filter((p) => !p.attached).length} left out`,
-    fix: 'see the per-script lines below',
-  });
   const byName = new Map(caps.scripts.map((s) => [s.spec.name, s]));
+  const kprobeScripts = caps.scripts.filter((s) => s.spec.mode === 'kprobe').length;
+  const scriptLines: DoctorLine[] = [];
+  let selected = selection.scripts.filter((s) => s.mode !== 'kprobe').length;
+  let leftOut = selection.probes.filter((p) => !p.attached && !p.script.startsWith('kprobe/')).length;
   for (const p of selection.probes) {
+    if (p.script.startsWith('kprobe/')) continue;
     const info = byName.get(p.script);
-    lines.push({
+    scriptLines.push({
       ok: p.attached,
       label: p.script,
       detail: p.attached ? `selected (${info?.spec.probes.length ?? 0} probes${p.reason ? `; ${p.reason}` : ''})` : `left out: ${p.reason}`,
       required: false,
     });
   }
+  let kprobePlans: KprobeScriptPlan[] | null = null;
+  let kprobeHost: KprobeHost | null = null;
+  if (kprobeScripts > 0 && selection.mode === 'kprobe' && caps.kprobes) {
+    const kprobe = await import('../kprobe/index.ts');
+    kprobeHost = opts.kprobeHost ?? kprobe.detectKprobeHost();
+    kprobePlans = kprobe.planKprobeScripts(kprobeHost, {
+      vmemmapBase: kprobe.VMEMMAP_BASE_DEFAULT,
+      pageStructSize: kprobeHost.btf?.structSize('page') ?? 64,
+    });
+    selected += kprobePlans.filter((p) => p.usable).length;
+    leftOut += kprobePlans.filter((p) => !p.usable).length;
+    scriptLines.push({ ok: true, label: 'kprobe/*', detail: kprobe.kprobeHostSummary(kprobeHost), required: false });
+    scriptLines.push(...kprobePlanLines(kprobePlans, kprobe.probeStateText));
+  } else if (kprobeScripts > 0) {
+    leftOut += kprobeScripts;
+    scriptLines.push({
+      ok: false,
+      label: `kprobe/* (${kprobeScripts} scripts)`,
+      detail: caps.kprobes
+        ? `not used: --mode tracepoint (auto or --mode kprobe runs them); ${TRACEPOINT_COVERAGE}`
+        : `left out: kprobes cannot attach on this kernel (${KPROBE_PMU} missing); ${TRACEPOINT_COVERAGE}`,
+      required: false,
+    });
+  }
+  add({
+    ok: selected > 0,
+    label: 'scripts',
+    detail: `mode ${selection.mode}: ${selected} selected, ${leftOut} left out`,
+    fix: 'see the per-script lines below',
+  });
+  lines.push(...scriptLines);
 
   if (opts.attach && caps.root && caps.bpftrace && selection.scripts.length > 0) {
+    let scripts: ScriptInput[] = selection.scripts.filter((s) => s.mode !== 'kprobe');
+    if (kprobePlans) {
+      // as record runs them: specialised for this kernel, vmemmap calibrated (bpftrace, a few seconds)
+      const kprobe = await import('../kprobe/index.ts');
+      Object.assign(process.env, kprobe.bpftraceEnv());
+      const set = await kprobe.prepareKprobeSet({ bpftrace: caps.bpftrace.path, host: kprobeHost ?? undefined });
+      scripts = [...scripts, ...set.specs];
+    }
     const runner = new BpftraceRunner({
-      scripts: selection.scripts,
+      scripts,
       bpftrace: caps.bpftrace.path,
       tag: 'doctor',
       sink: { event() {}, lost() {}, ready() {}, malformed() {} },
     });
     try {
       await runner.start();
-      add({ ok: true, label: 'attach', detail: `all ${selection.scripts.length} scripts attached in ${runner.startMs} ms` });
+      add({ ok: true, label: 'attach', detail: `all ${scripts.length} scripts attached in ${runner.startMs} ms` });
     } catch (e) {
       add({ ok: false, label: 'attach', detail: (e as Error).message, fix: 'see bpftrace error above; leave the failing script out (--exclude)' });
     } finally {
@@ -135,6 +209,10 @@ export function formatDoctor(report: DoctorReport): string {
     if (isScript && !inScripts) {
       out.push('scripts:');
       inScripts = true;
+    }
+    if (l.probe) {
+      out.push(`      ${l.ok ? '✔' : l.neutral ? '·' : '✕'} ${l.label} — ${l.detail}`);
+      continue;
     }
     const optional = !l.ok && l.required === false && !isScript ? ' (optional)' : '';
     out.push(`${isScript ? '  ' : ''}${l.ok ? '✔' : '✕'} ${l.label}${optional} — ${l.detail}${!l.ok && l.fix ? ` — ${l.fix}` : ''}`);

@@ -1,5 +1,6 @@
-// Stand-alone entry for kprobe mode's start-up pieces, until `pinwatch doctor` / `record --mode kprobe`
-// call them: `node --import tsx collector/kprobe/cli.ts doctor|prepare DIR|calibrate`.
+// Stand-alone entry for kprobe mode's start-up pieces (`pinwatch doctor` and `record --mode kprobe` use
+// them through the product; the kernel tests use this one in guests, where each node start-up is slow):
+// `node --import tsx collector/kprobe/cli.ts doctor|prepare DIR|calibrate`.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { combineKprobeScripts, detectKprobeHost, formatKprobeDoctor, planKprobeScripts, prepareKprobeSet } from './index.ts';

@@ -18,7 +18,7 @@ import { calibrateVmemmap, VMEMMAP_BASE_DEFAULT, type VmemmapCalibration } from 
 export { Btf } from './btf.ts';
 export { decodeFoll, follNames, follNumbering, kernelVersion, versionAtLeast } from './foll.ts';
 export { parseKallsyms, symbolState } from './kallsyms.ts';
-export { calibrateVmemmap } from './vmemmap.ts';
+export { calibrateVmemmap, VMEMMAP_BASE_DEFAULT } from './vmemmap.ts';
 
 export interface KprobeHost {
   release: string;
@@ -188,16 +188,28 @@ export function combineKprobeScripts(plans: KprobeScriptPlan[]): string {
   return `${defs.join('\n')}\n\n${bodies.join('\n')}`;
 }
 
-/** Human table for `pinwatch doctor`: one line per script, then one per probe. */
+/** One probe's state in words (doctor output). */
+export function probeStateText(state: ProbeState): string {
+  switch (state) {
+    case 'ok': return 'ok';
+    case 'pruned': return 'not here (optional, pruned)';
+    case 'absent': return 'absent from kallsyms (inlined or not in this kernel)';
+    case 'renamed': return 'only as .isra/.constprop (arguments unreliable)';
+    default: return 'kprobes not attachable';
+  }
+}
+
+/** The first line of the kprobe part of the doctor: kernel, kprobes, BTF, FOLL numbering. */
+export function kprobeHostSummary(host: KprobeHost): string {
+  return `kprobe mode on ${host.release}: kprobes ${host.kprobesAttachable ? 'attachable' : 'NOT attachable (no /sys/bus/event_source/devices/kprobe)'}, BTF ${host.btf ? 'yes' : 'no'}, FOLL numbering ${follNumbering(host.release, host.btf).GET === 0x2 ? '6.3+' : 'pre-6.3'}`;
+}
+
+/** Human table (collector/kprobe/cli.ts doctor): one line per script, then one per probe. */
 export function formatKprobeDoctor(host: KprobeHost, plans: KprobeScriptPlan[]): string {
-  const out: string[] = [];
-  out.push(`kprobe mode on ${host.release}: kprobes ${host.kprobesAttachable ? 'attachable' : 'NOT attachable (no /sys/bus/event_source/devices/kprobe)'}, BTF ${host.btf ? 'yes' : 'no'}, FOLL numbering ${follNumbering(host.release, host.btf).GET === 0x2 ? '6.3+' : 'pre-6.3'}`);
+  const out: string[] = [kprobeHostSummary(host)];
   for (const p of plans) {
     out.push(`${p.usable ? 'ok  ' : 'SKIP'} ${p.header.name.padEnd(28)} ${p.usable ? p.header.what : p.reason}`);
-    for (const r of p.probes) {
-      const label = r.state === 'ok' ? 'ok' : r.state === 'pruned' ? 'not here (optional, pruned)' : r.state === 'absent' ? 'absent from kallsyms (inlined or not in this kernel)' : r.state === 'renamed' ? 'only as .isra/.constprop (arguments unreliable)' : 'kprobes not attachable';
-      out.push(`       ${r.probe.padEnd(52)} ${label}`);
-    }
+    for (const r of p.probes) out.push(`       ${r.probe.padEnd(52)} ${probeStateText(r.state)}`);
   }
   return out.join('\n');
 }

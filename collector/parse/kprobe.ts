@@ -18,6 +18,8 @@
 //   unmap|mkclean   pfn mm addr
 //   split_pmd       mm addr
 //   mmu_invalidate  mm start end event
+//   mmu_invalidate_end  mm start end event startTsNs
+//   copy_page_range mm childMm start end vmFlags anon
 //   anon_rmap_move  pfn addr order
 //   kcollapse_file  mm hpfn index addr isShmem nr result filename   -> a collapse_file event
 import type { ParseSink } from '../contracts.ts';
@@ -138,6 +140,21 @@ export const kprobeParsers: Record<string, Parser> = {
     kind: 'mmu_invalidate', tsNs: int(f, 1, 'tsNs'), pid: int(f, 2, 'pid'), tid: int(f, 3, 'tid'), comm: commFrom(f, 8),
     mm: ptr(f, 4, 'mm'), start: int(f, 5, 'start'), end: int(f, 6, 'end'), event: int(f, 7, 'event'),
   })),
+
+  mmu_invalidate_end: guard('mmu_invalidate_end', (f) => ({
+    kind: 'mmu_invalidate_end', tsNs: int(f, 1, 'tsNs'), pid: int(f, 2, 'pid'), tid: int(f, 3, 'tid'), comm: commFrom(f, 9),
+    mm: ptr(f, 4, 'mm'), start: int(f, 5, 'start'), end: int(f, 6, 'end'), event: int(f, 7, 'event'), startTsNs: int(f, 8, 'startTsNs'),
+  })),
+
+  copy_page_range: guard('copy_page_range', (f) => {
+    const start = int(f, 6, 'start');
+    const end = int(f, 7, 'end');
+    if (end <= start) throw new Bad(`empty range ${start}..${end}`);
+    return {
+      kind: 'copy_page_range', tsNs: int(f, 1, 'tsNs'), pid: int(f, 2, 'pid'), tid: int(f, 3, 'tid'), comm: commFrom(f, 10),
+      mm: ptr(f, 4, 'mm'), childMm: ptr(f, 5, 'childMm'), start, end, vmFlags: int(f, 8, 'vmFlags'), anon: int(f, 9, 'anon') === 1,
+    };
+  }),
 
   anon_rmap_move: guard('anon_rmap_move', (f) => ({
     kind: 'anon_rmap_move', tsNs: int(f, 1, 'tsNs'), pid: int(f, 2, 'pid'), tid: int(f, 3, 'tid'), comm: commFrom(f, 7),

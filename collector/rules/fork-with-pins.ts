@@ -1,11 +1,15 @@
 // fork-with-pins (warning): a process forks (own mm) while it holds pins on ranges not entirely marked
 // MADV_DONTFORK / MADV_WIPEONFORK. One anomaly per such pin, at the pin's start.
+// In kprobe mode the fork's copy_page_range of the vma overlapping the pin is cited as evidence: the
+// copies run in the forking thread just before its fork event, so they are kept per thread until it.
 import type { RuleInfo } from '../../schema/anomalies.ts';
 import { CLONE_VM, PAGE_SIZE } from '../../schema/kernel.ts';
+import type { CopyPageRangeEvent, SequencedEvent } from '../../schema/events.ts';
+import type { PinRecord } from '../model/pin-record.ts';
 import type { ProcessState } from '../model/process.ts';
 import type { RangeMap } from '../model/ranges.ts';
 import { hex } from '../model/ranges.ts';
-import { eventEvidence, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
+import { bytes, eventEvidence, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
 import { defineRule } from './rule.ts';
 
 export const info: RuleInfo = {
@@ -41,11 +45,60 @@ function protectedFromFork(p: ProcessState, va: number, bytes: number): boolean 
   return coveredByEither(p.dontfork, p.wipeonfork, va, va + bytes);
 }
 
-export const rule = defineRule({
+type Copy = CopyPageRangeEvent & { seq: number };
+
+/**
+ * The copies of one fork follow each other closely (one per inherited vma; copying a huge vma's page tables
+ * may take a while); a longer gap since the thread's previous copy starts another fork (the previous one
+ * failed after copying: no fork event).
+ */
+const COPY_GAP_NS = 10_000_000_000;
+/** Bounds on what is kept for forks whose fork event never comes (failed fork, lost line). */
+const MAX_COPIES_PER_THREAD = 256;
+const MAX_THREADS = 4096;
+
+interface State {
+  /** tid -> its fork in progress: time of its last copy_page_range, and those that overlap a pin. */
+  copies: Map<number, { lastNs: number; list: Copy[] }>;
+  /** tid -> time of its last fork: a copy older than that came late (other CPU's buffer) and belonged to it. */
+  lastForkNs: Map<number, number>;
+}
+
+function overlapsPin(pin: PinRecord, start: number, end: number): boolean {
+  return pin.extents.some((x) => x.va < end && x.va + x.count * PAGE_SIZE > start);
+}
+
+function keepCopy(st: State, e: Copy, parent: ProcessState): void {
+  if (e.tsNs <= (st.lastForkNs.get(e.tid) ?? -1)) return;
+  let fork = st.copies.get(e.tid);
+  if (!fork || e.tsNs - fork.lastNs > COPY_GAP_NS) {
+    if (st.copies.size >= MAX_THREADS) st.copies.clear();
+    st.copies.set(e.tid, (fork = { lastNs: e.tsNs, list: [] }));
+  }
+  fork.lastNs = e.tsNs;
+  if (fork.list.length < MAX_COPIES_PER_THREAD && [...parent.pins].some((pin) => overlapsPin(pin, e.start, e.end))) fork.list.push(e);
+}
+
+function copyNote(c: Copy, childPid: number): string {
+  return `copy_page_range: child ${childPid} (mm ${c.childMm}) got the parent's vma ${hex(c.start)}–${hex(c.end)} ` +
+    `(${bytes(c.end - c.start)}, ${c.anon ? 'anonymous' : 'private file'}, vm_flags ${hex(c.vmFlags)}) holding the pinned range`;
+}
+
+export const rule = defineRule<State>({
   info,
-  kinds: ['fork'],
-  onEvent(e, ctx) {
+  kinds: ['fork', 'copy_page_range'],
+  init: () => ({ copies: new Map(), lastForkNs: new Map() }),
+  onEvent(e: SequencedEvent, ctx, st) {
+    if (e.kind === 'copy_page_range') {
+      const parent = ctx.model.process(e.pid);
+      if (parent && parent.pins.size > 0) keepCopy(st, e, parent);
+      return;
+    }
     if (e.kind !== 'fork') return;
+    const copies = st.copies.get(e.tid)?.list ?? [];
+    st.copies.delete(e.tid);
+    if (st.lastForkNs.size >= MAX_THREADS) st.lastForkNs.clear();
+    st.lastForkNs.set(e.tid, e.tsNs);
     if (e.cloneFlags > 0 && (e.cloneFlags & CLONE_VM) !== 0) return;
     const parent = ctx.model.process(e.pid);
     if (!parent || parent.pins.size === 0) return;
@@ -66,6 +119,7 @@ export const rule = defineRule({
         summary: `fork() to child ${e.childPid} while ${pin.handleText} (${hex(start)}, ${pin.nPages} pages) is pinned and not MADV_DONTFORK`,
         evidence: [
           ...eventEvidence(e, `fork: child ${e.childPid} (${e.childComm}), clone flags ${e.cloneFlags < 0 ? 'unknown' : hex(e.cloneFlags)}`),
+          ...copies.filter((c) => c.tsNs <= e.tsNs && overlapsPin(pin, c.start, c.end)).flatMap((c) => eventEvidence(c, copyNote(c, e.childPid))),
           pinCreatedEvidence(pin),
         ],
       });

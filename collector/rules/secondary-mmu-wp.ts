@@ -3,7 +3,10 @@
 // attempts on pinned pfns (ksm:ksm_merge_one_page); kprobe mode adds page_mkclean_one and
 // __mmu_notifier_invalidate_range_start (MMU_NOTIFY_PROTECTION_PAGE) on pinned ranges.
 // Once per (pin, page) for pins; once per (pid, 2 MiB region) for secondary-MMU mms.
-import type { RuleInfo } from '../../schema/anomalies.ts';
+// A notifier write-protect is raised at its __mmu_notifier_invalidate_range_end (same thread, paired by the
+// start's timestamp), so the evidence holds the whole window; when no end comes (not probed on this
+// kernel, lost) it is raised from the start alone after END_WAIT_NS.
+import type { Evidence, RuleInfo } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
@@ -32,12 +35,26 @@ export const info: RuleInfo = {
 const MMU_NOTIFY_PROTECTION_VMA = 2;
 const MMU_NOTIFY_PROTECTION_PAGE = 3;
 
+/** How long a notifier write-protect waits for its range_end before it is raised without it. */
+const END_WAIT_NS = 1_000_000_000;
+const MAX_PARKED = 10_000;
+
+interface Parked {
+  e: SequencedEvent;
+  pin: PinRecord;
+  page: number;
+}
+
 interface State {
   reported: WeakMap<PinRecord, Set<number>>;
   regions: Set<string>;
+  /** `${tid}:${start tsNs}` -> a PROTECTION start over a pinned page, waiting for its range_end. */
+  parked: Map<string, Parked>;
 }
 
-function firePin(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord, page: number, what: string): void {
+const NOTIFIER_WP = 'mmu notifier write-protect (MMU_NOTIFY_PROTECTION) of';
+
+function firePin(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord, page: number, what: string, more: Evidence[] = []): void {
   let seen = st.reported.get(pin);
   if (!seen) st.reported.set(pin, (seen = new Set()));
   if (seen.has(page)) return;
@@ -53,7 +70,7 @@ function firePin(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord,
     tsNs: e.tsNs,
     pinId: pin.id,
     summary: `${what} pinned page ${hex(va)} (${pin.handleText})`,
-    evidence: [...eventEvidence(e, what), pinCreatedEvidence(pin), snapshotEvidence(pin, page)],
+    evidence: [...eventEvidence(e, what), ...more, pinCreatedEvidence(pin), snapshotEvidence(pin, page)],
   });
 }
 
@@ -75,8 +92,8 @@ function fireMm(ctx: RuleContext, st: State, e: SequencedEvent, pid: number, add
 
 export const rule = defineRule<State>({
   info,
-  kinds: ['ksm_merge', 'mkclean', 'mmu_invalidate'],
-  init: () => ({ reported: new WeakMap(), regions: new Set() }),
+  kinds: ['ksm_merge', 'mkclean', 'mmu_invalidate', 'mmu_invalidate_end'],
+  init: () => ({ reported: new WeakMap(), regions: new Set(), parked: new Map() }),
   onEvent(e, ctx, st) {
     switch (e.kind) {
       case 'ksm_merge': {
@@ -112,11 +129,34 @@ export const rule = defineRule<State>({
         if (pid === undefined) return;
         const spans = ctx.model.pinnedSpans(pid, pageDown(e.start), pageUp(e.end));
         if (spans.length === 0) return;
-        firePin(ctx, st, e, spans[0].pin, spans[0].firstPage, 'mmu notifier write-protect (MMU_NOTIFY_PROTECTION) of');
+        if (st.parked.size >= MAX_PARKED) flushParked(ctx, st, Infinity);
+        st.parked.set(`${e.tid}:${e.tsNs}`, { e, pin: spans[0].pin, page: spans[0].firstPage });
+        return;
+      }
+      case 'mmu_invalidate_end': {
+        const key = `${e.tid}:${e.startTsNs}`;
+        const p = st.parked.get(key);
+        if (!p) return;
+        st.parked.delete(key);
+        const us = ((e.tsNs - p.e.tsNs) / 1000).toFixed(1);
+        firePin(ctx, st, p.e, p.pin, p.page, NOTIFIER_WP,
+          eventEvidence(e, `mmu notifier range_end ${us} µs later: from here the secondary MMU may map ${hex(e.start)}–${hex(e.end)} again`));
         return;
       }
       default:
         return;
     }
   },
+  onTick(nowNs, ctx, st) {
+    if (st.parked.size) flushParked(ctx, st, nowNs);
+  },
 });
+
+/** Raise parked write-protects whose range_end did not come within END_WAIT_NS (all of them when nowNs is Infinity). */
+function flushParked(ctx: RuleContext, st: State, nowNs: number): void {
+  for (const [key, p] of st.parked) {
+    if (Math.abs(nowNs - p.e.tsNs) <= END_WAIT_NS) continue;
+    st.parked.delete(key);
+    firePin(ctx, st, p.e, p.pin, p.page, NOTIFIER_WP);
+  }
+}

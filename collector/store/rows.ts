@@ -29,6 +29,8 @@ export function eventAddr(e: TraceEvent): number | null {
     case 'vfio_dma':
       return e.vaddr;
     case 'mmu_invalidate':
+    case 'mmu_invalidate_end':
+    case 'copy_page_range':
       return e.start;
     default:
       return null;
@@ -58,6 +60,8 @@ export function eventLen(e: TraceEvent): number | null {
     case 'gup':
       return e.nrPages * PAGE_SIZE;
     case 'mmu_invalidate':
+    case 'mmu_invalidate_end':
+    case 'copy_page_range':
       return e.end - e.start;
     default:
       return null;

@@ -7,6 +7,9 @@
 //   workload thp-pmd-reuse      PMD-mapped THP, fork, child exits, parent writes: do_huge_pmd_wp_page reuses
 //                               the whole compound page and moves it to the parent's anon_vma (order 9)
 //   workload collapse           shmem memfd THP collapse (MADV_COLLAPSE on 6.1+, khugepaged before)
+//   workload kvm-notifier       an mm with a secondary MMU (KVM_CREATE_VM registers an mmu notifier), then
+//                               mprotect (MMU_NOTIFY_PROTECTION_VMA) and MADV_DONTNEED (CLEAR) in it;
+//                               prints kvm=absent when the guest has no /dev/kvm
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -81,6 +85,11 @@ static int iouring_pin(void) {
   madvise(p + PG, PG, MADV_DONTNEED);  // zap page 1 of the pinned buffer ...
   p[PG] = 'B';                          // ... and fault a new page in: divergence on every kernel
   show("after", p + PG);
+  // a fork while the buffer is pinned: copy_page_range of its vma (printed for pinning processes only)
+  pid_t c = fork();
+  if (c == 0) _exit(0);
+  waitpid(c, NULL, 0);
+  printf("buf=%lu buf_len=%lu child=%d\n", (unsigned long)p, (unsigned long)len, (int)c);
   usleep(200000);
   r = syscall(__NR_io_uring_register, ring, 1 /* IORING_UNREGISTER_BUFFERS */, NULL, 0);
   printf("unregister=%d\n", r);
@@ -113,9 +122,28 @@ static int thp_pmd_reuse(void) {
   show("thp", p);
   pid_t c = fork();
   if (c == 0) _exit(0);
+  printf("child=%d\n", c);
   waitpid(c, NULL, 0);
   p[0] = 'B';
   show("written", p);
+  return 0;
+}
+
+static int kvm_notifier(void) {
+  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm < 0) return printf("kvm=absent errno=%d\n", errno), 0;
+  int vm = ioctl(kvm, 0xAE01 /* KVM_CREATE_VM */, 0);
+  if (vm < 0) return printf("kvm=novm errno=%d\n", errno), 0;
+  printf("kvm=ok\n");
+  char *p = mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  memset(p, 'A', 16 * PG);
+  printf("buf=%lu\n", (unsigned long)p);
+  if (mprotect(p + 2 * PG, 2 * PG, PROT_READ)) perror("mprotect");  // PROTECTION_VMA over [2, 4)
+  printf("wp_start=%lu wp_end=%lu\n", (unsigned long)(p + 2 * PG), (unsigned long)(p + 4 * PG));
+  if (madvise(p + 8 * PG, PG, MADV_DONTNEED)) perror("madvise");  // CLEAR over page 8
+  printf("zap_start=%lu zap_end=%lu\n", (unsigned long)(p + 8 * PG), (unsigned long)(p + 9 * PG));
+  close(vm);
+  close(kvm);
   return 0;
 }
 
@@ -150,12 +178,13 @@ static int collapse(void) {
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  if (argc < 2) return fprintf(stderr, "usage: %s vmsplice-pageout|iouring-pin|thp-reuse|thp-pmd-reuse|collapse\n", argv[0]), 2;
+  if (argc < 2) return fprintf(stderr, "usage: %s vmsplice-pageout|iouring-pin|thp-reuse|thp-pmd-reuse|collapse|kvm-notifier\n", argv[0]), 2;
   printf("workload=%s pid=%d\n", argv[1], getpid());
   if (!strcmp(argv[1], "vmsplice-pageout")) return vmsplice_pageout();
   if (!strcmp(argv[1], "iouring-pin")) return iouring_pin();
   if (!strcmp(argv[1], "thp-reuse")) return thp_reuse();
   if (!strcmp(argv[1], "thp-pmd-reuse")) return thp_pmd_reuse();
   if (!strcmp(argv[1], "collapse")) return collapse();
+  if (!strcmp(argv[1], "kvm-notifier")) return kvm_notifier();
   return 2;
 }

@@ -135,6 +135,10 @@ export function describeEvent(kind: EventKind | string, p: Record<string, unknow
       return `split_huge_pmd ${hex(num(p.addr))} mm ${p.mm}`;
     case 'mmu_invalidate':
       return `mmu_notifier invalidate ${hex(num(p.start))}–${hex(num(p.end))} event ${p.event} mm ${p.mm}`;
+    case 'mmu_invalidate_end':
+      return `mmu_notifier invalidate end ${hex(num(p.start))}–${hex(num(p.end))} event ${p.event} mm ${p.mm}${num(p.startTsNs) > 0 ? '' : ' (start not seen)'}`;
+    case 'copy_page_range':
+      return `fork: copy_page_range ${hex(num(p.start))}–${hex(num(p.end))} (${p.anon ? 'anon' : 'private file'}, vm_flags 0x${num(p.vmFlags).toString(16)}) into child mm ${p.childMm}`;
     case 'anon_rmap_move':
       return `folio_move_anon_rmap pfn ${hex(num(p.pfn))} at ${hex(num(p.addr))} order ${p.order}`;
     case 'lost':

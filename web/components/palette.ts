@@ -28,6 +28,8 @@ const KIND_COLORS: Record<string, string> = {
   mkclean: '#e6c86c',
   split_pmd: '#d0b050',
   mmu_invalidate: '#70a0ff',
+  mmu_invalidate_end: '#5080d0',
+  copy_page_range: '#9060d0',
   anon_rmap_move: '#a0c0ff',
   lost: '#ff3344',
 };

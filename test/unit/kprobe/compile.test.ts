@@ -35,7 +35,7 @@ const scripts = loadKprobeScripts();
 test('there is a kprobe script per concern', () => {
   const names = scripts.map((s) => s.header.name);
   for (const n of ['kprobe/gup', 'kprobe/unpin', 'kprobe/wp-page', 'kprobe/unmap', 'kprobe/mkclean', 'kprobe/collapse-file',
-    'kprobe/collapse-file-pre-6.1', 'kprobe/split-pmd', 'kprobe/mmu-notifier']) assert.ok(names.includes(n), n);
+    'kprobe/collapse-file-pre-6.1', 'kprobe/split-pmd', 'kprobe/mmu-notifier', 'kprobe/copy-page-range']) assert.ok(names.includes(n), n);
 });
 
 for (const s of scripts) {

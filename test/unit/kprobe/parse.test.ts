@@ -125,3 +125,39 @@ test('every example line in the bpf/kprobe headers parses', async () => {
   assert.deepEqual(malformed, []);
   assert.ok(events.length >= 8);
 });
+
+test('mmu_invalidate_end carries its start timestamp; copy_page_range the parent vma and the child mm', () => {
+  const { events, malformed } = collect([
+    'mmu_invalidate_end\t91239001\t412\t412\t0xffff8881234a5600\t140372115738624\t140372115742720\t3\t91234567\tqemu-system-x86',
+    'mmu_invalidate_end\t91239002\t412\t412\t0xffff8881234a5600\t4096\t8192\t0\t0\tksmd',
+    'copy_page_range\t91234567\t412\t412\t0xffff8881234a5600\t0xffff888123ab9a00\t140372115738624\t140372115755008\t1048691\t1\tfixture',
+    'copy_page_range\t91234568\t412\t412\t0xffff8881234a5600\t0xffff888123ab9a00\t94000000000000\t94000000004096\t1050739\t0\tmy prog',
+  ]);
+  assert.deepEqual(malformed, []);
+  assert.deepEqual(events[0], {
+    kind: 'mmu_invalidate_end', tsNs: 91239001, pid: 412, tid: 412, comm: 'qemu-system-x86', mm: '0xffff8881234a5600',
+    start: 140372115738624, end: 140372115742720, event: 3, startTsNs: 91234567,
+  });
+  assert.equal((events[1] as { startTsNs: number }).startTsNs, 0);
+  assert.deepEqual(events[2], {
+    kind: 'copy_page_range', tsNs: 91234567, pid: 412, tid: 412, comm: 'fixture', mm: '0xffff8881234a5600', childMm: '0xffff888123ab9a00',
+    start: 140372115738624, end: 140372115755008, vmFlags: 1048691, anon: true,
+  });
+  assert.equal((events[3] as { anon: boolean }).anon, false);
+  assert.equal(events[3].comm, 'my prog');
+});
+
+test('copy_page_range: an empty range, a bad child mm or a missing field is malformed', () => {
+  const { events, malformed } = collect([
+    'copy_page_range\t1\t412\t412\t0xffff8881234a5600\t0xffff888123ab9a00\t8192\t4096\t1\t1\tx',
+    'copy_page_range\t1\t412\t412\t0xffff8881234a5600\t0\t4096\t8192\t1\t1\tx',
+    'copy_page_range\t1\t412\t412\t0xffff8881234a5600\t0xffff888123ab9a00\t4096\t8192\t1',
+    'mmu_invalidate_end\t1\t412\t412\t0xffff8881234a5600\t4096\t8192\t3\tx',
+  ]);
+  assert.deepEqual(events, []);
+  assert.equal(malformed.length, 4);
+  assert.match(malformed[0], /copy_page_range: empty range/);
+  assert.match(malformed[1], /childMm not a hex pointer/);
+  assert.match(malformed[2], /copy_page_range: (missing|anon)/);
+  assert.match(malformed[3], /mmu_invalidate_end: (missing|startTsNs)/);
+});

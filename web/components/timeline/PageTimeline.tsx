@@ -37,6 +37,8 @@ const KIND_LANE: Record<string, LaneId> = {
   migrate_pte: 'mapping',
   split_pmd: 'mapping',
   mmu_invalidate: 'mapping',
+  mmu_invalidate_end: 'mapping',
+  copy_page_range: 'process',
   fault: 'fault',
   wp_page: 'fault',
   collapse_file: 'thp',
