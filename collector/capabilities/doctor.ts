@@ -9,6 +9,8 @@ import type { ScriptInput } from '../runner/program.ts';
 import { BpftraceRunner } from '../runner/index.ts';
 import type { KprobeHost, KprobeScriptPlan } from '../kprobe/index.ts';
 
+const countOf = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 export interface DoctorLine {
   ok: boolean;
   label: string;
@@ -55,7 +57,7 @@ export function kprobePlanLines(plans: KprobeScriptPlan[], probeText: (state: Kp
       ok: p.usable,
       label: p.header.name,
       detail: p.usable
-        ? `selected (${p.attached.length} probes${pruned ? `, ${pruned} optional not here` : ''}): ${p.header.what}`
+        ? `selected (${countOf(p.attached.length, 'probe')}${pruned ? `, ${pruned} optional not here` : ''}): ${p.header.what}`
         : `left out: ${p.reason}`,
       required: false,
     });
@@ -135,7 +137,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     scriptLines.push({
       ok: p.attached,
       label: p.script,
-      detail: p.attached ? `selected (${info?.spec.probes.length ?? 0} probes${p.reason ? `; ${p.reason}` : ''})` : `left out: ${p.reason}`,
+      detail: p.attached ? `selected (${countOf(info?.spec.probes.length ?? 0, 'probe')}${p.reason ? `; ${p.reason}` : ''})` : `left out: ${p.reason}`,
       required: false,
     });
   }

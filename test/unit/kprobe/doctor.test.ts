@@ -53,7 +53,7 @@ test('doctor with kprobes: each kprobe script as record would run it, with one l
   assert.equal(report.ok, true);
   const text = formatDoctor(report);
   assert.match(text, /^  ✔ kprobe\/\* — kprobe mode on 6\.1\.0-56-amd64: kprobes attachable, BTF yes, FOLL numbering pre-6\.3$/m);
-  assert.match(text, /^  ✔ kprobe\/copy-page-range — selected \(1 probes\): kprobe\/copy-page-range: fork copying one vma/m);
+  assert.match(text, /^  ✔ kprobe\/copy-page-range — selected \(1 probe\): kprobe\/copy-page-range: fork copying one vma/m);
   assert.match(text, /^      ✔ kprobe:copy_page_range — ok$/m);
   assert.match(text, /^  ✔ kprobe\/mmu-notifier — selected \(2 probes\)/m);
   assert.match(text, /^      ✔ kprobe:__mmu_notifier_invalidate_range_end — ok$/m);
