@@ -99,6 +99,7 @@ export class Collector {
       clock: this.clock,
       firstPinId: opts.firstPinId,
       follNumbering: opts.follNumbering,
+      kernelRelease: this.config.kernelRelease,
     });
     this.verifier = new Verifier({
       model: this.model,

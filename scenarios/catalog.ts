@@ -186,7 +186,9 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
       '(/var/tmp, or PINWATCH_FILE_DIR; tmpfs is rejected). A long-term writable pin on page-cache pages ' +
       'breaks writeback (stable pages, page_mkwrite, the ext4 BUG_ON of seed 003). Since 6.5 GUP refuses ' +
       'FOLL_LONGTERM on such mappings (writable_file_mapping_allowed) and registration fails with EFAULT; ' +
-      'on older kernels it is granted and the hazard is live (the program then exits 0 on < 6.5, 1 on >= 6.5).',
+      'before 6.5 io_uring refused such buffers itself after pinning them (EOPNOTSUPP: only anonymous, shmem and ' +
+      'hugetlbfs memory; seen on 5.10 and 6.1), while other long-term pinners (RDMA, VFIO) were granted and the ' +
+      'hazard was live. The program exits 0 on either refusal, 1 if granted on >= 6.5.',
     seenOnKernel: 'IORING_REGISTER_BUFFERS refused with EFAULT (errno 14) on ext4',
     seeds: ['003'],
     source: 'uring-file-shared.c',

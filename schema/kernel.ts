@@ -97,9 +97,40 @@ export const SCAN_RESULT_NAMES: readonly string[] = [
 ];
 export const SCAN_SUCCEEDED = 1;
 export const SCAN_EXCEED_NONE_PTE = 5;
+/** 6.18's number; other kernels number it differently: compare names (scanResultName with the release). */
 export const SCAN_NOT_SUITABLE_PAGE_COUNT = 14;
-export function scanResultName(code: number): string {
-  return SCAN_RESULT_NAMES[code] ?? `result_${code}`;
+
+/**
+ * 6.1-6.17: SCAN_PAGE_RO ("no_writable_page") follows pte_mapped_hugepage; 6.18 dropped it, so every later
+ * code moved down by one (seen: MADV_COLLAPSE on a pinned range gives scan_pmd status 15 on 6.1 and 6.12).
+ */
+const SCAN_RESULT_NAMES_6_1 = [...SCAN_RESULT_NAMES.slice(0, 11), 'no_writable_page', ...SCAN_RESULT_NAMES.slice(11)];
+/** Before 6.1 (no MADV_COLLAPSE): no pmd_none / page_pmd_mapped / pte_mapped_hugepage (5.10's print fmt). */
+const SCAN_RESULT_NAMES_PRE_6_1 = [
+  'failed', 'succeeded', 'pmd_null', 'exceed_none_pte', 'exceed_swap_pte', 'exceed_shared_pte', 'pte_non_present',
+  'pte_uffd_wp', 'no_writable_page', 'lack_referenced_page', 'page_null', 'scan_aborted', 'not_suitable_page_count',
+  'page_not_in_lru', 'page_locked', 'page_not_anon', 'page_compound', 'no_process_for_page', 'vma_null',
+  'vma_check_failed', 'not_suitable_address_range', 'page_swap_cache', 'could_not_delete_page_from_lru',
+  'alloc_huge_page_failed', 'ccgroup_charge_failed', 'truncated', 'page_has_private',
+];
+
+let scanNamesRelease = '';
+let scanNames: readonly string[] = SCAN_RESULT_NAMES;
+/** The khugepaged result names of a kernel release (6.18's when the release does not parse). Cached per release. */
+export function scanResultNames(kernelRelease: string): readonly string[] {
+  if (kernelRelease !== scanNamesRelease) {
+    const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+    const v = m ? Number(m[1]) * 1000 + Number(m[2]) : Infinity;
+    scanNames = v >= 6018 ? SCAN_RESULT_NAMES : v >= 6001 ? SCAN_RESULT_NAMES_6_1 : SCAN_RESULT_NAMES_PRE_6_1;
+    scanNamesRelease = kernelRelease;
+  }
+  return scanNames;
+}
+
+/** A khugepaged result code's name; numbered as on `kernelRelease` when given, else as on 6.18. */
+export function scanResultName(code: number, kernelRelease?: string): string {
+  const names = kernelRelease === undefined ? SCAN_RESULT_NAMES : scanResultNames(kernelRelease);
+  return names[code] ?? `result_${code}`;
 }
 
 export const PAGE_SHIFT = 12;

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build the guest initramfs for one unpacked kernel dir (from fetch-kernel.sh): static busybox, the
-# kernel's modules for virtio/9p/zram (dependency order from modprobe --show-depends, decompressed),
+# kernel's modules for virtio/9p/zram/ext4 (dependency order from modprobe --show-depends, decompressed),
 # and vm/guest-init.sh as /init. The guest's real userland is the host root shared read-only over 9p,
 # so the same bpftrace/node run under every kernel. Cached: rebuilt only when guest-init.sh changes.
 #   vm/build-initramfs.sh ~/.cache/pinwatch/vm/kernels/6.1.0-56-amd64   -> prints the .cpio.gz path
@@ -15,8 +15,10 @@ root=$(mktemp -d); trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,newroot,modules,tmp}
 cp /bin/busybox "$root/bin/busybox"
 for a in sh mount umount insmod mkdir cat echo sleep poweroff switch_root chroot mkswap swapon ls dmesg uname; do ln -s busybox "$root/bin/$a"; done
-# Modules wanted; the ones built in (=y) on a given kernel simply do not resolve.
-wanted="virtio_pci 9pnet_virtio 9p zram overlay"
+# Modules wanted; the ones built in (=y) on a given kernel simply do not resolve. ext4: a block filesystem
+# (on a zram disk) for scenarios that need page-cache pages of a real file (uring-file-shared). kvm_amd:
+# TCG's `-cpu max` emulates SVM, so the guest gets /dev/kvm: an mm with a secondary MMU (mmu notifiers).
+wanted="virtio_pci 9pnet_virtio 9p zram overlay ext4 kvm_amd"
 : > "$root/modules/order"
 for m in $wanted; do
   modprobe -d "$kdir" -S "$release" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}' || true

@@ -25,7 +25,7 @@ import type {
 } from '../../schema/events.ts';
 import {
   CLONE_VM, FOLL_6_3, FOLL_PRE_6_3, IORING_REGISTER, MADV, MADV_ZAPPING, MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PF_WRITE,
-  PMD_SIZE, SCAN_SUCCEEDED, madvName,
+  PMD_SIZE, SCAN_SUCCEEDED, madvName, scanResultName,
 } from '../../schema/kernel.ts';
 import type { FaultRegion, PagemapReader } from '../contracts.ts';
 import { readPagesInto } from '../verify/pagemap.ts';
@@ -54,12 +54,14 @@ export interface ShadowModelOptions {
   clock: Clock;
   /** First pin id to hand out (a store reopened on an existing database continues its ids). */
   firstPinId?: number;
-  /** FOLL_* numbering of kprobe gup events; default from the running kernel (renumbered in 6.3). */
+  /** FOLL_* numbering of kprobe gup events; default from kernelRelease (renumbered in 6.3). */
   follNumbering?: FollNumbering;
+  /** The traced kernel's release (numbering of khugepaged results, FOLL_*); default the running kernel's. */
+  kernelRelease?: string;
 }
 
-function defaultFollNumbering(): FollNumbering {
-  const m = /^(\d+)\.(\d+)/.exec(kernelRelease());
+function defaultFollNumbering(release: string): FollNumbering {
+  const m = /^(\d+)\.(\d+)/.exec(release);
   if (!m) return '6.3';
   const v = Number(m[1]) * 1000 + Number(m[2]);
   return v >= 6003 ? '6.3' : 'pre-6.3';
@@ -70,11 +72,14 @@ function isZapping(behavior: number): boolean {
   return MADV_ZAPPING.has(behavior) || behavior === MADV.PAGEOUT;
 }
 
-/** collapse_file built the huge page: SCAN_SUCCEEDED, or SCAN_PTE_MAPPED_HUGEPAGE (MADV_COLLAPSE's success on file/shmem). */
-export function collapseSucceeded(result: number): boolean {
-  return result === SCAN_SUCCEEDED || result === SCAN_PTE_MAPPED_HUGEPAGE;
+/**
+ * collapse_file built the huge page: succeeded, or pte_mapped_hugepage (MADV_COLLAPSE's success on file/shmem).
+ * By name: the result codes are numbered differently across kernels (schema/kernel.ts scanResultNames).
+ */
+export function collapseSucceeded(result: number, kernelRelease: string): boolean {
+  const name = scanResultName(result, kernelRelease);
+  return name === 'succeeded' || name === 'pte_mapped_hugepage';
 }
-const SCAN_PTE_MAPPED_HUGEPAGE = 10;
 
 function madvLabel(behavior: number): string {
   const n = madvName(behavior);
@@ -112,6 +117,7 @@ export class ShadowModel {
   private readonly maps: MapsReader;
   private readonly clock: Clock;
   private readonly foll: typeof FOLL_6_3 | typeof FOLL_PRE_6_3;
+  private readonly kernelRelease: string;
   private readonly procs = new Map<number, ProcessState>();
   private readonly pinsById = new Map<number, PinRecord>();
   private readonly pfns = new PfnIndex();
@@ -129,7 +135,8 @@ export class ShadowModel {
     this.maps = opts.maps;
     this.clock = opts.clock;
     this.nextPinId = opts.firstPinId ?? 1;
-    this.foll = (opts.follNumbering ?? defaultFollNumbering()) === '6.3' ? FOLL_6_3 : FOLL_PRE_6_3;
+    this.kernelRelease = opts.kernelRelease ?? kernelRelease();
+    this.foll = (opts.follNumbering ?? defaultFollNumbering(this.kernelRelease)) === '6.3' ? FOLL_6_3 : FOLL_PRE_6_3;
   }
 
   // ---------------------------------------------------------------- queries
@@ -428,7 +435,7 @@ export class ShadowModel {
     const p = this.procs.get(pid);
     if (p === undefined || p.pins.size === 0 || !(e.addr > 0)) return;
     const start = pmdDown(e.addr);
-    this.touch(p, e, start, start + PMD_SIZE, 'collapse_file', collapseSucceeded(e.result), null);
+    this.touch(p, e, start, start + PMD_SIZE, 'collapse_file', collapseSucceeded(e.result, this.kernelRelease), null);
   }
 
   private onSplitPmd(e: SplitPmdEvent & Seq): void {

@@ -1,10 +1,11 @@
 // collapse-blocked-by-pin (info): khugepaged or MADV_COLLAPSE gave up on a range because a page had an extra
-// reference (SCAN_PAGE_COUNT, 14 not_suitable_page_count) and the range holds a live pin. The event's pfn
-// is matched against pinned pfns (addr = that pinned page); otherwise the range comes from the same
-// thread's MADV_COLLAPSE (addr = the 2 MiB range start). Once per (pin, 2 MiB region).
+// reference (SCAN_PAGE_COUNT, not_suitable_page_count: 14 on 6.18, 15 on 6.1-6.17, 12 before 6.1) and the
+// range holds a live pin. The event's pfn is matched against pinned pfns (addr = that pinned page); otherwise
+// the range comes from the same thread's MADV_COLLAPSE (addr = the 2 MiB range start). Once per (pin, 2 MiB
+// region).
 import type { RuleInfo } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
-import { PAGE_SIZE, SCAN_NOT_SUITABLE_PAGE_COUNT, scanResultName } from '../../schema/kernel.ts';
+import { PAGE_SIZE, scanResultName } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
 import { hex, pmdDown, pmdIndex } from '../model/ranges.ts';
 import { eventEvidence, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
@@ -41,7 +42,8 @@ function fire(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord, pa
   if (!seen) st.reported.set(pin, (seen = new Set()));
   if (seen.has(region)) return;
   seen.add(region);
-  const status = 'status' in e ? (e.status as number) : SCAN_NOT_SUITABLE_PAGE_COUNT;
+  const status = (e as { status: number }).status;
+  const statusName = scanResultName(status, ctx.config.kernelRelease);
   ctx.raise({
     rule: info.id,
     pid: pin.pid,
@@ -51,9 +53,9 @@ function fire(ctx: RuleContext, st: State, e: SequencedEvent, pin: PinRecord, pa
     pfn: page >= 0 ? pinnedPfnOrNull(pin, page) : null,
     tsNs: e.tsNs,
     pinId: pin.id,
-    summary: `huge-page collapse of ${hex(pmdDown(addr))} refused (${scanResultName(status)}): ${pin.handleText} pins ${page >= 0 ? `page ${hex(addr)}` : 'pages'} in the range`,
+    summary: `huge-page collapse of ${hex(pmdDown(addr))} refused (${statusName}): ${pin.handleText} pins ${page >= 0 ? `page ${hex(addr)}` : 'pages'} in the range`,
     evidence: [
-      ...eventEvidence(e, `${e.kind} status ${status} (${scanResultName(status)})${'pfn' in e ? ` at pfn ${hex(e.pfn as number)}` : ''}`),
+      ...eventEvidence(e, `${e.kind} status ${status} (${statusName})${'pfn' in e ? ` at pfn ${hex(e.pfn as number)}` : ''}`),
       ...eventEvidence(extra, 'MADV_COLLAPSE on the range'),
       pinCreatedEvidence(pin),
     ],
@@ -77,7 +79,8 @@ export const rule = defineRule<State>({
       return;
     }
     if (e.kind !== 'scan_pmd' && e.kind !== 'collapse_isolate') return;
-    if (e.status !== SCAN_NOT_SUITABLE_PAGE_COUNT) return;
+    // khugepaged's result numbering differs between kernels (6.18 dropped SCAN_PAGE_RO): compare by name
+    if (scanResultName(e.status, ctx.config.kernelRelease) !== 'not_suitable_page_count') return;
     let matched = false;
     for (const h of ctx.effects.pfnHits) {
       if (h.cause !== e) continue;

@@ -48,7 +48,7 @@ function missingRegistration(p: ProcessState, start: number, end: number): { sta
 }
 
 function fire(ctx: RuleContext, st: State, e: CollapseFileEvent & { seq: number }, pid: number, comm: string, rangeStart: number, reg: UffdRegistration, extra: SequencedEvent | null): void {
-  const ok = collapseSucceeded(e.result);
+  const ok = collapseSucceeded(e.result, ctx.config.kernelRelease);
   const key = `${pid}:${rangeStart}:${ok}:${reg.seq}`;
   if (st.reported.has(key)) return;
   if (st.reported.size > 10_000) st.reported.clear();
@@ -64,9 +64,9 @@ function fire(ctx: RuleContext, st: State, e: CollapseFileEvent & { seq: number 
     tsNs: e.tsNs,
     summary: ok
       ? `collapse_file filled the shmem range ${hex(rangeStart)} (${e.filename}) into a huge page while userfaultfd ${reg.fd} watches it for missing faults: those faults will never come`
-      : `collapse_file refused the shmem range ${hex(rangeStart)} (${e.filename}): ${scanResultName(e.result)}, because userfaultfd ${reg.fd} watches it for missing faults`,
+      : `collapse_file refused the shmem range ${hex(rangeStart)} (${e.filename}): ${scanResultName(e.result, ctx.config.kernelRelease)}, because userfaultfd ${reg.fd} watches it for missing faults`,
     evidence: [
-      ...eventEvidence(e, `collapse_file ${e.isShmem ? 'shmem' : 'file'} ${e.filename} index ${e.index}: ${scanResultName(e.result)}`),
+      ...eventEvidence(e, `collapse_file ${e.isShmem ? 'shmem' : 'file'} ${e.filename} index ${e.index}: ${scanResultName(e.result, ctx.config.kernelRelease)}`),
       { type: 'event', seq: reg.seq, note: `UFFDIO_REGISTER MISSING on userfaultfd ${reg.fd}` },
       ...eventEvidence(extra, 'MADV_COLLAPSE on the range'),
     ],

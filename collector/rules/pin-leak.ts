@@ -2,12 +2,16 @@
 // shrunk while pinned: addr = first unmapped pinned page), its owning process (exited while another
 // process, e.g. a fork child, still holds the ring/container fd), or it is older than pinMaxAgeS.
 // Each reason reported once per pin.
+// An owner found gone by a pagemap read (a synthetic exit, seq -1) is judged only once the stream shows its
+// exit, or after EARLY_EXIT_GRACE_NS: the stream can lag the read (seen: >0.7 s under QEMU TCG), and the
+// events still in flight (the child's exit, the unregister) may release the pin.
 import type { RuleInfo } from '../../schema/anomalies.ts';
+import type { SequencedEvent } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
 import { hex } from '../model/ranges.ts';
 import { eventEvidence, pages, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
-import { defineRule } from './rule.ts';
+import { defineRule, type RuleContext } from './rule.ts';
 
 export const info: RuleInfo = {
   id: 'pin-leak',
@@ -27,16 +31,39 @@ export const info: RuleInfo = {
   modes: ['tracepoint', 'kprobe'],
 };
 
+const EARLY_EXIT_GRACE_NS = 5e9;
+
 interface State {
   unmapped: WeakSet<PinRecord>;
   orphaned: WeakSet<PinRecord>;
   old: WeakSet<PinRecord>;
+  /** Orphans of owners found gone by pagemap before their exit event, by owner pid. */
+  early: Map<number, { pin: PinRecord; e: SequencedEvent }[]>;
+}
+
+function raiseOrphaned(ctx: RuleContext, st: State, pin: PinRecord, e: SequencedEvent): void {
+  if (st.orphaned.has(pin) || !pin.live || !pin.orphaned) return;
+  st.orphaned.add(pin);
+  const holders = pin.handle?.holders ?? [];
+  ctx.raise({
+    rule: info.id,
+    pid: pin.pid,
+    comm: pin.comm,
+    addr: pin.vaOf(0),
+    len: pin.len,
+    pfn: pinnedPfnOrNull(pin, 0),
+    tsNs: e.tsNs,
+    pinId: pin.id,
+    summary: `process ${pin.pid} exited but ${pin.handleText} stays pinned: pid ${holders.join(', ')} still holds fd ${pin.handle?.fd} (inherited across fork; unless it exec'd with O_CLOEXEC)`,
+    evidence: [...eventEvidence(e, `exit of ${pin.pid}`), pinCreatedEvidence(pin)],
+  });
 }
 
 export const rule = defineRule<State>({
   info,
   effects: true,
-  init: () => ({ unmapped: new WeakSet(), orphaned: new WeakSet(), old: new WeakSet() }),
+  kinds: ['exit'],
+  init: () => ({ unmapped: new WeakSet(), orphaned: new WeakSet(), old: new WeakSet(), early: new Map() }),
   onEvent(e, ctx, st) {
     const fx = ctx.effects;
     if (fx.zaps.length) {
@@ -68,24 +95,28 @@ export const rule = defineRule<State>({
       }
     }
     for (const pin of fx.orphaned) {
-      if (st.orphaned.has(pin)) continue;
-      st.orphaned.add(pin);
-      const holders = pin.handle?.holders ?? [];
-      ctx.raise({
-        rule: info.id,
-        pid: pin.pid,
-        comm: pin.comm,
-        addr: pin.vaOf(0),
-        len: pin.len,
-        pfn: pinnedPfnOrNull(pin, 0),
-        tsNs: e.tsNs,
-        pinId: pin.id,
-        summary: `process ${pin.pid} exited but ${pin.handleText} stays pinned: pid ${holders.join(', ')} still holds fd ${pin.handle?.fd} (inherited across fork; unless it exec'd with O_CLOEXEC)`,
-        evidence: [...eventEvidence(e, `exit of ${pin.pid}`), pinCreatedEvidence(pin)],
-      });
+      if (e.seq >= 0) {
+        raiseOrphaned(ctx, st, pin, e);
+        continue;
+      }
+      const l = st.early.get(pin.pid);
+      if (l) l.push({ pin, e });
+      else st.early.set(pin.pid, [{ pin, e }]);
+    }
+    if (e.kind === 'exit' && e.seq >= 0 && e.tid === e.pid) {
+      const l = st.early.get(e.pid);
+      if (l) {
+        st.early.delete(e.pid);
+        for (const x of l) raiseOrphaned(ctx, st, x.pin, e);
+      }
     }
   },
   onTick(nowNs, ctx, st) {
+    for (const [pid, l] of st.early) {
+      if (nowNs - l[0].e.tsNs < EARLY_EXIT_GRACE_NS) continue;
+      st.early.delete(pid);
+      for (const x of l) raiseOrphaned(ctx, st, x.pin, x.e);
+    }
     const maxAge = ctx.config.pinMaxAgeS;
     if (!(maxAge > 0)) return;
     const limit = maxAge * 1e9;

@@ -288,6 +288,8 @@ int main(void)
 	if (!err)
 		fail(1, "MADV_COLLAPSE replaced pinned pages (pinned pfn 0x%lx, mapped pfn 0x%lx)", (unsigned long)pfn[0],
 		     (unsigned long)pfn_after);
+	if (err == EINVAL)
+		fail(2, "MADV_COLLAPSE: EINVAL (no MADV_COLLAPSE before 6.1)");
 	if (err != EAGAIN)
 		fail(1, "MADV_COLLAPSE refused with %s (%d): expected EAGAIN (SCAN_PAGE_COUNT)", errname(err), err);
 	if (pfn_after != pfn[0])

@@ -2,12 +2,14 @@
 # Runs INSIDE a test guest (vm/run-guest.sh ... -- bash test/kernels/guest-run.sh), cwd = repo root.
 # Prepares the kprobe set for this kernel (calibration, selection, specialisation), starts ONE bpftrace
 # on the combined usable scripts, runs the workloads, stops bpftrace and leaves everything in /tmp/out:
-#   prepare.json, doctor.txt, scripts/*.bt + combined.bpf, raw/combined.out|.err, kprobes-list,
+#   prepare.json, doctor.txt, scan-result-format.txt, scripts/*.bt + combined.bpf, raw/combined.out|.err, kprobes-list,
 #   wl-<workload>.txt, timings
 # Phase 2 (unless PW_RECORD=0): the product itself, `pinwatch record --mode kprobe` as
-# test/kernels/record-kprobe.ts (LiveSession with the prepared kprobe set), around the scenarios
-# `node bin/pinwatch.js scenario NAME` (prebuilt by the host test into /tmp/out/scen):
-#   pinwatch.db (copied from tmpfs after the stop), record.log, sc-<name>.txt
+# test/kernels/record-kprobe.ts (LiveSession with the prepared kprobe set), around every catalog
+# scenario, prebuilt by the host test into /tmp/out/scen and listed in /tmp/out/scenarios.list
+# ("NAME BINARY" lines; PW_SCENARIOS="a b" picks some), then the workload's `collapse` so every kernel
+# gives the product a collapse_file (5.10 has no MADV_COLLAPSE: khugepaged does it):
+#   pinwatch.db (copied from tmpfs after the stop), record.log, sc-<name>.txt, wl-record-collapse.txt
 set -u
 OUT=/tmp/out
 # the host test copies the static workload binary (test/kernels/workload.c) into the output share
@@ -24,6 +26,8 @@ echo 4096 > $T/khugepaged/pages_to_scan 2>/dev/null
 
 node --import tsx collector/kprobe/cli.ts prepare $OUT/scripts > $OUT/prepare.json 2> $OUT/prepare.err || { echo "prepare failed"; cat $OUT/prepare.err; exit 1; }
 cp $OUT/scripts/doctor.txt $OUT/doctor.txt
+# khugepaged's result numbering on this kernel (it differs between kernels; schema/kernel.ts scanResultNames)
+grep '^print fmt' /sys/kernel/tracing/events/huge_memory/mm_khugepaged_scan_pmd/format > $OUT/scan-result-format.txt 2>/dev/null
 t1=$(date +%s.%N)
 # One bpftrace for the whole set (combined.bpf): bpftrace start-up (BTF, clang, LLVM) takes tens of
 # seconds per process under TCG, so one process per script would take minutes.
@@ -47,7 +51,7 @@ done
 echo "kprobes registered: $have of $want"
 cp /sys/kernel/debug/kprobes/list $OUT/kprobes-list 2>/dev/null
 t2=$(date +%s.%N)
-for w in vmsplice-pageout iouring-pin thp-reuse thp-pmd-reuse collapse; do
+for w in vmsplice-pageout iouring-pin thp-reuse thp-pmd-reuse collapse kvm-notifier; do
   "$WL" $w > $OUT/wl-$w.txt 2>&1
 done
 sleep 1
@@ -58,6 +62,15 @@ cp /tmp/raw/* $OUT/raw/
 echo "prepare $(echo "$t1 - $t0" | bc) attach $(echo "$t2 - $t1" | bc) workloads $(echo "$t3 - $t2" | bc)" > $OUT/timings
 
 if [ "${PW_RECORD:-1}" = 1 ]; then
+  # uring-file-shared needs a regular file on a block filesystem (the guest's /var/tmp is tmpfs): ext4 on
+  # a second zram disk (ext4 and zram come from the initramfs)
+  fsdir=/tmp/pw-ext4
+  zid=$(cat /sys/class/zram-control/hot_add 2>/dev/null)
+  if [ -n "$zid" ] && echo 64M > /sys/block/zram$zid/disksize && mkfs.ext4 -q /dev/zram$zid && mkdir -p $fsdir && mount -t ext4 /dev/zram$zid $fsdir; then
+    echo "ext4 on /dev/zram$zid at $fsdir" > $OUT/fs.txt
+  else
+    echo "no ext4 for uring-file-shared (zram $zid)" > $OUT/fs.txt
+  fi
   r0=$(date +%s.%N)
   # SQLite WAL wants shared mmap: keep the database on tmpfs, copy it out after the stop
   node --import tsx test/kernels/record-kprobe.ts /tmp/pinwatch.db > $OUT/record.log 2>&1 &
@@ -69,10 +82,18 @@ if [ "${PW_RECORD:-1}" = 1 ]; then
   done
   r1=$(date +%s.%N)
   if grep -q '^recording' $OUT/record.log; then
-    for s in ${PW_SCENARIOS:-vmsplice-pageout uring-dontneed shmem-uffd-collapse uring-fork}; do
-      PINWATCH_SCENARIO_CACHE=$OUT/scen node bin/pinwatch.js scenario $s > $OUT/sc-$s.txt 2>&1
-      echo "rc=$?" >> $OUT/sc-$s.txt
-    done
+    # the binaries directly, not `pinwatch scenario NAME` (which only builds and execs them): a node
+    # start-up costs ~20 s per scenario under TCG
+    while read -r name bin; do
+      case " ${PW_SCENARIOS:-$name} " in *" $name "*) ;; *) continue;; esac
+      ts=$(date +%s.%N)
+      PINWATCH_FILE_DIR=$fsdir "$OUT/$bin" < /dev/null > $OUT/sc-$name.txt 2>&1
+      echo "rc=$?" >> $OUT/sc-$name.txt
+      echo "scenario $name $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
+    done < $OUT/scenarios.list
+    ts=$(date +%s.%N)
+    "$WL" collapse > $OUT/wl-record-collapse.txt 2>&1
+    echo "record-collapse $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
     sleep 2
   fi
   r2=$(date +%s.%N)

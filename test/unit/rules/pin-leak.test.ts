@@ -49,6 +49,42 @@ describe('pin-leak', () => {
     assert.equal(h.sink.of('pin-leak').length, 1);
   });
 
+  test('owner found gone by pagemap before the stream shows its exit: judged when the exit arrives', () => {
+    // seen on 6.12 under TCG: the periodic read failed while the child's exit, the unregister and the
+    // owner's exit were still in flight; they release the pin, so nothing leaked
+    const lagging = new Harness({ config: { verifyIntervalMs: 500 } }).anonBuffer(100, BUF, 2, 0x1000);
+    lagging.feed(lagging.ev.madvise(100, BUF, 2 * PAGE, MADV.DONTFORK));
+    lagging.registerRing(100, 5, [[BUF, 2 * PAGE]]);
+    lagging.feed(lagging.ev.fork(100, 101));
+    lagging.pagemap.kill(100);
+    lagging.tick(500);
+    lagging.feed(lagging.ev.exit(101), lagging.ev.pinResult(100, 5, 0, 0, { opcode: 1 }), lagging.ev.exit(100));
+    lagging.tick(10_000);
+    assert.deepEqual(lagging.sink.of('pin-leak'), []);
+
+    // a real orphan: the stream's exit of the owner confirms it
+    const real = new Harness({ config: { verifyIntervalMs: 500 } }).anonBuffer(100, BUF, 2, 0x1000);
+    real.registerRing(100, 5, [[BUF, 2 * PAGE]]);
+    real.feed(real.ev.fork(100, 101));
+    real.pagemap.kill(100);
+    real.tick(500);
+    assert.equal(real.sink.of('pin-leak').length, 0);
+    real.feed(real.ev.exit(100));
+    assert.equal(real.sink.of('pin-leak').length, 1);
+    assert.match(real.sink.of('pin-leak')[0].summary, /pid 101 still holds fd 5/);
+
+    // the owner's exit event was lost: reported after the grace period
+    const lost = new Harness({ config: { verifyIntervalMs: 500 } }).anonBuffer(100, BUF, 2, 0x1000);
+    lost.registerRing(100, 5, [[BUF, 2 * PAGE]]);
+    lost.feed(lost.ev.fork(100, 101));
+    lost.pagemap.kill(100);
+    lost.tick(500);
+    lost.tick(2000);
+    assert.equal(lost.sink.of('pin-leak').length, 0);
+    lost.tick(4000);
+    assert.equal(lost.sink.of('pin-leak').length, 1);
+  });
+
   test('older than pinMaxAgeS: once; 0 disables', () => {
     const h = new Harness({ config: { pinMaxAgeS: 2, verifyIntervalMs: 500 } }).anonBuffer(100, BUF, 1, 0x1000);
     h.registerRing(100, 5, [[BUF, PAGE]]);

@@ -1,0 +1,84 @@
+// What each catalog scenario must make `pinwatch record --mode kprobe` report on each VM kernel. The
+// catalog's expectations were decided on 6.18 (scenarios/catalog.ts, EXPECTATIONS_KERNEL); a kernel
+// that behaves the same inherits them, and every difference below names the kernel fact behind it.
+// Decided by running each scenario in the guests and reading its facts (pagemap before/after, errnos).
+import { SCENARIOS, getScenario, type ExpectedAnomaly, type ScenarioSpec } from '../../scenarios/index.ts';
+
+export const KERNEL_SERIES = ['5.10', '6.1', '6.12'] as const;
+export type KernelSeries = (typeof KERNEL_SERIES)[number];
+
+export interface KernelExpectation {
+  /** As the catalog's `expect`: exactly these anomalies for the scenario's pid, each once. */
+  expect: ExpectedAnomaly[];
+  /** As the catalog's `silent`: nothing for the pid nor the children it forks. */
+  silent: boolean;
+  /** The program's exit status: 0 the kernel behaved as on 6.18, 1 it did not (a FAIL line says how), 2 cannot run. */
+  exitCode: number;
+  /** Why this kernel differs from the catalog (absent: it does not). */
+  why?: string;
+}
+
+const EXPECTED_ON_6_18 = (name: string): KernelExpectation => {
+  const s = getScenario(name);
+  return { expect: s.expect, silent: s.silent, exitCode: 0 };
+};
+
+const DIFFERENCES: Record<KernelSeries, Record<string, KernelExpectation>> = {
+  '5.10': {
+    'vmsplice-pageout': {
+      expect: [
+        // MADV_PAGEOUT did take the page away (pagemap: swapped), seen from the syscall and from the rmap walk
+        { rule: 'pinned-range-zapped', addrFact: 'buf', severity: 'high', confirmed: true },
+        { rule: 'unmap-of-pinned-page', addrFact: 'buf', severity: 'high' },
+        { rule: 'cow-on-pinned-page', addrFact: 'buf', severity: 'critical' },
+        { rule: 'pin-pte-divergence', addrFact: 'buf', severity: 'critical', confirmed: true },
+      ],
+      silent: false,
+      exitCode: 0,
+      why: 'before 5.19 the swap PTE does not keep PageAnonExclusive: reclaim unmaps the vmspliced (FOLL_GET) page, the refault maps it read-only and the write copies it away from the pipe (seed 002)',
+    },
+    'shmem-uffd-collapse': {
+      expect: [],
+      silent: false,
+      exitCode: 2,
+      why: 'no MADV_COLLAPSE before 6.1 (EINVAL): the program never reaches collapse_file',
+    },
+    'collapse-pinned-anon': {
+      expect: [],
+      silent: false,
+      exitCode: 2,
+      why: 'no MADV_COLLAPSE before 6.1 (EINVAL): no scan_pmd, no refusal to report',
+    },
+  },
+  '6.1': {
+    'shmem-uffd-collapse': {
+      expect: [{ rule: 'collapse-uffd-hole', addrFact: 'range_start', severity: 'high' }],
+      silent: false,
+      exitCode: 1,
+      why: 'collapse_file checks userfaultfd_missing() only since 6.4: MADV_COLLAPSE fills the holes under a MISSING uffd (seed 004)',
+    },
+  },
+  '6.12': {},
+};
+
+/** The expectation for one scenario on one kernel series. */
+export function kernelExpectation(series: KernelSeries, name: string): KernelExpectation {
+  return DIFFERENCES[series][name] ?? EXPECTED_ON_6_18(name);
+}
+
+/** The catalog spec with this kernel's expect/silent, for scenarios/expect.ts checkAnomalies. */
+export function kernelSpec(series: KernelSeries, name: string): ScenarioSpec {
+  const k = kernelExpectation(series, name);
+  return { ...getScenario(name), expect: k.expect, silent: k.silent };
+}
+
+export function isKernelSeries(s: string): s is KernelSeries {
+  return (KERNEL_SERIES as readonly string[]).includes(s);
+}
+
+// A difference for a scenario the catalog no longer has would silently judge nothing.
+for (const series of KERNEL_SERIES) {
+  for (const name of Object.keys(DIFFERENCES[series])) {
+    if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`expectations.ts: ${series} names unknown scenario ${name}`);
+  }
+}
