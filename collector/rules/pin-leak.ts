@@ -5,7 +5,7 @@
 // An owner found gone by a pagemap read (a synthetic exit, seq -1) is judged only once the stream shows its
 // exit, or after EARLY_EXIT_GRACE_NS: the stream can lag the read (seen: >0.7 s under QEMU TCG), and the
 // events still in flight (the child's exit, the unregister) may release the pin.
-import type { RuleInfo } from '../../schema/anomalies.ts';
+import type { Evidence, RuleInfo } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
@@ -41,10 +41,8 @@ interface State {
   early: Map<number, { pin: PinRecord; e: SequencedEvent }[]>;
 }
 
-function raiseOrphaned(ctx: RuleContext, st: State, pin: PinRecord, e: SequencedEvent): void {
-  if (st.orphaned.has(pin) || !pin.live || !pin.orphaned) return;
-  st.orphaned.add(pin);
-  const holders = pin.handle?.holders ?? [];
+/** An anomaly about the whole pinned buffer (addr = its first page). */
+function raiseWholePin(ctx: RuleContext, pin: PinRecord, tsNs: number, summary: string, evidence: Evidence[]): void {
   ctx.raise({
     rule: info.id,
     pid: pin.pid,
@@ -52,11 +50,22 @@ function raiseOrphaned(ctx: RuleContext, st: State, pin: PinRecord, e: Sequenced
     addr: pin.vaOf(0),
     len: pin.len,
     pfn: pinnedPfnOrNull(pin, 0),
-    tsNs: e.tsNs,
+    tsNs,
     pinId: pin.id,
-    summary: `process ${pin.pid} exited but ${pin.handleText} stays pinned: pid ${holders.join(', ')} still holds fd ${pin.handle?.fd} (inherited across fork; unless it exec'd with O_CLOEXEC)`,
-    evidence: [...eventEvidence(e, `exit of ${pin.pid}`), pinCreatedEvidence(pin)],
+    summary,
+    evidence,
   });
+}
+
+function raiseOrphaned(ctx: RuleContext, st: State, pin: PinRecord, e: SequencedEvent): void {
+  if (st.orphaned.has(pin) || !pin.live || !pin.orphaned) return;
+  st.orphaned.add(pin);
+  const holders = pin.handle?.holders ?? [];
+  raiseWholePin(
+    ctx, pin, e.tsNs,
+    `process ${pin.pid} exited but ${pin.handleText} stays pinned: pid ${holders.join(', ')} still holds fd ${pin.handle?.fd} (inherited across fork; unless it exec'd with O_CLOEXEC)`,
+    [...eventEvidence(e, `exit of ${pin.pid}`), pinCreatedEvidence(pin)],
+  );
 }
 
 export const rule = defineRule<State>({
@@ -123,18 +132,9 @@ export const rule = defineRule<State>({
     for (const pin of ctx.model.livePins()) {
       if (st.old.has(pin) || nowNs - pin.createdNs <= limit) continue;
       st.old.add(pin);
-      ctx.raise({
-        rule: info.id,
-        pid: pin.pid,
-        comm: pin.comm,
-        addr: pin.vaOf(0),
-        len: pin.len,
-        pfn: pinnedPfnOrNull(pin, 0),
-        tsNs: nowNs,
-        pinId: pin.id,
-        summary: `${pin.handleText} has been pinned for ${Math.round((nowNs - pin.createdNs) / 1e9)} s (limit ${maxAge} s)`,
-        evidence: [pinCreatedEvidence(pin)],
-      });
+      raiseWholePin(ctx, pin, nowNs, `${pin.handleText} has been pinned for ${Math.round((nowNs - pin.createdNs) / 1e9)} s (limit ${maxAge} s)`, [
+        pinCreatedEvidence(pin),
+      ]);
     }
   },
 });

@@ -3,30 +3,14 @@
 // without, one line with the reason and what tracepoint mode covers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDoctor, listScripts, runDoctor, type Capabilities } from '../../../collector/capabilities/index.ts';
+import { formatDoctor, runDoctor, type Capabilities } from '../../../collector/capabilities/index.ts';
 import { parseKallsyms } from '../../../collector/kprobe/kallsyms.ts';
 import type { KprobeHost } from '../../../collector/kprobe/index.ts';
 import type { Btf } from '../../../collector/kprobe/btf.ts';
+import { fakeCapabilities } from '../../support/capabilities.ts';
 
-/** Every tracepoint the real scripts use exists with the fields they read; kprobe symbols per `symbols`. */
-function caps(kprobes: boolean, symbols: string[]): Capabilities {
-  const scripts = listScripts();
-  const tracepoints: Capabilities['tracepoints'] = { 'syscalls:sys_enter_kill': { exists: true, fields: ['pid', 'sig'] } };
-  for (const s of scripts) {
-    for (const p of s.spec.probes) {
-      if (!p.startsWith('tracepoint:')) continue;
-      const key = p.split(':').slice(1).join(':');
-      const cur = tracepoints[key] ?? { exists: true, fields: [] };
-      for (const f of s.fields[p] ?? []) if (!cur.fields.includes(f)) cur.fields.push(f);
-      tracepoints[key] = cur;
-    }
-  }
-  return {
-    root: true, kernelRelease: '6.1.0-56-amd64', arch: 'x64', bpftrace: { path: '/usr/bin/bpftrace', version: '0.17.0' },
-    tracefs: { path: '/sys/kernel/tracing', mounted: true, mountedByUs: false }, btf: true, kprobes, tracepoints,
-    kprobeSymbols: Object.fromEntries(symbols.map((s) => [s, true])), scripts,
-  };
-}
+const caps = (kprobes: boolean, symbols: string[]): Capabilities =>
+  fakeCapabilities({ kprobes, symbols, kernelRelease: '6.1.0-56-amd64', allScripts: true });
 
 // A 6.1-like kernel: page_* rmap names, collapse_file with the 6.1 signature, no vfio/RDMA modules loaded.
 const SYMBOLS = ['do_wp_page', 'page_add_new_anon_rmap', 'page_move_anon_rmap', 'try_to_unmap_one', 'page_mkclean_one', 'collapse_file',

@@ -11,6 +11,7 @@ import {
   selectScripts,
   type Capabilities,
 } from '../../../collector/capabilities/index.ts';
+import { fakeCapabilities } from '../../support/capabilities.ts';
 
 const FORK_FORMAT = `name: sched_process_fork
 ID: 312
@@ -29,32 +30,7 @@ test('parseFormatFields: names of plain, array, pointer and __data_loc fields; c
   assert.deepEqual(parseFormatFields(FORK_FORMAT), ['parent_comm', 'parent_pid', 'comm', 'uiov']);
 });
 
-/** Capabilities where every tracepoint the real scripts use exists with exactly the fields they read. */
-function fullCaps(): Capabilities {
-  const scripts = listScripts();
-  const tracepoints: Capabilities['tracepoints'] = { 'syscalls:sys_enter_kill': { exists: true, fields: ['pid', 'sig'] } };
-  for (const s of scripts) {
-    for (const p of s.spec.probes) {
-      if (!p.startsWith('tracepoint:')) continue;
-      const key = p.split(':').slice(1).join(':');
-      const cur = tracepoints[key] ?? { exists: true, fields: [] };
-      for (const f of s.fields[p] ?? []) if (!cur.fields.includes(f)) cur.fields.push(f);
-      tracepoints[key] = cur;
-    }
-  }
-  return {
-    root: true,
-    kernelRelease: '6.18.0-test',
-    arch: 'x64',
-    bpftrace: { path: '/usr/bin/bpftrace', version: '0.17.0' },
-    tracefs: { path: '/sys/kernel/tracing', mounted: true, mountedByUs: false },
-    btf: true,
-    kprobes: false,
-    tracepoints,
-    kprobeSymbols: {},
-    scripts: scripts.filter((s) => s.spec.mode === 'tracepoint'),
-  };
-}
+const fullCaps = (): Capabilities => fakeCapabilities();
 
 test('listScripts/describeScript: probes and fields read from the scripts; template and depends-any headers', () => {
   const all = listScripts().filter((s) => s.spec.mode === 'tracepoint');
