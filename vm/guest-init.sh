@@ -1,8 +1,8 @@
 #!/bin/sh
 # /init of the pinwatch test guest (busybox). Loads virtio/9p/zram modules, mounts the host root
 # read-only over 9p (tag hostroot) with fresh proc/sys/tracefs/tmpfs on top, mounts the per-run
-# output share (tag out) at /tmp/out, optionally sets up zram swap (pw.zram=<MiB> on the kernel
-# command line), runs /tmp/out/run.sh chrooted into the host userland, records its exit code in
+# output share (tag out) at /tmp/out, the run's working directory (tag repo) at its host path,
+# optionally sets up zram swap (pw.zram=<MiB> on the kernel command line), runs /tmp/out/run.sh chrooted into the host userland, records its exit code in
 # /tmp/out/rc and powers off. Everything the run leaves in /tmp/out is visible on the host.
 export PATH=/bin:/sbin
 mount -t proc proc /proc
@@ -23,6 +23,12 @@ mount -t tmpfs tmpfs $N/dev/shm 2>/dev/null
 mount -t tracefs nodev $N/sys/kernel/tracing 2>/dev/null
 mount -t debugfs nodev $N/sys/kernel/debug 2>/dev/null
 for d in /tmp /run /var/tmp /root; do mount -t tmpfs -o mode=1777 tmpfs $N$d; done
+# the working directory of the run (pw.repo=), shared on its own: the tmpfs above may hide it (CI clones to /tmp)
+repo=$(sed -n 's/.*pw\.repo=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$repo" ]; then
+  mkdir -p $N$repo 2>/dev/null
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose repo $N$repo || echo "pw-init: cannot mount repo $repo"
+fi
 mkdir -p $N/tmp/out
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $N/tmp/out || echo "pw-init: cannot mount out"
 zram=$(sed -n 's/.*pw\.zram=\([0-9]*\).*/\1/p' /proc/cmdline)

@@ -17,8 +17,12 @@ kdir=$("$here/fetch-kernel.sh" "$suite" "$series")
 initrd=$("$here/build-initramfs.sh" "$kdir")
 mkdir -p "$outdir"; outdir=$(cd "$outdir" && pwd)
 rm -f "$outdir/rc" "$outdir/run.log" "$outdir/boot-times"
-{ echo "#!/bin/bash"; echo "cd $(pwd)"; printf '%q ' "$@"; echo; } > "$outdir/run.sh"
-append="console=ttyS0 panic=-1 mitigations=off quiet loglevel=4 transparent_hugepage=madvise"
+# The command runs in this directory, shared on its own (tag repo): the guest puts fresh tmpfs on /tmp, /root,
+# /run and /var/tmp, which would hide a checkout living there (CI clones into /tmp).
+repo=$(pwd)
+case "$repo" in *[[:space:]]*) echo "run-guest: the working directory must not contain spaces: $repo" >&2; exit 2;; esac
+{ echo "#!/bin/bash"; echo "cd $repo"; printf '%q ' "$@"; echo; } > "$outdir/run.sh"
+append="console=ttyS0 panic=-1 mitigations=off quiet loglevel=4 transparent_hugepage=madvise pw.repo=$repo"
 [ -n "$zram" ] && append="$append pw.zram=$zram"
 start=$(date +%s.%N)
 set +e
@@ -27,6 +31,7 @@ timeout --foreground -k 5 "$timeout" qemu-system-x86_64 -accel tcg,thread=multi 
   -kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$append" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$outdir",mount_tag=out,security_model=none \
+  -virtfs local,path="$repo",mount_tag=repo,security_model=none,readonly=on,multidevs=remap \
   -nic none </dev/null >/dev/null 2>"$outdir/qemu.stderr"
 qrc=$?
 set -e
