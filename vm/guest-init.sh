@@ -3,7 +3,8 @@
 # read-only over 9p (tag hostroot) with fresh proc/sys/tracefs/tmpfs on top, mounts the per-run
 # output share (tag out) at /tmp/out, the run's working directory (tag repo) at its host path,
 # optionally sets up zram swap (pw.zram=<MiB> on the kernel command line), runs /tmp/out/run.sh
-# chrooted into the host userland, records its exit code in /tmp/out/rc and powers off. Everything the run leaves in /tmp/out is visible on the host.
+# chrooted into the host userland, records its exit code in /tmp/out/rc and powers off. Everything
+# the run leaves in /tmp/out is visible on the host.
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
