@@ -63,13 +63,24 @@ async function runKernel(series: string): Promise<Run> {
     mkdirSync(out, { recursive: true });
     copyFileSync(buildWorkload(), join(out, 'pw-workload'));
     // every catalog scenario prebuilt here into the output share; guest-run.sh runs the binaries listed
-    await writeScenarioList(out);
-    const t0 = Date.now();
-    const r = spawnSync('bash', [join(REPO, 'vm/run-guest.sh'), '-z', '256', '-t', '1200', series, out, '--', 'bash', 'test/kernels/guest-run.sh'],
-      { cwd: REPO, encoding: 'utf8', timeout: 1_300_000 });
-    wallS = (Date.now() - t0) / 1000;
-    rc = r.status ?? -1;
-    writeFileSync(join(out, 'host-wall-s'), String(wallS));
+    // One more boot when the guest KERNEL died (rc 125, an Oops/panic on its console), never on a failed
+    // assertion or a failing command: seen once in ~10 runs, an "Oops: int3" in ksys_read while kprobes were
+    // being armed, a cross-vCPU code-patching race of QEMU's multi-threaded TCG, not the product's doing.
+    // The crashed boot's console is kept as console-crash.log.
+    for (let attempt = 1; ; attempt++) {
+      await writeScenarioList(out);
+      const t0 = Date.now();
+      const r = spawnSync('bash', [join(REPO, 'vm/run-guest.sh'), '-z', '256', '-t', '1200', series, out, '--', 'bash', 'test/kernels/guest-run.sh'],
+        { cwd: REPO, encoding: 'utf8', timeout: 1_300_000 });
+      wallS = (Date.now() - t0) / 1000;
+      rc = r.status ?? -1;
+      writeFileSync(join(out, 'host-wall-s'), String(wallS));
+      const consoleLog = existsSync(join(out, 'console.log')) ? readFileSync(join(out, 'console.log'), 'utf8') : '';
+      const oops = /^\[[\s\d.]+\] (Oops: .*|Kernel panic.*|BUG: .*)$/m.exec(consoleLog);
+      if (rc !== 125 || !oops || attempt >= 2) break;
+      copyFileSync(join(out, 'console.log'), join(out, 'console-crash.log'));
+      console.log(`# ${series}: the guest kernel crashed (${oops[1]}) after ${wallS.toFixed(0)} s; booting it once more`);
+    }
   }
   const events: TraceEvent[] = [];
   const malformed: string[] = [];
