@@ -33,7 +33,7 @@ import type { Clock } from '../verify/time.ts';
 import { ModelEffects, type BufferOutcome, type PageSpan, type Registration } from './effects.ts';
 import { backingOf, type MapsReader } from './maps.ts';
 import {
-  HandleRecord, PfnIndex, PinRecord, PG_GUP_EXACT, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, validUserRange,
+  HandleRecord, PfnIndex, PinRecord, PG_GUP_EXACT, type PinInit, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, validUserRange,
   type Extent,
 } from './pin-record.ts';
 import { ProcessState } from './process.ts';
@@ -86,22 +86,11 @@ function madvLabel(behavior: number): string {
   return n.startsWith('MADV_') ? n : 'MADV_' + n;
 }
 
-interface PinSpec {
-  source: PinSource;
-  handle: HandleRecord | null;
-  key: number;
-  handleText: string;
-  addr: number;
-  len: number;
-  writable: boolean;
-  longterm: boolean;
-  backing: string;
-  mapShared: boolean;
-  sharedFile: boolean;
-  raceFromNs: number;
+/** What a pin's creator decides; the model adds id, owner, comm and the creating event's time and seq. */
+type PinSpec = Omit<PinInit, 'id' | 'pid' | 'comm' | 'createdNs' | 'createdSeq'> & {
   /** Exact pfns from kprobe GUP events (address, pfns), overriding the pagemap snapshot. */
   gups?: readonly GupEvent[];
-}
+};
 
 export class ShadowModel {
   /** What the last apply() did. Reused; read it before the next apply(). */
@@ -845,23 +834,13 @@ export class ShadowModel {
 
   private createPin(p: ProcessState, cause: SequencedEvent, spec: PinSpec): PinRecord {
     const pin = new PinRecord({
+      ...spec,
       id: this.nextPinId++,
       pid: p.pid,
       comm: cause.comm || p.comm,
-      source: spec.source,
-      handleText: spec.handleText,
-      addr: spec.addr,
-      len: spec.len,
-      writable: spec.writable,
-      longterm: spec.longterm,
-      backing: spec.backing,
-      mapShared: spec.mapShared,
-      sharedFile: spec.sharedFile,
       createdNs: cause.tsNs,
       raceFromNs: Math.min(spec.raceFromNs, cause.tsNs),
       createdSeq: cause.seq,
-      handle: spec.handle,
-      key: spec.key,
     });
     this.pinsById.set(pin.id, pin);
     p.pins.add(pin);

@@ -195,25 +195,11 @@ export class Verifier {
       if (s >= e) continue;
       const n = e - s;
       const va = x.va + (s - x.page) * PAGE_SIZE;
-      if (this.pfnBuf.length < n) {
-        this.pfnBuf = new Float64Array(n);
-        this.stateBuf = new Uint8Array(n);
-      }
-      const err = readPagesInto(this.o.reader, pin.pid, va, n, this.pfnBuf, this.stateBuf, 0);
+      const err = this.readPages(pin.pid, va, n);
       const ts = this.o.clock.nowNs();
-      this.stats.reads++;
-      this.stats.pagesRead += n;
       for (let i = 0; i < n; i++) {
         const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, this.pfnBuf[i], this.stateBuf[i], err);
-        if (!err) {
-          const page = s + i;
-          const pfn = this.pfnBuf[i];
-          const prev = pin.currentPfn[page];
-          if (!(prev === pfn || (Number.isNaN(prev) && Number.isNaN(pfn)))) {
-            pin.currentPfn[page] = pfn;
-            this.o.model.changed.add(pin);
-          }
-        }
+        if (!err) this.noteCurrentPfn(pin, s + i, this.pfnBuf[i]);
         this.o.onRead(read, reason);
         out.push(read);
       }
@@ -283,15 +269,30 @@ export class Verifier {
     }
   }
 
-  private readRun(pin: PinRecord, firstPage: number, n: number, va: number, reason: string, eventTriggered: boolean): void {
+  /** Read n pages of pid from va into pfnBuf/stateBuf (grown as needed), counted in stats; the read's error, if any. */
+  private readPages(pid: number, va: number, n: number): ReturnType<typeof readPagesInto> {
     if (this.pfnBuf.length < n) {
       this.pfnBuf = new Float64Array(n);
       this.stateBuf = new Uint8Array(n);
     }
-    const err = readPagesInto(this.o.reader, pin.pid, va, n, this.pfnBuf, this.stateBuf, 0);
-    const ts = this.o.clock.nowNs();
+    const err = readPagesInto(this.o.reader, pid, va, n, this.pfnBuf, this.stateBuf, 0);
     this.stats.reads++;
     this.stats.pagesRead += n;
+    return err;
+  }
+
+  /** Record what pagemap maps at a pinned page now; true when that changed (the pin is then republished). */
+  private noteCurrentPfn(pin: PinRecord, page: number, pfn: number): boolean {
+    const prev = pin.currentPfn[page];
+    if (prev === pfn || (Number.isNaN(prev) && Number.isNaN(pfn))) return false;
+    pin.currentPfn[page] = pfn;
+    this.o.model.changed.add(pin);
+    return true;
+  }
+
+  private readRun(pin: PinRecord, firstPage: number, n: number, va: number, reason: string, eventTriggered: boolean): void {
+    const err = this.readPages(pin.pid, va, n);
+    const ts = this.o.clock.nowNs();
     if (err) {
       this.stats.errors++;
       if (isProcessGoneError(err)) this.gone.add(pin.pid);
@@ -310,12 +311,7 @@ export class Verifier {
       const page = firstPage + i;
       const pfn = this.pfnBuf[i];
       const state = this.stateBuf[i];
-      const prev = pin.currentPfn[page];
-      const changed = !(prev === pfn || (Number.isNaN(prev) && Number.isNaN(pfn)));
-      if (changed) {
-        pin.currentPfn[page] = pfn;
-        this.o.model.changed.add(pin);
-      }
+      const changed = this.noteCurrentPfn(pin, page, pfn);
       const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], (state & PM_PRESENT) !== 0, (state & PM_HIDDEN) !== 0, pfn, null);
       let newlyDiverged = false;
       if (v.divergence !== null && pin.setFlag(page, PG_DIVERGED)) {
