@@ -3,6 +3,7 @@
 import { release } from 'node:os';
 import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../schema/events.ts';
+import type { Incident, IncidentChange } from '../schema/incidents.ts';
 import type { Pin } from '../schema/pins.ts';
 import type { ProbeStatus, SessionInfo, TraceMode } from '../schema/session.ts';
 
@@ -56,6 +57,8 @@ export interface CollectorSink {
   pin(p: Pin): void;
   pagemapRead(r: PagemapRead, reason: string): void;
   anomaly(a: Anomaly): void;
+  /** The incident an anomaly opened or joined (right after that anomaly), or one that closed. */
+  incident?(i: Incident, change: IncidentChange): void;
   lost(count: number): void;
 }
 

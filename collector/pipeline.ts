@@ -10,6 +10,8 @@ import type { Pin } from '../schema/pins.ts';
 import {
   DEFAULT_COLLECTOR_CONFIG, type CollectorConfig, type CollectorSink, type FaultRegion, type PagemapReader, type ParseSink,
 } from './contracts.ts';
+import { IncidentGrouper, type IncidentUpdate } from './incidents/grouper.ts';
+import { RecentEvents } from './incidents/recent-events.ts';
 import type { ModelEffects } from './model/effects.ts';
 import { ProcMapsReader, type MapsReader } from './model/maps.ts';
 import { ShadowModel, type FollNumbering } from './model/shadow-model.ts';
@@ -41,6 +43,7 @@ export interface CollectorOptions {
   firstEventSeq?: number;
   firstAnomalySeq?: number;
   firstPinId?: number;
+  firstIncidentId?: number;
   /** FOLL_* numbering of kprobe gup events; default from the running kernel. */
   follNumbering?: FollNumbering;
   /** A rule handler threw (the rule is skipped for that call). */
@@ -64,7 +67,8 @@ export class Collector {
   readonly model: ShadowModel;
   readonly verifier: Verifier;
   readonly engine: RuleEngine;
-  readonly counters = { events: 0, anomalies: 0, lostEvents: 0, malformed: 0, sinkErrors: 0 };
+  readonly incidents: IncidentGrouper;
+  readonly counters = { events: 0, anomalies: 0, incidents: 0, lostEvents: 0, malformed: 0, sinkErrors: 0 };
 
   private readonly sinks: CollectorSink[];
   private readonly clock: Clock;
@@ -74,6 +78,10 @@ export class Collector {
   private readonly onSinkError: (err: unknown) => void;
   private nextSeq: number;
   private regionsKey = '';
+  /** Events that touched pins or raised anomalies: the causes incidents are named after. */
+  private readonly recent = new RecentEvents();
+  /** The event being ingested (its anomalies cite it before it is noted in `recent`). */
+  private current: SequencedEvent | null = null;
   private closed = false;
 
   constructor(opts: CollectorOptions) {
@@ -124,6 +132,17 @@ export class Collector {
       firstAnomalySeq: opts.firstAnomalySeq,
       onError: opts.onRuleError,
     });
+    this.incidents = new IncidentGrouper(
+      {
+        pin: (id) => {
+          const p = this.model.pin(id);
+          return p ? { source: p.source, handle: p.handleText, writable: p.writable } : null;
+        },
+        event: (seq) => (this.current?.seq === seq ? this.current : this.recent.get(seq)),
+        wallMs: () => this.clock.wallMs(),
+      },
+      opts.firstIncidentId,
+    );
     this.parseSink = {
       event: (e) => this.ingest(e),
       lost: (count) => this.lost(count),
@@ -146,6 +165,9 @@ export class Collector {
   get nextPinId(): number {
     return this.model.nextPin;
   }
+  get nextIncidentId(): number {
+    return this.incidents.nextIncidentId;
+  }
 
   /** Number the event, publish it, run model, rules and verification scheduling. */
   ingest(e: TraceEvent): void {
@@ -164,7 +186,11 @@ export class Collector {
     if (this.verifier.hasPending && mayReleasePins(se.kind)) this.verifier.flushPid(se.pid);
     const model = this.model;
     model.apply(se);
+    const raisedBefore = this.counters.anomalies;
+    this.current = se;
     this.engine.onEvent(se);
+    this.current = null;
+    if (model.effects.dirty || this.counters.anomalies !== raisedBefore) this.recent.note(se);
     if (model.effects.dirty) this.afterEffects(model.effects);
     if (model.changed.size !== 0 || model.regionsDirty) this.publish();
   }
@@ -204,6 +230,7 @@ export class Collector {
     for (const m of fx.moves) v.schedule(m.pin, m.firstPage, m.count, 'mremap');
     for (const t of fx.touched) v.schedule(t.pin, t.firstPage, t.count, t.reason);
     if (fx.created.length) v.updatePeriodic();
+    if (fx.exitedPid !== null) this.emitIncidents(this.incidents.processGone(fx.exitedPid));
     // The pagemap fd stays open per pid only while it has pins (and never past its exit: pids get reused).
     const release = (this.reader as Partial<PagemapBulkReader>).release;
     if (release) {
@@ -242,6 +269,7 @@ export class Collector {
       model.changed.clear();
       for (const rec of changed) {
         const pin = rec.toPin();
+        if (pin.releasedNs !== null || pin.state === 'released') this.emitIncidents(this.incidents.pinReleased(pin.id));
         for (const s of this.sinks) {
           try {
             s.pin(pin);
@@ -281,6 +309,21 @@ export class Collector {
         s.anomaly(a);
       } catch (err) {
         this.sinkFailed(err);
+      }
+    }
+    this.emitIncidents([this.incidents.add(a)]);
+  }
+
+  private emitIncidents(updates: IncidentUpdate[]): void {
+    for (const u of updates) {
+      if (u.change === 'opened') this.counters.incidents++;
+      for (const s of this.sinks) {
+        if (!s.incident) continue;
+        try {
+          s.incident(u.incident, u.change);
+        } catch (err) {
+          this.sinkFailed(err);
+        }
       }
     }
   }

@@ -1,7 +1,13 @@
 // The SQLite layout (collector/store writes it, web and tests read it). Bump SCHEMA_VERSION on change.
 // Column names are part of the interface: tests and users query them directly.
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+/**
+ * Oldest version this pinwatch still reads and writes: every change since is additive (new tables only), so an
+ * older file opens as it is — a reader derives what the new tables would hold, a writer adds the tables.
+ * 2: incidents, incident_anomalies.
+ */
+export const MIN_SCHEMA_VERSION = 1;
 
 export const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -100,4 +106,29 @@ CREATE TABLE IF NOT EXISTS anomalies (
   evidence TEXT NOT NULL              -- JSON Evidence[]
 );
 CREATE INDEX IF NOT EXISTS anomalies_rule ON anomalies(rule);
+
+-- Incidents (schema/incidents.ts): anomalies one event caused on one pin (or process), under one title.
+CREATE TABLE IF NOT EXISTS incidents (
+  id INTEGER PRIMARY KEY,
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  severity TEXT NOT NULL,             -- the highest of its anomalies
+  title TEXT NOT NULL,
+  cause TEXT,                         -- 'MAP_FIXED replaced'; NULL when a periodic pagemap check found it
+  cause_seq INTEGER,                  -- events.seq of the triggering event
+  pid INTEGER NOT NULL,
+  comm TEXT NOT NULL,
+  pin_id INTEGER,                     -- NULL: process-wide
+  subject TEXT NOT NULL,              -- 'io_uring buffer 0 (ring fd 5)'
+  pages INTEGER NOT NULL,
+  confirmed INTEGER NOT NULL,
+  ts_ns INTEGER NOT NULL,             -- CLOCK_MONOTONIC of the triggering event
+  opened_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  closed_ms INTEGER                   -- its pin released / its process gone
+);
+CREATE TABLE IF NOT EXISTS incident_anomalies (
+  anomaly_seq INTEGER PRIMARY KEY,    -- anomalies.seq: each anomaly belongs to one incident
+  incident_id INTEGER NOT NULL REFERENCES incidents(id)
+);
+CREATE INDEX IF NOT EXISTS incident_anomalies_incident ON incident_anomalies(incident_id);
 `;

@@ -15,9 +15,11 @@ import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { Pin, PinPage, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
-import { DDL, SCHEMA_VERSION } from '../../schema/tables.ts';
+import type { Incident } from '../../schema/incidents.ts';
+import { DDL, MIN_SCHEMA_VERSION, SCHEMA_VERSION } from '../../schema/tables.ts';
 import type { CollectorSink, SessionStart } from '../contracts.ts';
 import { StoreError, toStoreError } from './errors.ts';
+import { IncidentWriter, backfillIncidents, readIncidents, type IncidentFilter } from './incidents.ts';
 import {
   anomalyFromRow, eventAddr, eventFromRow, eventLen, pagemapReadFromRow, payloadJson, pinPageFromRow, pinSummaryFromRow,
   sessionFromRow,
@@ -71,6 +73,7 @@ export interface NextSeqs {
   firstEventSeq: number;
   firstAnomalySeq: number;
   firstPinId: number;
+  firstIncidentId: number;
 }
 
 /** How a timeline event relates to the page: its address range covers it, it concerns the whole process
@@ -142,6 +145,7 @@ export class Store implements CollectorSink {
   private reads: PagemapRead[] = [];
   private readReasons: string[] = [];
   private pinsQ = new Map<number, Pin>();
+  private incidentsQ = new Map<number, Incident>();
   private lostTotal = 0;
   private lostWritten = 0;
   /** Largest events.len in the file (meta events.max_len); -1 until read. */
@@ -167,6 +171,7 @@ export class Store implements CollectorSink {
     page: Database.Statement;
     lost: Database.Statement;
     meta: Database.Statement;
+    incidents: IncidentWriter;
     args: unknown[];
     batch: Database.Transaction<() => number>;
   } | null = null;
@@ -214,6 +219,7 @@ export class Store implements CollectorSink {
         ),
         lost: db.prepare(`UPDATE sessions SET lost_events = ? WHERE id = ?`),
         meta: db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`),
+        incidents: new IncidentWriter(db),
         args: new Array(EVENT_COLS * EVENT_CHUNK),
         batch: db.transaction(() => this.writeQueued()),
       };
@@ -317,10 +323,12 @@ export class Store implements CollectorSink {
     let ev = q(`SELECT max(seq) AS m FROM events`);
     let an = q(`SELECT max(seq) AS m FROM anomalies`);
     let pin = q(`SELECT max(id) AS m FROM pins`);
+    let inc = q(`SELECT max(id) AS m FROM incidents`);
     for (const e of this.eventQ) if (e.seq > ev) ev = e.seq;
     for (const a of this.anomaliesQ) if (a.seq > an) an = a.seq;
     for (const id of this.pinsQ.keys()) if (id > pin) pin = id;
-    return { firstEventSeq: ev + 1, firstAnomalySeq: an + 1, firstPinId: pin + 1 };
+    for (const id of this.incidentsQ.keys()) if (id > inc) inc = id;
+    return { firstEventSeq: ev + 1, firstAnomalySeq: an + 1, firstPinId: pin + 1, firstIncidentId: inc + 1 };
   }
 
   // ------------------------------------------------------------------ CollectorSink (hot path: queue only)
@@ -356,6 +364,13 @@ export class Store implements CollectorSink {
     if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
   }
 
+  /** Sink: queue an incident (its latest state wins). */
+  incident(i: Incident): void {
+    if (this.sessionId === null) this.noSession();
+    this.incidentsQ.set(i.id, i);
+    if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
+  }
+
   lost(count: number): void {
     this.lostTotal += count;
     if (this.timer === null && !this.readonly && this.sessionId !== null) this.armTimer(this.opts.flushIntervalMs);
@@ -365,7 +380,7 @@ export class Store implements CollectorSink {
 
   /** Rows waiting to be written. */
   get queued(): number {
-    return this.eventQ.length + this.anomaliesQ.length + this.reads.length + this.pinsQ.size;
+    return this.eventQ.length + this.anomaliesQ.length + this.reads.length + this.pinsQ.size + this.incidentsQ.size;
   }
 
   stats(): StoreStats {
@@ -539,6 +554,7 @@ export class Store implements CollectorSink {
       );
     }
     rows += this.anomaliesQ.length;
+    for (const inc of this.incidentsQ.values()) rows += w.incidents.write(sid, inc);
 
     const reads = this.reads;
     const reasons = this.readReasons;
@@ -613,6 +629,7 @@ export class Store implements CollectorSink {
     this.reads.length = 0;
     this.readReasons.length = 0;
     this.pinsQ.clear();
+    this.incidentsQ.clear();
     this.lostWritten = this.lostTotal;
     if (this.pendingMaxLen > this.maxLen) this.maxLen = this.pendingMaxLen;
   }
@@ -673,6 +690,11 @@ export class Store implements CollectorSink {
       `ORDER BY seq ${f.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`;
     args.push(f.limit ?? 10_000);
     return (this.stmt(sql).all(...args) as AnomalyRow[]).map(anomalyFromRow);
+  }
+
+  /** Incidents, oldest first (derived from the anomalies for files written before incidents were stored). */
+  incidents(f: IncidentFilter = {}): Incident[] {
+    return readIncidents(this.db, f);
   }
 
   anomalyBySeq(seq: number): Anomaly | null {
@@ -942,7 +964,15 @@ function prepareWriter(db: Database.Database, file: string): void {
       db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)`).run(META_VERSION, String(SCHEMA_VERSION));
     }).immediate();
   }
-  checkVersion(db, file, false);
+  const version = checkVersion(db, file, false);
+  if (version !== null && version < SCHEMA_VERSION) {
+    // Every change since MIN_SCHEMA_VERSION only adds tables: add them, filled from what the file holds.
+    db.transaction(() => {
+      db.exec(DDL);
+      if (version < 2) backfillIncidents(db);
+      db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`).run(META_VERSION, String(SCHEMA_VERSION));
+    }).immediate();
+  }
 }
 
 function processAlive(pid: number): boolean {
@@ -992,10 +1022,13 @@ function releaseWriter(db: Database.Database): void {
   if (w.pid === process.pid) db.prepare(`DELETE FROM meta WHERE key = ?`).run(META_WRITER);
 }
 
-/** Refuse a database of another schema version, or a non-empty SQLite file that is not pinwatch's. */
-function checkVersion(db: Database.Database, file: string, allowEmpty: boolean): void {
+/**
+ * Refuse a database of a schema version this pinwatch cannot read, or a non-empty SQLite file that is not
+ * pinwatch's. Returns the file's version (null: empty or being created).
+ */
+function checkVersion(db: Database.Database, file: string, allowEmpty: boolean): number | null {
   const objects = (db.prepare(`SELECT count(*) AS n FROM sqlite_master`).get() as { n: number }).n;
-  if (objects === 0 && allowEmpty) return;
+  if (objects === 0 && allowEmpty) return null;
   const hasMeta = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).get() !== undefined;
   if (!hasMeta) {
     throw new StoreError(
@@ -1007,18 +1040,19 @@ function checkVersion(db: Database.Database, file: string, allowEmpty: boolean):
   }
   const row = db.prepare(`SELECT value FROM meta WHERE key = ?`).get(META_VERSION) as { value: string } | undefined;
   if (!row) {
-    if (allowEmpty) return; // created by a writer that died before writing the version: the DDL is idempotent
+    if (allowEmpty) return null; // created by a writer that died before writing the version: the DDL is idempotent
     throw new StoreError('not-a-database', file, `${file} has no pinwatch schema version`, 'pass a different --db path');
   }
   const version = Number(row.value);
-  if (version !== SCHEMA_VERSION) {
+  if (!(version >= MIN_SCHEMA_VERSION && version <= SCHEMA_VERSION)) {
     throw new StoreError(
       'schema-version',
       file,
-      `${file} uses pinwatch schema version ${row.value}; this pinwatch reads and writes version ${SCHEMA_VERSION}`,
+      `${file} uses pinwatch schema version ${row.value}; this pinwatch reads and writes versions ${MIN_SCHEMA_VERSION} to ${SCHEMA_VERSION}`,
       version > SCHEMA_VERSION
         ? 'open it with the newer pinwatch that wrote it, or record into a new file'
         : 'record into a new file (--db NEW.db); old recordings open with the pinwatch version that wrote them',
     );
   }
+  return version;
 }

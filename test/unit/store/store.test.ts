@@ -135,19 +135,19 @@ test('a process that exits without close() still writes what it handed over (exi
 test('a reopened database continues sequence numbers and pin ids, and adds a session', (t) => {
   const file = join(tempDir(t), 'reopen.db');
   const a = Store.open(file);
-  assert.deepEqual(a.nextSeqs(), { firstEventSeq: 1, firstAnomalySeq: 1, firstPinId: 1 });
+  assert.deepEqual(a.nextSeqs(), { firstEventSeq: 1, firstAnomalySeq: 1, firstPinId: 1, firstIncidentId: 1 });
   a.startSession(SESSION);
   for (let i = 1; i <= 42; i++) a.event(madvise(i));
   a.anomaly(anomaly(1));
   a.anomaly(anomaly(2));
   a.pin(pin(3));
-  assert.deepEqual(a.nextSeqs(), { firstEventSeq: 43, firstAnomalySeq: 3, firstPinId: 4 }, 'queued rows count too');
+  assert.deepEqual(a.nextSeqs(), { firstEventSeq: 43, firstAnomalySeq: 3, firstPinId: 4, firstIncidentId: 1 }, 'queued rows count too');
   a.endSession();
   a.close();
 
   const b = Store.open(file);
   t.after(() => b.close());
-  assert.deepEqual(b.nextSeqs(), { firstEventSeq: 43, firstAnomalySeq: 3, firstPinId: 4 });
+  assert.deepEqual(b.nextSeqs(), { firstEventSeq: 43, firstAnomalySeq: 3, firstPinId: 4, firstIncidentId: 1 });
   const s2 = b.startSession({ ...SESSION, mode: 'kprobe' });
   assert.equal(s2.id, 2);
   b.event(madvise(43));
