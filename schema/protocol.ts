@@ -1,6 +1,7 @@
 // What the collector publishes (collector/publish) and the web subscribes to over socket.io.
 import type { Anomaly } from './anomalies.ts';
 import type { SequencedEvent } from './events.ts';
+import type { Incident } from './incidents.ts';
 import type { PinSummary } from './pins.ts';
 import type { SessionInfo } from './session.ts';
 
@@ -15,6 +16,8 @@ export interface ServerToClient {
   session: (s: SessionInfo) => void;
   /** Live anomalies, in seq order; after `resume` the missed ones first. */
   anomaly: (a: Anomaly) => void;
+  /** An incident's latest state (after the anomalies it groups): opened, updated with a finding, or closed. */
+  incident: (i: Incident) => void;
   /** Pins table snapshot (throttled, ≤ 2/s). */
   pins: (p: PinSummary[]) => void;
   /** Event counts per kind, once a second. */

@@ -179,6 +179,7 @@ export class IncidentGrouper {
     return incidentTitle({
       cause: i.cause,
       rule: o.topRule,
+      severity: i.severity,
       ruleTitle: o.ruleTitle,
       pages: i.pages,
       subject: i.subject,

@@ -1,7 +1,7 @@
 // An incident's title: what the event did, to how many pinned pages of which buffer, what that means for the
 // device, and whether pagemap confirmed it. "MAP_FIXED replaced 1 pinned page of io_uring buffer 0 (ring fd 5)
 // — device writes are lost: confirmed"
-import type { RuleId } from '../../schema/anomalies.ts';
+import type { RuleId, Severity } from '../../schema/anomalies.ts';
 import type { PinSource } from '../../schema/events.ts';
 
 /** What the grouper needs to know about a pin to name it. */
@@ -23,7 +23,9 @@ export function processSubject(comm: string, pid: number): string {
 }
 
 /** What the most severe finding means for the device, per rule. */
-function consequence(rule: RuleId, writable: boolean): string {
+function consequence(rule: RuleId, writable: boolean, severity: Severity): string {
+  // The info-level variants of these rules are the kernel refusing the hazard.
+  if (severity === 'info' && (rule === 'collapse-uffd-hole' || rule === 'longterm-pin-file-backed')) return 'the kernel refused it';
   switch (rule) {
     case 'pin-pte-divergence':
     case 'cow-on-pinned-page':
@@ -51,6 +53,7 @@ export interface TitleParts {
   cause: string | null;
   /** The most severe rule among the incident's anomalies. */
   rule: RuleId;
+  severity: Severity;
   /** That rule's own title, used when no triggering event is known. */
   ruleTitle: string;
   pages: number;
@@ -62,7 +65,7 @@ export interface TitleParts {
 }
 
 export function incidentTitle(t: TitleParts): string {
-  const verdict = `${consequence(t.rule, t.writable)}: ${t.confirmed ? 'confirmed' : 'inferred'}`;
+  const verdict = `${consequence(t.rule, t.writable, t.severity)}: ${t.confirmed ? 'confirmed' : 'inferred'}`;
   if (!t.onPin) return `${t.cause ? `${t.cause} pinned memory of ` : `${t.ruleTitle} in `}${t.subject} — ${verdict}`;
   const pages = `${t.pages} pinned page${t.pages === 1 ? '' : 's'} of ${t.subject}`;
   return `${t.cause ? `${t.cause} ${pages}` : `${t.ruleTitle}: ${pages}`} — ${verdict}`;

@@ -3,12 +3,13 @@
 // latest state per pin, per-second event counts per kind, the session and a status banner. The web attaches
 // socket.io and /metrics to it; `pinwatch record` prints anomalies from it.
 //
-// Events: 'event'(SequencedEvent), 'pin'(Pin), 'pagemapRead'(PagemapRead, reason), 'anomaly'(Anomaly),
+// Events: 'event'(SequencedEvent), 'pin'(Pin), 'pagemapRead'(PagemapRead, reason), 'anomaly'(Anomaly), 'incident'(Incident, change),
 // 'lost'(count), 'rates'(EventRates) once a second while started, 'session'(SessionInfo), 'status'(HubStatus).
 // Hot path: event() is one counter increment, plus an emit only when someone listens to 'event'.
 import { EventEmitter } from 'node:events';
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
 import { EVENT_KINDS, type EventKind, type SequencedEvent } from '../../schema/events.ts';
+import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { Pin, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
@@ -24,6 +25,8 @@ export interface HubStatus {
 export interface HubOptions {
   /** Anomalies kept for anomaliesAfter() (default 10,000). */
   maxAnomalies?: number;
+  /** Incidents kept for incidents() (default 2,000, newest). */
+  maxIncidents?: number;
   /** Seconds of per-second rates kept (default 600 = 10 minutes). */
   rateWindowS?: number;
   /** Released pins stay in pins() this long (default 5 minutes). */
@@ -37,6 +40,7 @@ export interface HubOptions {
 export interface HubTotals {
   events: number;
   anomalies: number;
+  incidents: number;
   lost: number;
   byKind: Partial<Record<EventKind, number>>;
 }
@@ -60,6 +64,9 @@ function zeroCounts(): KindCounts {
 
 export class Hub extends EventEmitter implements CollectorSink {
   private readonly maxAnomalies: number;
+  private readonly maxIncidents: number;
+  /** Incident id → latest state (insertion order = opening order). */
+  private readonly incidentMap = new Map<number, Incident>();
   private readonly rateWindow: number;
   private readonly pinRetentionMs: number;
   private readonly maxReleased: number;
@@ -79,13 +86,14 @@ export class Hub extends EventEmitter implements CollectorSink {
   private readonly pinMap = new Map<number, PinSummary>();
   /** Released pin id → wall ms of the release (insertion order = release order). */
   private readonly released = new Map<number, number>();
-  private counters = { events: 0, anomalies: 0, lost: 0 };
+  private counters = { events: 0, anomalies: 0, incidents: 0, lost: 0 };
   private sessionInfo: SessionInfo | null = null;
   private statusInfo: HubStatus | null = null;
 
   constructor(opts: HubOptions = {}) {
     super();
     this.maxAnomalies = opts.maxAnomalies ?? 10_000;
+    this.maxIncidents = opts.maxIncidents ?? 2_000;
     this.rateWindow = opts.rateWindowS ?? 600;
     this.pinRetentionMs = opts.releasedPinRetentionMs ?? 5 * 60_000;
     this.maxReleased = opts.maxReleasedPins ?? 1_000;
@@ -145,6 +153,13 @@ export class Hub extends EventEmitter implements CollectorSink {
     this.emit('anomaly', a);
   }
 
+  incident(i: Incident, change: IncidentChange): void {
+    if (change === 'opened') this.counters.incidents++;
+    this.incidentMap.set(i.id, i);
+    if (this.incidentMap.size > this.maxIncidents) this.incidentMap.delete(this.incidentMap.keys().next().value!);
+    this.emit('incident', i, change);
+  }
+
   lost(count: number): void {
     this.counters.lost += count;
     this.emit('lost', count);
@@ -156,6 +171,11 @@ export class Hub extends EventEmitter implements CollectorSink {
   anomaliesAfter(afterSeq: number): Anomaly[] {
     const i = lowerBound(this.recent, afterSeq + 1e-9);
     return this.recent.slice(i);
+  }
+
+  /** Kept incidents (latest state), oldest first. */
+  incidents(): Incident[] {
+    return [...this.incidentMap.values()];
   }
 
   /** Seq of the newest anomaly kept (0 when none). */

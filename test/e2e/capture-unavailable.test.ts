@@ -61,7 +61,7 @@ describe('dashboard without live capture (unprivileged server)', browserGate(), 
     await page.locator('[data-source-kind="replay"]').waitFor();
     await page.getByTestId('session').waitFor();
     await page.goto(page.url().replace(/\/(\?|$)/, '/anomalies$1'));
-    await page.locator('[data-testid="anomaly-table"] tbody tr').first().waitFor();
+    await page.locator('[data-testid="incident-list"] [data-incident-id] tbody tr').first().waitFor();
     await page.close();
   });
 

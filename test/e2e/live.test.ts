@@ -18,6 +18,7 @@ import { ensureWebBuild } from '../../web/server/build.ts';
 import { liveGate } from '../support/live-prereqs.ts';
 import { browserGate, launchBrowser, screenshot, type Browser } from './support/browser.ts';
 import { startServer, type ServerHandle } from './support/server.ts';
+import type { WebhookPayload } from '../../web/server/webhook.ts';
 
 const gate = (() => {
   const live = liveGate();
@@ -31,7 +32,7 @@ const LIVE_DEADLINE_MS = 5000;
 interface Hook {
   server: Server;
   url: string;
-  bodies: { attempt: number; anomaly: { rule: string; pid: number; severity: string; seq: number } }[];
+  bodies: WebhookPayload[];
   requests: number;
 }
 
@@ -136,7 +137,12 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
     assert.equal(await row.count(), 1, 'exactly one divergence row for the page');
     assert.equal(await row.getAttribute('data-severity'), 'critical');
     divergenceSeq = Number(await row.getAttribute('data-seq'));
-    await feed.waitForFunction(() => (window as unknown as { __notified: string[] }).__notified.includes('CRITICAL: pin-pte-divergence'));
+    // One notification per incident, after its findings settled: the zap, the leak check and the divergence are one.
+    await feed.waitForFunction((p) => (window as unknown as { __notified: string[] }).__notified.some((t) => t.startsWith('CRITICAL: ') && t.endsWith(`[${p}]`)), pid);
+    const incident = feed.locator(`[data-incident-id][data-pid="${pid}"]`).filter({ has: feed.locator(`tr[data-seq="${divergenceSeq}"]`) });
+    assert.equal(await incident.getAttribute('data-severity'), 'critical');
+    assert.match((await incident.getByTestId('incident-title').textContent()) ?? '', /^MADV_DONTNEED zapped 1 pinned page of io_uring buffer \d+ \(ring fd \d+\) — device writes are lost: confirmed$/);
+    await incident.locator(`tr[data-rule="pinned-range-zapped"]`).waitFor();
     assert.equal(await feed.getByText('notifying critical/high').count(), 1);
 
     // The same verdict beside the terminal, and the reproducer finishes cleanly.
@@ -219,7 +225,7 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
     }
 
     // Browser level: a reloaded feed, filtered to the reproducer's pid, shows exactly its anomalies from the database.
-    await feed.goto(`${server.url}/anomalies?q=${pid}`);
+    await feed.goto(`${server.url}/anomalies?view=rows&q=${pid}`);
     await feed.locator(`tr[data-seq="${divergenceSeq}"]`).waitFor();
     const db = new Database(server.db, { readonly: true });
     let want: number[];
@@ -233,16 +239,21 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
     assert.deepEqual(seqs, want, 'newest first, each once, as stored');
   });
 
-  test('webhook: the critical anomaly is POSTed, retried after a 500', async () => {
+  test('webhook: the critical incident is POSTed once with its findings, retried after a 500', async () => {
     const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline && !hook.bodies.some((b) => b.anomaly.pid === pid && b.anomaly.rule === 'pin-pte-divergence')) {
+    const divergent = (b: WebhookPayload) => b.incident.pid === pid && b.findings.some((f) => f.rule === 'pin-pte-divergence');
+    while (Date.now() < deadline && !hook.bodies.some(divergent)) {
       await new Promise((r) => setTimeout(r, 200));
     }
-    const got = hook.bodies.find((b) => b.anomaly.pid === pid && b.anomaly.rule === 'pin-pte-divergence');
+    const got = hook.bodies.find(divergent);
     assert.ok(got, `webhook bodies: ${JSON.stringify(hook.bodies)}`);
-    assert.equal(got.anomaly.severity, 'critical');
+    assert.equal(got.incident.severity, 'critical');
+    assert.equal(got.incident.rules[0], 'pin-pte-divergence');
+    assert.equal(got.incident.cause, 'MADV_DONTNEED zapped');
+    assert.ok(got.findings.some((f) => f.rule === 'pinned-range-zapped'), 'the zap is a finding of the same incident');
+    assert.equal(hook.bodies.filter((b) => b.incident.id === got.incident.id).length, 1, 'one POST for the incident, not one per anomaly');
     assert.ok(hook.requests >= 2, 'the first POST failed and was retried');
-    assert.ok(hook.bodies.every((b) => b.anomaly.severity === 'critical' || b.anomaly.severity === 'high'), 'only critical/high are sent');
+    assert.ok(hook.bodies.every((b) => b.incident.severity === 'critical' || b.incident.severity === 'high'), 'only critical/high are sent');
   });
 
   test('/metrics counts the events and the anomaly', async () => {

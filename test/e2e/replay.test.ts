@@ -10,6 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { io as connect, type Socket } from 'socket.io-client';
 import { RULE_INFOS } from '../../collector/rules/index.ts';
+import { deriveIncidents } from '../../collector/store/incidents.ts';
+import type { Incident } from '../../schema/incidents.ts';
 import { ensureWebBuild, REPO_ROOT } from '../../web/server/build.ts';
 import { browserGate, launchBrowser, screenshot, type Browser } from './support/browser.ts';
 import { startServer, type ServerHandle } from './support/server.ts';
@@ -107,7 +109,7 @@ describe('dashboard in replay mode (headless Chromium)', browserGate(), () => {
 
   test('anomaly feed shows every recorded anomaly with data-rule, data-pid and hex data-addr; filters work', async () => {
     const page = await browser.newPage();
-    await page.goto(server.url + '/anomalies');
+    await page.goto(server.url + '/anomalies?view=rows');
     const rows = page.locator('[data-testid="anomaly-table"] tbody tr');
     const expected = rec.anomalies.slice(-500);
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="anomaly-table"] tbody tr').length === n, expected.length);
@@ -126,6 +128,32 @@ describe('dashboard in replay mode (headless Chromium)', browserGate(), () => {
     await page.locator('select[data-filter="rule"]').selectOption('');
     await page.locator('select[data-filter="confirmed"]').selectOption('confirmed');
     await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="anomaly-table"] tbody tr')].every((tr) => tr.getAttribute('data-confirmed') === 'true'));
+    await page.close();
+  });
+
+  test('incidents: the recording (written before incidents were stored) shows them derived, findings underneath', async () => {
+    const db = new Database(RECORDING, { readonly: true, fileMustExist: true });
+    let want: Incident[];
+    try {
+      want = deriveIncidents(db);
+    } finally {
+      db.close();
+    }
+    assert.ok(want.length > 0 && want.length < rec.anomalies.length, `fewer incidents (${want.length}) than anomalies (${rec.anomalies.length})`);
+    const page = await browser.newPage();
+    await page.goto(server.url + '/anomalies');
+    const list = page.getByTestId('incident-list');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="incident-list"] [data-incident-id]:not([data-incident-id=""])').length === n, want.length);
+    const got = await list.locator('[data-incident-id]').evaluateAll((els) =>
+      els.map((el) => `${el.getAttribute('data-incident-id')} ${el.getAttribute('data-severity')} ${[...el.querySelectorAll('tr[data-seq]')].map((tr) => tr.getAttribute('data-seq')).join(',')}`),
+    );
+    const expected = [...want].reverse().map((i) => `${i.id} ${i.severity} ${[...i.anomalySeqs].reverse().join(',')}`);
+    assert.deepEqual(got, expected, 'newest first, every anomaly under its incident');
+    const critical = want.find((i) => i.severity === 'critical')!;
+    assert.ok(critical, 'a critical incident in the recording');
+    const title = await list.locator(`[data-incident-id="${critical.id}"]`).getByTestId('incident-title').textContent();
+    assert.equal(title, critical.title);
+    await screenshot(page, 'replay-incidents');
     await page.close();
   });
 

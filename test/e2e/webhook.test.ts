@@ -1,17 +1,19 @@
-// The --webhook sender against a real local HTTP receiver (no root, no browser): only critical/high anomalies
-// are POSTed, as JSON, in order; a 5xx or a refused connection is retried with backoff; a 4xx is not; enqueue()
-// returns at once whatever the receiver does.
+// The --webhook sender against a real local HTTP receiver (no root, no browser): only critical/high incidents
+// are POSTed, as JSON, in order, once per incident after its findings settle (again only on escalation to
+// critical); a 5xx or a refused connection is retried with backoff; a 4xx is not; enqueue() returns at once
+// whatever the receiver does.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { Anomaly } from '../../schema/anomalies.ts';
+import type { Incident } from '../../schema/incidents.ts';
 import { WebhookSender, type WebhookPayload } from '../../web/server/webhook.ts';
 
-function anomaly(seq: number, severity: Anomaly['severity'], rule: Anomaly['rule'] = 'pin-pte-divergence'): Anomaly {
+function incident(id: number, severity: Incident['severity'], rule: Incident['rules'][number] = 'pin-pte-divergence'): Incident {
   return {
-    seq, rule, severity, pid: 4242, comm: 'uring-dontneed', addr: 0x7f0000001000, len: 4096, pfn: 0x125bc2, newPfn: 0x11fca8,
-    confirmed: true, lowConfidence: false, tsNs: 1, wallMs: Date.now(), pinId: 1, summary: 's', evidence: [],
+    id, severity, title: `t${id}`, cause: 'MADV_DONTNEED zapped', causeSeq: 7, pid: 4242, comm: 'uring-dontneed', pinId: 1,
+    subject: 'io_uring buffer 0 (ring fd 5)', pages: 1, confirmed: true, tsNs: 1, openedWallMs: Date.now(), updatedWallMs: Date.now(),
+    closedWallMs: null, rules: [rule], anomalySeqs: [id],
   };
 }
 
@@ -50,16 +52,16 @@ describe('webhook sender', () => {
     const outcomes: boolean[] = [];
     const w = new WebhookSender({ url, baseDelayMs: 40, onOutcome: (ok) => outcomes.push(ok) });
     const t0 = performance.now();
-    w.enqueue(anomaly(1, 'critical'));
-    w.enqueue(anomaly(2, 'warning', 'fork-with-pins'));
-    w.enqueue(anomaly(3, 'info', 'collapse-blocked-by-pin'));
-    w.enqueue(anomaly(4, 'high', 'pinned-range-zapped'));
+    w.enqueue(incident(1, 'critical'));
+    w.enqueue(incident(2, 'warning', 'fork-with-pins'));
+    w.enqueue(incident(3, 'info', 'collapse-blocked-by-pin'));
+    w.enqueue(incident(4, 'high', 'pinned-range-zapped'));
     assert.ok(performance.now() - t0 < 5, 'enqueue never waits for the network');
     await waitFor(() => outcomes.length === 2);
     assert.deepEqual(outcomes, [true, true]);
-    assert.deepEqual(received.map((p) => p.anomaly.seq), [1, 4]);
+    assert.deepEqual(received.map((p) => p.incident.id), [1, 4]);
     assert.equal(received[0]!.attempt, 3, 'two 503s, delivered on the third attempt');
-    assert.equal(received[0]!.type, 'pinwatch.anomaly');
+    assert.equal(received[0]!.type, 'pinwatch.incident');
     assert.equal(requests, 4);
     w.close();
   });
@@ -70,7 +72,7 @@ describe('webhook sender', () => {
     statuses.push(400);
     const outcomes: [boolean, string][] = [];
     const w = new WebhookSender({ url, baseDelayMs: 10, onOutcome: (ok, _a, d) => outcomes.push([ok, d]) });
-    w.enqueue(anomaly(5, 'critical'));
+    w.enqueue(incident(5, 'critical'));
     await waitFor(() => outcomes.length === 1);
     assert.deepEqual(outcomes[0], [false, 'HTTP 400']);
     assert.equal(requests, 1);
@@ -79,7 +81,7 @@ describe('webhook sender', () => {
     // Nothing listens on port 9 of localhost (discard): connection refused, retried maxAttempts times.
     const dead: [boolean, string][] = [];
     const w2 = new WebhookSender({ url: 'http://127.0.0.1:9/hook', maxAttempts: 3, baseDelayMs: 10, onOutcome: (ok, _a, d) => dead.push([ok, d]) });
-    w2.enqueue(anomaly(6, 'high', 'pinned-range-zapped'));
+    w2.enqueue(incident(6, 'high', 'pinned-range-zapped'));
     await waitFor(() => dead.length === 1);
     assert.equal(dead[0]![0], false);
     w2.close();
@@ -87,10 +89,38 @@ describe('webhook sender', () => {
 
   test('a full queue drops the oldest, never blocks', () => {
     const w = new WebhookSender({ url: 'http://127.0.0.1:9/hook', maxQueue: 3, baseDelayMs: 60_000 });
-    for (let i = 0; i < 10; i++) w.enqueue(anomaly(100 + i, 'critical'));
+    for (let i = 0; i < 10; i++) w.enqueue(incident(100 + i, 'critical'));
     assert.ok(w.pending() <= 3);
     assert.ok(w.dropped >= 6);
     w.close();
     assert.equal(w.pending(), 0);
+  });
+
+  test('one POST per incident once its findings settle, one more when it escalates to critical', async () => {
+    received.length = 0;
+    const outcomes: boolean[] = [];
+    const findings = (i: Incident) => i.anomalySeqs.map((seq) => ({ seq }) as never);
+    const w = new WebhookSender({ url, settleMs: 50, findings, onOutcome: (ok) => outcomes.push(ok) });
+    const zap = incident(20, 'high', 'pinned-range-zapped');
+    w.update(zap, 'opened');
+    w.update({ ...zap, anomalySeqs: [20, 21], rules: ['pinned-range-zapped', 'pin-leak'] }, 'updated');
+    w.update({ ...zap, severity: 'critical', anomalySeqs: [20, 21, 22], rules: ['pin-pte-divergence', 'pinned-range-zapped', 'pin-leak'] }, 'updated');
+    w.update(incident(30, 'warning', 'fork-with-pins'), 'opened');
+    await waitFor(() => outcomes.length === 1);
+    assert.equal(received.length, 1, 'the three findings of one event are one POST');
+    assert.equal(received[0]!.incident.severity, 'critical');
+    assert.deepEqual(received[0]!.findings.map((f) => f.seq), [20, 21, 22]);
+    // already sent as critical: a later finding is not sent again; closing is not sent
+    w.update({ ...zap, severity: 'critical', anomalySeqs: [20, 21, 22, 23] }, 'updated');
+    w.update({ ...zap, severity: 'critical', closedWallMs: Date.now() }, 'closed');
+    // a high incident sent as high, then escalated: sent again
+    const h = incident(40, 'high', 'pinned-range-zapped');
+    w.update(h, 'opened');
+    await waitFor(() => outcomes.length === 2);
+    w.update({ ...h, severity: 'critical' }, 'updated');
+    await waitFor(() => outcomes.length === 3);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(received.map((p) => `${p.incident.id} ${p.incident.severity}`), ['20 critical', '40 high', '40 critical']);
+    w.close();
   });
 });

@@ -1,11 +1,13 @@
 'use client';
-// Browser notifications for critical and high anomalies as they arrive (not the backlog replayed on connect).
+// Browser notifications, one per incident (not one per anomaly): when a critical or high incident opens, and
+// when one escalates to critical (the pagemap confirmation of a zap). Not for the backlog replayed on connect.
 // Permission is asked from a click, as browsers require; the choice is remembered by the browser.
 import { useEffect, useState } from 'react';
+import type { Incident } from '../../schema/incidents.ts';
 import { useLiveStore } from './live/LiveProvider.tsx';
-import { hex } from './format.ts';
 
 const NOTIFY: ReadonlySet<string> = new Set(['critical', 'high']);
+const SETTLE_MS = 300;
 
 export function useNotifications(): { permission: NotificationPermission | 'unsupported'; request: () => void } {
   const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>('default');
@@ -26,17 +28,39 @@ export function Notifier() {
   useEffect(() => {
     if (!store || typeof Notification === 'undefined') return;
     const since = Date.now() - 5_000;
-    return store.onAnomaly((a) => {
-      if (!NOTIFY.has(a.severity) || a.wallMs < since || Notification.permission !== 'granted') return;
-      const n = new Notification(`${a.severity.toUpperCase()}: ${a.rule}`, {
-        body: `${a.comm}[${a.pid}] ${hex(a.addr)}${a.pfn !== null ? ` pfn ${hex(a.pfn)}${a.newPfn !== null ? ` → ${hex(a.newPfn)}` : ''}` : ''}\n${a.summary}`,
-        tag: `pinwatch-${a.seq}`,
-      });
+    // Like the webhook: wait for an incident's findings to settle, then one notification; again only on escalation.
+    const latest = new Map<number, Incident>();
+    const notified = new Map<number, string>();
+    const timers = new Set<ReturnType<typeof setTimeout>>();
+    const show = (i: Incident) => {
+      if (!NOTIFY.has(i.severity) || Notification.permission !== 'granted') return;
+      const was = notified.get(i.id);
+      if (was === i.severity || (was !== undefined && i.severity !== 'critical')) return;
+      notified.set(i.id, i.severity);
+      const n = new Notification(`${i.severity.toUpperCase()}: ${i.comm}[${i.pid}]`, { body: `${i.title}\n${i.rules.join(', ')}`, tag: `pinwatch-incident-${i.id}` });
       n.onclick = () => {
         window.focus();
-        window.location.assign(`/anomalies/${a.seq}${window.location.search}`);
+        window.location.assign(`/anomalies/${i.anomalySeqs[0]}${window.location.search}`);
       };
+    };
+    const off = store.onIncident((i) => {
+      if (i.updatedWallMs < since) return;
+      const settling = latest.has(i.id);
+      latest.set(i.id, i);
+      if (settling) return;
+      if (notified.has(i.id)) return show(i);
+      const t = setTimeout(() => {
+        timers.delete(t);
+        const settled = latest.get(i.id)!;
+        latest.delete(i.id);
+        show(settled);
+      }, SETTLE_MS);
+      timers.add(t);
     });
+    return () => {
+      off();
+      for (const t of timers) clearTimeout(t);
+    };
   }, [store]);
   return null;
 }

@@ -16,6 +16,7 @@ import {
   type SessionRow,
 } from '../../collector/store/rows.ts';
 import type { Anomaly } from '../../schema/anomalies.ts';
+import type { Incident } from '../../schema/incidents.ts';
 import { eventPayload, type EventKind, type SequencedEvent } from '../../schema/events.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { PinPage, PinSummary } from '../../schema/pins.ts';
@@ -110,6 +111,11 @@ export class RecordingReader {
       this.stmts.set(sql, s);
     }
     return s;
+  }
+
+  /** Incidents, oldest first (derived from the anomalies for files written before incidents were stored). */
+  incidents(): Incident[] {
+    return this.store.incidents();
   }
 
   close(): void {

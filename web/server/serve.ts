@@ -12,7 +12,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { CaptureUnavailableError, LiveSession } from '../../collector/live-session.ts';
 import { Hub } from '../../collector/publish/hub.ts';
-import type { Anomaly } from '../../schema/anomalies.ts';
+import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { CollectorStatus } from '../shared/wire.ts';
 import { createApi } from './api.ts';
 import { NEXT_ENV, REPO_ROOT, WEB_DIR, ensureWebBuild } from './build.ts';
@@ -29,7 +29,7 @@ export const ServeOptionsSchema = z.object({
   db: z.string().min(1).optional(),
   /** Serve this recording read-only instead of capturing. */
   replay: z.string().min(1).optional(),
-  /** POST critical/high anomalies here as JSON. */
+  /** POST critical/high incidents here as JSON. */
   webhook: z.url({ protocol: /^https?$/ }).optional(),
   /** Next dev server (hot reload) instead of the production build. */
   dev: z.boolean().default(false),
@@ -127,20 +127,21 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
 
   let publicUrl = '';
   let webhook: WebhookSender | null = null;
-  let onAnomalyForWebhook: ((a: Anomaly) => void) | null = null;
+  let onIncidentForWebhook: ((i: Incident, change: IncidentChange) => void) | null = null;
   if (opts.webhook && source.info().kind === 'live') {
     webhook = new WebhookSender({
       url: opts.webhook,
       session: () => source.session(),
-      dashboardUrl: (a) => `${publicUrl}/anomalies/${a.seq}`,
-      onOutcome: (ok, a, detail) => {
+      dashboardUrl: (i) => `${publicUrl}/anomalies/${i.anomalySeqs[0]}`,
+      findings: (i) => i.anomalySeqs.flatMap((seq) => source.anomaly(seq) ?? []),
+      onOutcome: (ok, i, detail) => {
         metrics.webhookOutcome(ok);
-        if (ok) log.debug({ seq: a.seq, detail }, 'webhook delivered');
-        else log.warn({ seq: a.seq, rule: a.rule, detail }, 'webhook gave up');
+        if (ok) log.debug({ incident: i.id, detail }, 'webhook delivered');
+        else log.warn({ incident: i.id, title: i.title, detail }, 'webhook gave up');
       },
     });
-    onAnomalyForWebhook = (a) => webhook!.enqueue(a);
-    source.on('anomaly', onAnomalyForWebhook);
+    onIncidentForWebhook = (i, change) => webhook!.update(i, change);
+    source.on('incident', onIncidentForWebhook);
   }
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -187,7 +188,7 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
       closing ??= (async () => {
         terminals.closeAll();
         webhook?.close();
-        if (onAnomalyForWebhook) source.off('anomaly', onAnomalyForWebhook);
+        if (onIncidentForWebhook) source.off('incident', onIncidentForWebhook);
         await socket.close();
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));

@@ -5,6 +5,7 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import type { Anomaly } from '../../schema/anomalies.ts';
+import type { Incident } from '../../schema/incidents.ts';
 import type { PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
@@ -50,6 +51,10 @@ class SourceChannel {
         }
       }
     };
+    // Incidents follow their anomalies: a client gets them once it has resumed.
+    const onIncident = (i: Incident) => {
+      for (const c of this.clients) if (c.cursor !== undefined) c.socket.emit('incident', i);
+    };
     const onPins = (p: PinSummary[]) => this.broadcast('pins', p);
     const onRates = (r: EventRates) => this.broadcast('rates', r);
     const onSession = (s: SessionInfo) => {
@@ -59,6 +64,7 @@ class SourceChannel {
     const onStatus = (s: CollectorStatus) => this.broadcast('status', s);
     this.listeners = [
       ['anomaly', onAnomaly],
+      ['incident', onIncident],
       ['pins', onPins],
       ['rates', onRates],
       ['session', onSession],
@@ -102,6 +108,7 @@ class SourceChannel {
       c.socket.emit('anomaly', a);
     }
     c.cursor = cursor;
+    for (const i of this.source.incidents()) c.socket.emit('incident', i);
   }
 
   close(): void {

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
+import type { Incident } from '../../schema/incidents.ts';
 import type { PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
@@ -14,7 +15,7 @@ import type { ClockTick, CollectorStatus, SourceInfo } from '../shared/wire.ts';
 import { RecordingReader, RecordingError } from './recording.ts';
 
 /**
- * Emits 'anomaly'(Anomaly), 'pins'(PinSummary[]) at most twice a second, 'rates'(EventRates),
+ * Emits 'anomaly'(Anomaly), 'incident'(Incident, IncidentChange) after the anomalies it groups, 'pins'(PinSummary[]) at most twice a second, 'rates'(EventRates),
  * 'session'(SessionInfo), 'status'(CollectorStatus), 'lost'(count).
  */
 export interface DataSource extends EventEmitter {
@@ -26,6 +27,8 @@ export interface DataSource extends EventEmitter {
   rates(): EventRates[];
   anomaliesAfter(seq: number): Anomaly[];
   anomaly(seq: number): Anomaly | null;
+  /** Incidents (latest state), oldest first. */
+  incidents(): Incident[];
   /** The SQLite view, or null while live capture has not created the file. */
   reader(): RecordingReader | null;
   /**
@@ -62,6 +65,7 @@ export class LiveSource extends EventEmitter implements DataSource {
     this.file = file;
     this.forward = [
       ['anomaly', (a) => this.emit('anomaly', a as Anomaly)],
+      ['incident', (i, change) => this.emit('incident', i as Incident, change)],
       ['rates', (r) => this.emit('rates', r as EventRates)],
       ['session', (s) => this.emit('session', s as SessionInfo)],
       ['status', (s) => this.emit('status', s as CollectorStatus)],
@@ -109,6 +113,10 @@ export class LiveSource extends EventEmitter implements DataSource {
     return this.reader()?.anomaly(seq) ?? this.hub.anomaliesAfter(seq - 1).find((a) => a.seq === seq) ?? null;
   }
 
+  incidents(): Incident[] {
+    return this.hub.incidents();
+  }
+
   reader(): RecordingReader | null {
     if (!this.view && existsSync(this.file)) {
       try {
@@ -148,6 +156,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
   private readonly cachedRates: EventRates[];
   private readonly cachedCounts: Partial<Record<EventKind, number>>;
   private readonly endNs: number;
+  private readonly cachedIncidents: Incident[];
 
   constructor(id: string, file: string, label = basename(file)) {
     super();
@@ -158,6 +167,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
     this.cachedRates = this.view.rates();
     this.cachedCounts = this.view.eventCounts();
     this.endNs = this.view.lastTsNs();
+    this.cachedIncidents = this.view.incidents();
   }
 
   eventCounts(): Partial<Record<EventKind, number>> {
@@ -199,6 +209,10 @@ export class ReplaySource extends EventEmitter implements DataSource {
 
   anomaly(seq: number): Anomaly | null {
     return this.view.anomaly(seq);
+  }
+
+  incidents(): Incident[] {
+    return this.cachedIncidents;
   }
 
   reader(): RecordingReader {

@@ -1,30 +1,40 @@
-// --webhook URL: POSTs critical and high anomalies as JSON, one at a time, retrying with exponential backoff.
-// enqueue() only pushes onto a bounded queue, so a slow or dead receiver never holds up the collector.
+// --webhook URL: POSTs critical and high incidents as JSON (with their anomalies as findings), one at a time,
+// retrying with exponential backoff. One POST per incident, not per anomaly: an incident is sent once its
+// findings have settled (settleMs after it opened: a zap's pagemap confirmation follows ~20 ms later), and once
+// more if it later escalates to critical. enqueue() only touches a bounded queue, so a slow or dead receiver
+// never holds up the collector.
 import type { Anomaly } from '../../schema/anomalies.ts';
+import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 
 export interface WebhookOptions {
   url: string;
-  /** Tries per anomaly before giving up. */
+  /** Tries per incident before giving up. */
   maxAttempts?: number;
   /** First backoff; doubled each retry (with jitter), capped at maxDelayMs. */
   baseDelayMs?: number;
   maxDelayMs?: number;
   timeoutMs?: number;
-  /** Oldest queued anomalies are dropped beyond this. */
+  /** Oldest queued incidents are dropped beyond this. */
   maxQueue?: number;
-  /** Link to the anomaly in the dashboard, e.g. http://127.0.0.1:3000/anomalies/12 */
-  dashboardUrl?: (a: Anomaly) => string;
+  /** Wait this long after an incident opens for the rest of its findings (default 300 ms). */
+  settleMs?: number;
+  /** Link to the incident in the dashboard, e.g. http://127.0.0.1:3000/anomalies/12 */
+  dashboardUrl?: (i: Incident) => string;
+  /** The incident's anomalies, sent as its findings. */
+  findings?: (i: Incident) => Anomaly[];
   session?: () => SessionInfo | null;
-  onOutcome?: (ok: boolean, a: Anomaly, detail: string) => void;
+  onOutcome?: (ok: boolean, i: Incident, detail: string) => void;
 }
 
 export const WEBHOOK_SEVERITIES: ReadonlySet<string> = new Set(['critical', 'high']);
 
 /** The JSON body a receiver gets. */
 export interface WebhookPayload {
-  type: 'pinwatch.anomaly';
-  anomaly: Anomaly;
+  type: 'pinwatch.incident';
+  incident: Incident;
+  /** The anomalies it groups (its evidence), in seq order. */
+  findings: Anomaly[];
   host: string | null;
   kernel: string | null;
   url: string | null;
@@ -32,21 +42,50 @@ export interface WebhookPayload {
 }
 
 export class WebhookSender {
-  private readonly opts: Required<Omit<WebhookOptions, 'dashboardUrl' | 'session' | 'onOutcome'>> & WebhookOptions;
-  private readonly queue: Anomaly[] = [];
+  private readonly opts: Required<Omit<WebhookOptions, 'dashboardUrl' | 'session' | 'onOutcome' | 'findings'>> & WebhookOptions;
+  private readonly queue: Incident[] = [];
+  /** Incidents waiting for their findings to settle, by id. */
+  private readonly settling = new Map<number, { latest: Incident; timer: NodeJS.Timeout }>();
+  /** Severity last sent per incident id (bounded): an escalation is sent again, nothing else is. */
+  private readonly sent = new Map<number, string>();
   private running = false;
   private closed = false;
   private wake: (() => void) | null = null;
   dropped = 0;
 
   constructor(opts: WebhookOptions) {
-    this.opts = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, timeoutMs: 5_000, maxQueue: 1_000, ...opts };
+    this.opts = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, timeoutMs: 5_000, maxQueue: 1_000, settleMs: 300, ...opts };
   }
 
-  /** Queues a critical/high anomaly for delivery; other severities are ignored. Never blocks. */
-  enqueue(a: Anomaly): void {
-    if (this.closed || !WEBHOOK_SEVERITIES.has(a.severity)) return;
-    this.queue.push(a);
+  /**
+   * An incident's new state. Critical/high incidents are sent settleMs after they open (with the state they
+   * have then), and again when they escalate to critical; other severities and changes are ignored. Never blocks.
+   */
+  update(i: Incident, change: IncidentChange): void {
+    if (this.closed || change === 'closed') return;
+    const pending = this.settling.get(i.id);
+    if (pending) {
+      pending.latest = i;
+      return;
+    }
+    if (!WEBHOOK_SEVERITIES.has(i.severity)) return;
+    const was = this.sent.get(i.id);
+    if (was === i.severity || (was !== undefined && i.severity !== 'critical')) return;
+    const timer = setTimeout(() => {
+      const s = this.settling.get(i.id);
+      this.settling.delete(i.id);
+      if (s) this.enqueue(s.latest);
+    }, this.opts.settleMs);
+    timer.unref();
+    this.settling.set(i.id, { latest: i, timer });
+  }
+
+  /** Queues a critical/high incident for delivery now; other severities are ignored. Never blocks. */
+  enqueue(i: Incident): void {
+    if (this.closed || !WEBHOOK_SEVERITIES.has(i.severity)) return;
+    this.sent.set(i.id, i.severity);
+    if (this.sent.size > 10_000) this.sent.delete(this.sent.keys().next().value!);
+    this.queue.push(i);
     if (this.queue.length > this.opts.maxQueue) {
       this.queue.shift();
       this.dropped++;
@@ -76,24 +115,25 @@ export class WebhookSender {
   private async drain(): Promise<void> {
     try {
       while (!this.closed && this.queue.length) {
-        const a = this.queue.shift()!;
-        await this.deliver(a);
+        const i = this.queue.shift()!;
+        await this.deliver(i);
       }
     } finally {
       this.running = false;
     }
   }
 
-  private async deliver(a: Anomaly): Promise<void> {
+  private async deliver(i: Incident): Promise<void> {
     const s = this.opts.session?.() ?? null;
     let last = '';
     for (let attempt = 1; attempt <= this.opts.maxAttempts && !this.closed; attempt++) {
       const payload: WebhookPayload = {
-        type: 'pinwatch.anomaly',
-        anomaly: a,
+        type: 'pinwatch.incident',
+        incident: i,
+        findings: this.opts.findings?.(i) ?? [],
         host: s?.host ?? null,
         kernel: s?.kernel ?? null,
-        url: this.opts.dashboardUrl?.(a) ?? null,
+        url: this.opts.dashboardUrl?.(i) ?? null,
         attempt,
       };
       try {
@@ -105,7 +145,7 @@ export class WebhookSender {
         });
         await res.arrayBuffer().catch(() => undefined);
         if (res.ok) {
-          this.opts.onOutcome?.(true, a, `HTTP ${res.status} after ${attempt} attempt(s)`);
+          this.opts.onOutcome?.(true, i, `HTTP ${res.status} after ${attempt} attempt(s)`);
           return;
         }
         last = `HTTP ${res.status}`;
@@ -119,13 +159,15 @@ export class WebhookSender {
         await this.sleep(backoff / 2 + Math.random() * (backoff / 2));
       }
     }
-    this.opts.onOutcome?.(false, a, last);
+    this.opts.onOutcome?.(false, i, last);
   }
 
-  /** Stops retrying; queued anomalies are dropped (the recording still holds them). */
+  /** Stops retrying; queued incidents are dropped (the recording still holds them). */
   close(): void {
     this.closed = true;
     this.queue.length = 0;
+    for (const s of this.settling.values()) clearTimeout(s.timer);
+    this.settling.clear();
     this.wake?.();
   }
 

@@ -24,7 +24,7 @@ test('re-emits every sink call to listeners', () => {
   hub.anomaly(anomaly(1));
   hub.lost(5);
   assert.deepEqual(got, ['event 1', 'pin 3', 'read 4096 timer', 'anomaly 1', 'lost 5']);
-  assert.deepEqual({ ...hub.totals(), byKind: hub.totals().byKind }, { events: 1, anomalies: 1, lost: 5, byKind: { fault: 1 } });
+  assert.deepEqual({ ...hub.totals(), byKind: hub.totals().byKind }, { events: 1, anomalies: 1, incidents: 0, lost: 5, byKind: { fault: 1 } });
 });
 
 test('no listener on event: nothing is emitted (the hot path stays a counter increment)', () => {

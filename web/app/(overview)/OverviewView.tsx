@@ -40,6 +40,10 @@ export function OverviewView() {
   return (
     <div className="grid" data-view="overview">
       <div className="stats">
+        <div className="stat" data-testid="incident-count">
+          <span className="v">{live.incidents.length}</span>
+          <span className="k">incidents ({live.incidents.filter((i) => i.closedWallMs === null).length} open)</span>
+        </div>
         <div className="stat">
           <span className="v">{live.anomalies.length}</span>
           <span className="k">anomalies ({confirmed} confirmed by pagemap)</span>
@@ -152,6 +156,37 @@ export function OverviewView() {
         </header>
         <div className="body">
           <RatesChart rates={live.rates} />
+        </div>
+      </section>
+
+      <section className="panel" data-testid="latest-incidents">
+        <header>
+          <h2>Latest incidents</h2>
+          <span className="spacer" />
+          <SrcLink href="/anomalies">incidents and their findings →</SrcLink>
+        </header>
+        <div className="body flush">
+          {live.incidents.length ? (
+            <table className="t">
+              <tbody>
+                {live.incidents.slice(0, 5).map((i) => (
+                  <tr key={i.id} data-incident-id={i.id} data-severity={i.severity}>
+                    <td>
+                      <Sev s={i.severity} />
+                    </td>
+                    <td>
+                      <SrcLink href={`/anomalies/${i.anomalySeqs[0]}`}>{i.title}</SrcLink>
+                    </td>
+                    <td className="mono nowrap muted">
+                      {i.comm}[{i.pid}] · {i.anomalySeqs.length} finding{i.anomalySeqs.length === 1 ? '' : 's'}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <div className="empty">no incidents {isLive ? 'yet' : 'in this recording'}</div>
+          )}
         </div>
       </section>
 

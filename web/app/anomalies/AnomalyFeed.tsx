@@ -1,10 +1,12 @@
 'use client';
-// The live anomaly feed with filters kept in the URL (shareable, and the overview links into it by rule).
+// The live anomaly feed with filters kept in the URL (shareable, and the overview links into it by rule): incidents
+// with their anomalies underneath (default), or every anomaly as one table (?view=rows).
 import { useRouter, useSearchParams } from 'next/navigation';
 import { RULE_IDS, SEVERITIES } from '../../../schema/anomalies.ts';
 import { useNotifications } from '../../components/Notifier.tsx';
 import { useLive } from '../../components/live/LiveProvider.tsx';
 import { AnomalyTable } from './AnomalyTable.tsx';
+import { IncidentList } from './IncidentList.tsx';
 
 export function AnomalyFeed() {
   const live = useLive();
@@ -15,6 +17,7 @@ export function AnomalyFeed() {
   const severity = params.get('severity') ?? '';
   const who = (params.get('q') ?? '').trim();
   const confirmed = params.get('confirmed') ?? '';
+  const view = params.get('view') === 'rows' ? 'rows' : 'incidents';
 
   const setParam = (k: string, v: string) => {
     const q = new URLSearchParams(params.toString());
@@ -35,9 +38,10 @@ export function AnomalyFeed() {
   return (
     <section className="panel" data-view="anomalies">
       <header>
-        <h2>Anomalies</h2>
+        <h2>{view === 'incidents' ? 'Incidents' : 'Anomalies'}</h2>
         <span className="muted">
-          {shown.length === live.anomalies.length ? `${live.anomalies.length}` : `${shown.length} of ${live.anomalies.length}`}, newest first
+          {view === 'incidents' ? `${live.incidents.length} incidents, ` : ''}
+          {shown.length === live.anomalies.length ? `${live.anomalies.length}` : `${shown.length} of ${live.anomalies.length}`} anomalies, newest first
           {shown.length > 500 ? ' (first 500 shown)' : ''}
         </span>
         <span className="spacer" />
@@ -52,6 +56,13 @@ export function AnomalyFeed() {
         ) : null}
       </header>
       <div className="filters">
+        <label>
+          show
+          <select value={view} onChange={(e) => setParam('view', e.target.value === 'rows' ? 'rows' : '')} data-filter="view">
+            <option value="incidents">incidents (findings underneath)</option>
+            <option value="rows">every anomaly</option>
+          </select>
+        </label>
         <label>
           rule
           <select value={rule} onChange={(e) => setParam('rule', e.target.value)} data-filter="rule">
@@ -89,7 +100,7 @@ export function AnomalyFeed() {
       </div>
       <div className="body flush scroll" style={{ maxHeight: 'calc(100vh - 170px)' }}>
         {shown.length ? (
-          <AnomalyTable anomalies={shown} />
+          view === 'incidents' ? <IncidentList incidents={live.incidents} anomalies={shown} /> : <AnomalyTable anomalies={shown} />
         ) : (
           <div className="empty">
             {live.anomalies.length ? 'no anomaly matches the filters' : live.source?.kind === 'live' ? 'no anomalies yet — run a scenario to see one' : 'no anomalies in this recording'}

@@ -8,7 +8,7 @@ import { PfnPair, Sev } from '../../components/badges.tsx';
 import { hex, wallTime } from '../../components/format.ts';
 import { SrcLink, useSrc, withSrc } from '../../components/src.tsx';
 
-export function AnomalyTable({ anomalies, limit = 500, compact = false }: { anomalies: Anomaly[]; limit?: number; compact?: boolean }) {
+export function AnomalyTable({ anomalies, limit = 500, compact = false, testId = 'anomaly-table' }: { anomalies: Anomaly[]; limit?: number; compact?: boolean; testId?: string }) {
   const router = useRouter();
   const src = useSrc();
   // Rows that arrive after the first render flash once; the backlog does not.
@@ -16,7 +16,7 @@ export function AnomalyTable({ anomalies, limit = 500, compact = false }: { anom
   if (firstSeq.current === null && anomalies.length) firstSeq.current = anomalies[0]!.seq;
   const rows = anomalies.slice(0, limit);
   return (
-    <table className="t" data-testid="anomaly-table">
+    <table className="t" data-testid={testId}>
       <thead>
         <tr>
           <th className="num">seq</th>

@@ -3,6 +3,7 @@
 // while disconnected arrive once. Updates are batched to one render per 60 ms however fast messages come.
 import { io, type Socket } from 'socket.io-client';
 import type { Anomaly } from '../../../schema/anomalies.ts';
+import type { Incident } from '../../../schema/incidents.ts';
 import type { PinSummary } from '../../../schema/pins.ts';
 import type { EventRates } from '../../../schema/protocol.ts';
 import type { SessionInfo } from '../../../schema/session.ts';
@@ -20,6 +21,8 @@ export interface LiveSnapshot {
   /** Newest first. */
   anomalies: Anomaly[];
   lastSeq: number;
+  /** Latest state of each incident, newest first. */
+  incidents: Incident[];
   pins: PinSummary[];
   /** Oldest first, at most MAX_RATES. */
   rates: EventRates[];
@@ -30,6 +33,7 @@ export interface LiveSnapshot {
 
 const MAX_ANOMALIES = 10_000;
 const MAX_RATES = 600;
+const MAX_INCIDENTS = 2_000;
 const FLUSH_MS = 60;
 
 export const EMPTY_SNAPSHOT: LiveSnapshot = {
@@ -40,6 +44,7 @@ export const EMPTY_SNAPSHOT: LiveSnapshot = {
   status: null,
   anomalies: [],
   lastSeq: 0,
+  incidents: [],
   pins: [],
   rates: [],
   clock: null,
@@ -51,6 +56,9 @@ export class LiveStore {
   private snap: LiveSnapshot = EMPTY_SNAPSHOT;
   private readonly listeners = new Set<() => void>();
   private readonly anomalyListeners = new Set<(a: Anomaly) => void>();
+  private readonly incidentListeners = new Set<(i: Incident, before: Incident | undefined) => void>();
+  private readonly incidentMap = new Map<number, Incident>();
+  private incidentsDirty = false;
   private readonly seen = new Set<number>();
   private pendingAnomalies: Anomaly[] = [];
   private patch: Partial<LiveSnapshot> = {};
@@ -74,6 +82,15 @@ export class LiveStore {
     s.on('clock', (clock) => this.set({ clock, clockAtMs: performance.now() }));
     s.on('rates', (r) => {
       this.pendingRates.push(r);
+      this.schedule();
+    });
+    s.on('incident', (i) => {
+      const before = this.incidentMap.get(i.id);
+      if (before && before.updatedWallMs > i.updatedWallMs) return;
+      this.incidentMap.set(i.id, i);
+      if (this.incidentMap.size > MAX_INCIDENTS) this.incidentMap.delete(Math.min(...this.incidentMap.keys()));
+      this.incidentsDirty = true;
+      for (const fn of this.incidentListeners) fn(i, before);
       this.schedule();
     });
     s.on('anomaly', (a) => {
@@ -108,6 +125,10 @@ export class LiveStore {
       next.anomalies = merged;
       next.lastSeq = Math.max(next.lastSeq, merged[0]!.seq);
     }
+    if (this.incidentsDirty) {
+      this.incidentsDirty = false;
+      next.incidents = [...this.incidentMap.values()].sort((a, b) => b.id - a.id);
+    }
     if (this.pendingRates.length) {
       const rates = next.rates.concat(this.pendingRates);
       this.pendingRates = [];
@@ -130,8 +151,15 @@ export class LiveStore {
     return () => this.anomalyListeners.delete(fn);
   }
 
+  /** Called for every incident state as it arrives, with the state held before (undefined: new to this page). */
+  onIncident(fn: (i: Incident, before: Incident | undefined) => void): () => void {
+    this.incidentListeners.add(fn);
+    return () => this.incidentListeners.delete(fn);
+  }
+
   close(): void {
     if (this.timer !== null) clearTimeout(this.timer);
+    this.incidentListeners.clear();
     this.socket.close();
     this.listeners.clear();
     this.anomalyListeners.clear();
