@@ -245,6 +245,7 @@ export class LiveSession {
     this.checkStopping();
     const t0 = Date.now();
     await this.runner.start();
+    this.hub?.setCapture(true);
     this.log.info(
       { mode: selection.mode, scripts: selection.scripts.length, leftOut: selection.probes.filter((p) => !p.attached).length, ms: Date.now() - t0, db: store.file },
       'probes attached',
@@ -260,6 +261,7 @@ export class LiveSession {
     if (this.stopping) return;
     const how = signal ?? `code ${code}`;
     this.log.error({ code, signal }, 'bpftrace exited while capturing');
+    this.hub?.setCapture(false);
     const message = `bpftrace exited (${how}): live capture stopped; what was captured is in ${this.opts.db}`;
     this.hub?.setStatus({ level: 'error', message, fix: 'run `pinwatch doctor`, then restart pinwatch' });
     this.opts.onCaptureLost?.(message);

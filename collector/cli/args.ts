@@ -64,6 +64,8 @@ export const ServeArgs = z
     db: writableDbPath.optional(),
     replay: existingFile.optional(),
     webhook: webhook.optional(),
+    prometheus: z.url({ protocol: /^https?$/, error: 'must be the http:// or https:// URL of a Prometheus server' }).optional(),
+    hostLabel: z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'must be a host name (letters, digits, . _ -)' }).optional(),
     mode: mode.optional(),
     dev: z.boolean().default(false),
   })

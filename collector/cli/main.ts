@@ -65,7 +65,9 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--db <file>', 'SQLite file the live capture records into (default: a new file under ./recordings)')
     .option('--replay <file>', 'open this recording read-only instead of capturing')
-    .option('--webhook <url>', 'POST critical and high anomalies to this URL as JSON')
+    .option('--webhook <url>', 'POST critical and high incidents to this URL as JSON')
+    .option('--prometheus <url>', "add a Fleet page: hosts, health, pins and incidents from this Prometheus server's HTTP API")
+    .option('--host-label <name>', 'the host label of this instance in /metrics (default: the host name)')
     .option('--mode <mode>', `trace mode for live capture: ${MODES.join(' | ')}`)
     .option('--dev', 'Next.js dev server (hot reload) instead of the production build', false)
     .action(async (opts: Record<string, unknown>) => {

@@ -30,6 +30,8 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
     if (args.replay) opts.replay = args.replay;
     if (args.webhook) opts.webhook = args.webhook;
     if (args.mode) opts.mode = args.mode;
+    if (args.prometheus) opts.prometheus = args.prometheus;
+    if (args.hostLabel) opts.hostLabel = args.hostLabel;
     const starting = serve(opts);
     const handle = await Promise.race([starting, stopped.then(() => null)]);
     if (handle === null) {

@@ -89,6 +89,7 @@ export class Hub extends EventEmitter implements CollectorSink {
   private counters = { events: 0, anomalies: 0, incidents: 0, lost: 0 };
   private sessionInfo: SessionInfo | null = null;
   private statusInfo: HubStatus | null = null;
+  private capture = { up: false, gaps: 0, lastEventWallMs: null as number | null };
 
   constructor(opts: HubOptions = {}) {
     super();
@@ -222,6 +223,17 @@ export class Hub extends EventEmitter implements CollectorSink {
     return this.statusInfo;
   }
 
+  /** bpftrace is capturing (true) or not (false); each fall from capturing to not is one capture gap. */
+  setCapture(up: boolean): void {
+    if (this.capture.up && !up) this.capture.gaps++;
+    this.capture.up = up;
+  }
+
+  /** Whether bpftrace captures, gaps so far, and when the last event arrived (to the second: the rates tick). */
+  captureState(): { up: boolean; gaps: number; lastEventWallMs: number | null } {
+    return { ...this.capture };
+  }
+
   // ---------------------------------------------------------------- rates timer
 
   /** Emit 'rates' every second (also automatic while someone listens to 'rates'). */
@@ -242,6 +254,7 @@ export class Hub extends EventEmitter implements CollectorSink {
     for (const k of EVENT_KINDS) {
       const n = cur[k];
       if (n !== 0) {
+        this.capture.lastEventWallMs = nowMs;
         counts[k] = n;
         this.totalByKind[k] += n;
         cur[k] = 0;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -256,15 +256,17 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
     assert.ok(hook.bodies.every((b) => b.incident.severity === 'critical' || b.incident.severity === 'high'), 'only critical/high are sent');
   });
 
-  test('/metrics counts the events and the anomaly', async () => {
+  test('/metrics counts the events, the anomaly and its incident, with host and kernel labels', async () => {
     const m = await (await fetch(server.url + '/metrics')).text();
-    const div = /^pinwatch_anomalies_total\{rule="pin-pte-divergence",severity="critical"\} (\d+)$/m.exec(m);
-    assert.ok(div && Number(div[1]) >= 1, m);
-    const madv = /^pinwatch_events_total\{kind="madvise"\} (\d+)$/m.exec(m);
-    assert.ok(madv && Number(madv[1]) >= 1, 'madvise events counted');
-    assert.match(m, /^pinwatch_pins_live \d+$/m);
-    assert.match(m, /^pinwatch_lost_events_total \d+$/m);
-    assert.match(m, /^pinwatch_webhook_deliveries_total\{outcome="sent"\} [1-9]\d*$/m);
+    const L = `host="${hostname()}",kernel="${release()}"`;
+    const num = (re: RegExp) => Number(re.exec(m)?.[1] ?? NaN);
+    assert.ok(num(new RegExp(`^pinwatch_anomalies_total\\{${L},rule="pin-pte-divergence",severity="critical"\\} (\\d+)$`, 'm')) >= 1, m);
+    assert.ok(num(new RegExp(`^pinwatch_incidents_total\\{${L},rule="pin-pte-divergence",severity="critical"\\} (\\d+)$`, 'm')) >= 1, 'the incident counted');
+    assert.ok(num(new RegExp(`^pinwatch_events_total\\{${L},kind="madvise"\\} (\\d+)$`, 'm')) >= 1, 'madvise events counted');
+    assert.equal(num(new RegExp(`^pinwatch_bpftrace_up\\{${L}\\} (\\d+)$`, 'm')), 1);
+    assert.match(m, new RegExp(`^pinwatch_lost_events_total\\{${L}\\} \\d+$`, 'm'));
+    assert.match(m, new RegExp(`^pinwatch_last_event_age_seconds\\{${L}\\} [\\d.e+-]+$`, 'm'));
+    assert.match(m, new RegExp(`^pinwatch_webhook_deliveries_total\\{${L},outcome="sent"\\} [1-9]\\d*$`, 'm'));
   });
 
   test('only catalog scenarios can be started over the socket', async () => {

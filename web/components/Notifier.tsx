@@ -3,11 +3,10 @@
 // when one escalates to critical (the pagemap confirmation of a zap). Not for the backlog replayed on connect.
 // Permission is asked from a click, as browsers require; the choice is remembered by the browser.
 import { useEffect, useState } from 'react';
-import type { Incident } from '../../schema/incidents.ts';
+import { IncidentSettler, SETTLE_MS } from '../../collector/incidents/settle.ts';
 import { useLiveStore } from './live/LiveProvider.tsx';
 
 const NOTIFY: ReadonlySet<string> = new Set(['critical', 'high']);
-const SETTLE_MS = 300;
 
 export function useNotifications(): { permission: NotificationPermission | 'unsupported'; request: () => void } {
   const [permission, setPermission] = useState<NotificationPermission | 'unsupported'>('default');
@@ -28,38 +27,21 @@ export function Notifier() {
   useEffect(() => {
     if (!store || typeof Notification === 'undefined') return;
     const since = Date.now() - 5_000;
-    // Like the webhook: wait for an incident's findings to settle, then one notification; again only on escalation.
-    const latest = new Map<number, Incident>();
-    const notified = new Map<number, string>();
-    const timers = new Set<ReturnType<typeof setTimeout>>();
-    const show = (i: Incident) => {
+    // Like the webhook: one notification once an incident's findings settled, one more if its severity rises.
+    const settler = new IncidentSettler(SETTLE_MS, (i) => {
       if (!NOTIFY.has(i.severity) || Notification.permission !== 'granted') return;
-      const was = notified.get(i.id);
-      if (was === i.severity || (was !== undefined && i.severity !== 'critical')) return;
-      notified.set(i.id, i.severity);
       const n = new Notification(`${i.severity.toUpperCase()}: ${i.comm}[${i.pid}]`, { body: `${i.title}\n${i.rules.join(', ')}`, tag: `pinwatch-incident-${i.id}` });
       n.onclick = () => {
         window.focus();
         window.location.assign(`/anomalies/${i.anomalySeqs[0]}${window.location.search}`);
       };
-    };
+    });
     const off = store.onIncident((i) => {
-      if (i.updatedWallMs < since) return;
-      const settling = latest.has(i.id);
-      latest.set(i.id, i);
-      if (settling) return;
-      if (notified.has(i.id)) return show(i);
-      const t = setTimeout(() => {
-        timers.delete(t);
-        const settled = latest.get(i.id)!;
-        latest.delete(i.id);
-        show(settled);
-      }, SETTLE_MS);
-      timers.add(t);
+      if (i.updatedWallMs >= since) settler.update(i, i.closedWallMs === null ? 'updated' : 'closed');
     });
     return () => {
       off();
-      for (const t of timers) clearTimeout(t);
+      settler.close();
     };
   }, [store]);
   return null;

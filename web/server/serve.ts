@@ -33,6 +33,10 @@ export const ServeOptionsSchema = z.object({
   webhook: z.url({ protocol: /^https?$/ }).optional(),
   /** Next dev server (hot reload) instead of the production build. */
   dev: z.boolean().default(false),
+  /** Prometheus server the Fleet page queries (web/server/fleet.ts); no Fleet page without it. */
+  prometheus: z.url({ protocol: /^https?$/ }).optional(),
+  /** The `host` label in /metrics (default: the session's host name). */
+  hostLabel: z.string().min(1).optional(),
   /** Trace mode for the live collector (passed through to LiveSession; default auto). */
   mode: z.enum(['tracepoint', 'kprobe', 'auto']).optional(),
 });
@@ -120,7 +124,7 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
 
   const sources = new SourceRegistry();
   sources.setMain(source);
-  const metrics = new DashboardMetrics(source);
+  const metrics = new DashboardMetrics(source, { hostLabel: opts.hostLabel });
   const terminals = new ScenarioTerminals();
   const recordingDirs = [join(WEB_DIR, 'recordings'), resolve('recordings'), dirname(dbFile)];
   const api = createApi({ sources, metrics, recordingDirs, log });

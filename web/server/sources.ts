@@ -38,6 +38,8 @@ export interface DataSource extends EventEmitter {
   eventCounts(): Partial<Record<EventKind, number>>;
   /** Lost events reported by bpftrace (live: since start; replay: as recorded). */
   lostEvents(): number;
+  /** Live capture: bpftrace up, capture gaps, when the last event arrived. Null for a recording. */
+  capture(): { up: boolean; gaps: number; lastEventWallMs: number | null } | null;
   now(): ClockTick;
   close(): Promise<void>;
 }
@@ -141,6 +143,10 @@ export class LiveSource extends EventEmitter implements DataSource {
     return Math.max(this.hub.totals().lost, this.session()?.lostEvents ?? 0);
   }
 
+  capture(): { up: boolean; gaps: number; lastEventWallMs: number | null } {
+    return this.hub.captureState();
+  }
+
   async close(): Promise<void> {
     clearInterval(this.pinsTimer);
     for (const [name, fn] of this.forward) this.hub.off(name, fn);
@@ -176,6 +182,10 @@ export class ReplaySource extends EventEmitter implements DataSource {
 
   lostEvents(): number {
     return this.view.lostEvents();
+  }
+
+  capture(): null {
+    return null;
   }
 
   info(): SourceInfo {

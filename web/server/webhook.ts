@@ -6,6 +6,7 @@
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { SessionInfo } from '../../schema/session.ts';
+import { IncidentSettler, SETTLE_MS } from '../../collector/incidents/settle.ts';
 
 export interface WebhookOptions {
   url: string;
@@ -44,47 +45,28 @@ export interface WebhookPayload {
 export class WebhookSender {
   private readonly opts: Required<Omit<WebhookOptions, 'dashboardUrl' | 'session' | 'onOutcome' | 'findings'>> & WebhookOptions;
   private readonly queue: Incident[] = [];
-  /** Incidents waiting for their findings to settle, by id. */
-  private readonly settling = new Map<number, { latest: Incident; timer: NodeJS.Timeout }>();
-  /** Severity last sent per incident id (bounded): an escalation is sent again, nothing else is. */
-  private readonly sent = new Map<number, string>();
+  private readonly settler: IncidentSettler;
   private running = false;
   private closed = false;
   private wake: (() => void) | null = null;
   dropped = 0;
 
   constructor(opts: WebhookOptions) {
-    this.opts = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, timeoutMs: 5_000, maxQueue: 1_000, settleMs: 300, ...opts };
+    this.opts = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000, timeoutMs: 5_000, maxQueue: 1_000, settleMs: SETTLE_MS, ...opts };
+    this.settler = new IncidentSettler(this.opts.settleMs, (i) => this.enqueue(i));
   }
 
   /**
    * An incident's new state. Critical/high incidents are sent settleMs after they open (with the state they
-   * have then), and again when they escalate to critical; other severities and changes are ignored. Never blocks.
+   * have then), and again when their severity rises; other severities and changes are ignored. Never blocks.
    */
   update(i: Incident, change: IncidentChange): void {
-    if (this.closed || change === 'closed') return;
-    const pending = this.settling.get(i.id);
-    if (pending) {
-      pending.latest = i;
-      return;
-    }
-    if (!WEBHOOK_SEVERITIES.has(i.severity)) return;
-    const was = this.sent.get(i.id);
-    if (was === i.severity || (was !== undefined && i.severity !== 'critical')) return;
-    const timer = setTimeout(() => {
-      const s = this.settling.get(i.id);
-      this.settling.delete(i.id);
-      if (s) this.enqueue(s.latest);
-    }, this.opts.settleMs);
-    timer.unref();
-    this.settling.set(i.id, { latest: i, timer });
+    if (!this.closed) this.settler.update(i, change);
   }
 
   /** Queues a critical/high incident for delivery now; other severities are ignored. Never blocks. */
   enqueue(i: Incident): void {
     if (this.closed || !WEBHOOK_SEVERITIES.has(i.severity)) return;
-    this.sent.set(i.id, i.severity);
-    if (this.sent.size > 10_000) this.sent.delete(this.sent.keys().next().value!);
     this.queue.push(i);
     if (this.queue.length > this.opts.maxQueue) {
       this.queue.shift();
@@ -166,8 +148,7 @@ export class WebhookSender {
   close(): void {
     this.closed = true;
     this.queue.length = 0;
-    for (const s of this.settling.values()) clearTimeout(s.timer);
-    this.settling.clear();
+    this.settler.close();
     this.wake?.();
   }
 

@@ -90,11 +90,8 @@ export interface TimelinePageRef {
   anomalies: number;
 }
 
-export interface RuleSeverityCount {
-  rule: string;
-  severity: Severity;
-  count: number;
-}
+export type { RuleSeverityCount } from '../../schema/metrics.ts';
+import type { RuleSeverityCount } from '../../schema/metrics.ts';
 
 /** GET /api/overview */
 export interface OverviewData {
