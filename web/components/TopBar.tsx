@@ -4,6 +4,7 @@
 import { usePathname } from 'next/navigation';
 import { useLive } from './live/LiveProvider.tsx';
 import { SrcLink } from './src.tsx';
+import { useJson } from './useJson.ts';
 
 const NAV = [
   { href: '/', label: 'Overview' },
@@ -19,13 +20,15 @@ export function TopBar() {
   const s = live.session;
   const src = live.source;
   const critical = live.anomalies.filter((a) => a.severity === 'critical').length;
+  const features = useJson<{ fleet: boolean }>('/api/features');
+  const nav = features.data?.fleet ? [...NAV, { href: '/fleet', label: 'Fleet' }] : NAV;
   return (
     <div className="topbar">
       <span className="brand">
         pin<span>watch</span>
       </span>
       <nav className="nav">
-        {NAV.map((n) => {
+        {nav.map((n) => {
           const active = n.href === '/' ? path === '/' : path.startsWith(n.href);
           return (
             <SrcLink key={n.href} href={n.href} className={active ? 'active' : ''}>

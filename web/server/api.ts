@@ -8,7 +8,9 @@ import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { RuleInfo } from '../../schema/anomalies.ts';
-import type { AnomalyDetail, OverviewData, RecordingFile } from '../shared/wire.ts';
+import type { AnomalyDetail, FleetData, OverviewData, RecordingFile } from '../shared/wire.ts';
+import { BodyError, readJsonBody, type AlertInbox } from './alerts.ts';
+import { FleetError, type FleetClient } from './fleet.ts';
 import type { DashboardMetrics } from './metrics.ts';
 import { RecordingError } from './recording.ts';
 import { listScenarioEntries } from './scenarios.ts';
@@ -23,6 +25,10 @@ export interface ApiContext {
   /** Folders whose *.db files the browser may open by name (bundled recordings, the live db's folder). */
   recordingDirs: string[];
   log: { warn(obj: unknown, msg?: string): void; error(obj: unknown, msg?: string): void };
+  /** Alerts Alertmanager delivered (POST /api/alerts). */
+  alerts?: AlertInbox;
+  /** --prometheus: the Fleet page's data source (GET /api/fleet). */
+  fleet?: FleetClient;
 }
 
 class HttpError extends Error {
@@ -191,6 +197,11 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
       }
       return true;
     }
+    if (path === '/api/alerts' && method === 'POST' && ctx.alerts) {
+      const n = ctx.alerts.receive(await readJsonBody(req, 1024 * 1024));
+      sendJson(res, 200, { received: n });
+      return true;
+    }
     if (path === '/api/recordings/upload' && method === 'PUT') {
       const s = await receiveUpload(ctx, req, uploadDir);
       sendJson(res, 200, s.info());
@@ -198,6 +209,26 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
     }
     if (method !== 'GET') throw new HttpError(405, `${method} not allowed on ${path}`);
 
+    if (path === '/api/features') {
+      sendJson(res, 200, { fleet: ctx.fleet !== undefined });
+      return true;
+    }
+    if (path === '/api/alerts') {
+      sendJson(res, 200, ctx.alerts?.list() ?? []);
+      return true;
+    }
+    if (path === '/api/fleet') {
+      if (!ctx.fleet) throw new HttpError(404, 'no Fleet page on this server: start it with pinwatch serve --prometheus URL');
+      const data: FleetData = { prometheus: ctx.fleet.prometheus, queriedMs: Date.now(), hosts: [], alerts: ctx.alerts?.list() ?? [] };
+      try {
+        data.hosts = await ctx.fleet.hosts();
+      } catch (err) {
+        if (!(err instanceof FleetError)) throw err;
+        data.error = `${err.message} (fix: ${err.fix})`;
+      }
+      sendJson(res, 200, data);
+      return true;
+    }
     if (path === '/api/rules') {
       sendJson(res, 200, await ruleInfos());
       return true;
@@ -278,7 +309,7 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
           res.destroy(err as Error);
           return true;
         }
-        if (err instanceof HttpError) sendJson(res, err.status, { error: err.message });
+        if (err instanceof HttpError || err instanceof BodyError) sendJson(res, err.status, { error: err.message });
         else if (err instanceof z.ZodError) sendJson(res, 400, { error: err.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ') });
         else {
           ctx.log.error({ err: (err as Error).stack ?? String(err), path: url.pathname }, 'api error');

@@ -16,6 +16,8 @@ import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { CollectorStatus } from '../shared/wire.ts';
 import { createApi } from './api.ts';
 import { NEXT_ENV, REPO_ROOT, WEB_DIR, ensureWebBuild } from './build.ts';
+import { AlertInbox } from './alerts.ts';
+import { FleetClient } from './fleet.ts';
 import { DashboardMetrics } from './metrics.ts';
 import { ScenarioTerminals } from './scenarios.ts';
 import { attachSocket } from './socket.ts';
@@ -127,7 +129,7 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
   const metrics = new DashboardMetrics(source, { hostLabel: opts.hostLabel });
   const terminals = new ScenarioTerminals();
   const recordingDirs = [join(WEB_DIR, 'recordings'), resolve('recordings'), dirname(dbFile)];
-  const api = createApi({ sources, metrics, recordingDirs, log });
+  const api = createApi({ sources, metrics, recordingDirs, log, alerts: new AlertInbox(), fleet: opts.prometheus ? new FleetClient(opts.prometheus) : undefined });
 
   let publicUrl = '';
   let webhook: WebhookSender | null = null;

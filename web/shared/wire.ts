@@ -161,3 +161,54 @@ export interface WebClientToServer extends ClientToServer {
   'term:resize': (runId: string, cols: number, rows: number) => void;
   'term:stop': (runId: string) => void;
 }
+
+/** An alert Alertmanager delivered to POST /api/alerts (latest state per fingerprint). */
+export interface ReceivedAlert {
+  fingerprint: string;
+  status: 'firing' | 'resolved';
+  name: string;
+  severity: string | null;
+  host: string | null;
+  /** The scraped address: the host's own dashboard. */
+  instance: string | null;
+  summary: string;
+  /** The rule's dashboard annotation (a link into that host's dashboard). */
+  dashboard: string | null;
+  labels: Record<string, string>;
+  startsAt: string;
+  endsAt: string;
+  receivedMs: number;
+  externalURL: string;
+}
+
+/** One host of the fleet, as Prometheus sees it (GET /api/fleet). */
+export interface FleetHost {
+  /** The scraped address (host:port): its dashboard is http://instance/. */
+  instance: string;
+  host: string | null;
+  kernel: string | null;
+  /** live: a collector; replay: a recording served as it was. */
+  source: string | null;
+  mode: string | null;
+  /** ok · down (scrape fails) · not capturing (bpftrace not attached) · blind (no events) · replay */
+  health: 'ok' | 'down' | 'not capturing' | 'blind' | 'replay';
+  pins: number;
+  pinnedBytes: number;
+  divergentPages: number;
+  openIncidents: number;
+  openCritical: number;
+  lastEventAgeSeconds: number | null;
+  lostEvents: number;
+  /** Pinwatch alerts Prometheus has firing for this instance. */
+  firing: string[];
+}
+
+export interface FleetData {
+  prometheus: string;
+  queriedMs: number;
+  hosts: FleetHost[];
+  /** From Alertmanager's webhook (POST /api/alerts), newest first. */
+  alerts: ReceivedAlert[];
+  /** Prometheus could not be queried: why, and the fix. */
+  error?: string;
+}
