@@ -72,6 +72,13 @@ export const ServeArgs = z
   .refine((a) => !(a.db && a.replay), { error: '--db (record live) and --replay (open a recording) cannot be used together', path: ['replay'] });
 export type ServeArgs = z.output<typeof ServeArgs>;
 
+export const ExportArgs = z.object({
+  format: z.enum(['jsonl', 'perfetto'], { error: 'must be jsonl or perfetto' }),
+  db: existingFile,
+  out: writableDbPath.optional(),
+});
+export type ExportArgs = z.output<typeof ExportArgs>;
+
 export const DoctorArgs = z.object({ mode: mode.default('auto'), attach: z.boolean().default(false) });
 export type DoctorArgs = z.output<typeof DoctorArgs>;
 

@@ -1,10 +1,10 @@
-// The pinwatch command line (commander): record, serve, doctor, scenario, rules. Exit codes: 0 ok, 1 the command
+// The pinwatch command line (commander): record, serve, export, doctor, scenario, rules. Exit codes: 0 ok, 1 the command
 // failed (message + fix on stderr), 2 bad usage (one line naming the flag). Heavy modules (collector, web) are
 // imported inside the commands, so `--help` and flag errors are fast and work without the web build.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import {
-  DoctorArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_LEVELS, LogLevel, RecordArgs, ServeArgs, UsageError, validate,
+  DoctorArgs, ExportArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, LOG_LEVELS, LogLevel, RecordArgs, ServeArgs, UsageError, validate,
 } from './args.ts';
 import { describeFailure } from './errors.ts';
 import { formatRules } from './format.ts';
@@ -74,6 +74,18 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
       const args = validate('serve', ServeArgs, opts);
       const { serveCommand } = await import('./serve.ts');
       code = await serveCommand(args, io);
+    });
+
+  program
+    .command('export')
+    .description('write a recording as JSON Lines (log pipelines) or a Perfetto trace (ui.perfetto.dev)')
+    .requiredOption('--format <format>', 'jsonl | perfetto')
+    .requiredOption('--db <file>', 'the recording (SQLite file of pinwatch record / serve)')
+    .option('--out <file>', 'write here instead of stdout')
+    .action(async (opts: Record<string, unknown>) => {
+      const args = validate('export', ExportArgs, opts);
+      const { exportCommand } = await import('./export.ts');
+      code = await exportCommand(args, io);
     });
 
   program
