@@ -8,7 +8,7 @@ const FIX = 'apt-get install -y --no-install-recommends prometheus prometheus-al
 export function toolMissing(...tools: string[]): string | null {
   for (const t of tools) {
     try {
-      execFileSync(t, ['--version'], { stdio: 'pipe' });
+      execFileSync(t, [t === 'ip' ? '-V' : '--version'], { stdio: 'pipe' });
     } catch {
       return `${t} not found (${FIX})`;
     }
