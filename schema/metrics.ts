@@ -30,8 +30,8 @@ export interface MetricsSnapshot {
   source: 'live' | 'replay';
   mode: string;
   bpftraceVersion: string;
-  /** bpftrace is attached and delivering (replay: the recording's session had not ended when it was written). */
-  bpftraceUp: boolean;
+  /** bpftrace is attached and capturing; null for a recording (nothing captures: no series, no "down" alert). */
+  bpftraceUp: boolean | null;
   /** Seconds since the last traced event; null before the first. */
   lastEventAgeSeconds: number | null;
   /** Times capture stopped while the collector ran (bpftrace died, was restarted). */

@@ -1,6 +1,7 @@
 // Groups anomalies into incidents: anomalies about the same pin (or, without a pin, the same process) that
 // the same event caused — the same triggering event cited as evidence, or the same trigger timestamp — form
-// one incident. Its severity is the highest of its anomalies, its title is rebuilt as findings arrive (the
+// one incident. A finding that cites no triggering event (a periodic pagemap check found the divergence after
+// the zap it follows) joins the newest open incident of its pin that covers its address. Its severity is the highest of its anomalies, its title is rebuilt as findings arrive (the
 // pagemap confirmation of a MAP_FIXED comes ~20 ms after the zap itself). An incident closes when its pin is
 // released or its process is gone; anomalies that arrive later open a new one.
 //
@@ -43,6 +44,8 @@ interface Open {
   writable: boolean;
   onPin: boolean;
   ruleTitle: string;
+  /** Address ranges [start, end) of its anomalies. */
+  ranges: [number, number][];
 }
 
 export class IncidentGrouper {
@@ -65,7 +68,9 @@ export class IncidentGrouper {
     const key = a.pinId !== null ? `pin:${a.pinId}` : `pid:${a.pid}`;
     const causeSeq = this.causeSeqOf(a);
     let list = this.open.get(key);
-    const joined = list?.find((o) => (causeSeq !== null && o.incident.causeSeq === causeSeq) || o.incident.tsNs === a.tsNs);
+    const joined =
+      list?.find((o) => (causeSeq !== null && o.incident.causeSeq === causeSeq) || o.incident.tsNs === a.tsNs) ??
+      (causeSeq === null ? list?.findLast((o) => o.ranges.some(([s, e]) => a.addr < e && a.addr + a.len > s)) : undefined);
     if (joined) {
       this.join(joined, a, causeSeq);
       return { incident: snapshot(joined.incident), change: 'updated' };
@@ -107,11 +112,14 @@ export class IncidentGrouper {
     });
   }
 
-  /** The triggering event an anomaly cites: the newest event evidence that is not a pin registration. */
+  /**
+   * The triggering event an anomaly cites: the first event evidence after the registration (a zap, then the
+   * refault it caused: the zap is the cause).
+   */
   private causeSeqOf(a: Anomaly): number | null {
     let best: number | null = null;
     for (const ev of a.evidence) {
-      if (ev.type !== 'event' || ev.seq < 0 || (best !== null && ev.seq <= best)) continue;
+      if (ev.type !== 'event' || ev.seq < 0 || (best !== null && ev.seq >= best)) continue;
       const e = this.ctx.event(ev.seq);
       if (e && !isRegistration(e as Parameters<typeof isRegistration>[0]) && causeLabel(e) !== null) best = ev.seq;
     }
@@ -127,6 +135,7 @@ export class IncidentGrouper {
       writable: facts?.writable ?? true,
       onPin: a.pinId !== null,
       ruleTitle: RULE_TITLES.get(a.rule) ?? a.rule,
+      ranges: [[a.addr, a.addr + a.len]],
       incident: {
         id: this.nextId++,
         severity: a.severity,
@@ -164,6 +173,7 @@ export class IncidentGrouper {
       inc.cause = cause ? causeLabel(cause) : null;
     }
     inc.pages = Math.max(inc.pages, pagesOf(a));
+    o.ranges.push([a.addr, a.addr + a.len]);
     inc.confirmed ||= a.confirmed;
     inc.updatedWallMs = Math.max(inc.updatedWallMs, a.wallMs || this.ctx.wallMs());
     if (!inc.rules.includes(a.rule)) {

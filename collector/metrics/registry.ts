@@ -61,7 +61,9 @@ export function buildRegistry(snapshot: () => MetricsSnapshot | null, opts: { pr
   counter('pinwatch_capture_gaps_total', 'Times live capture stopped while pinwatch ran (bpftrace exited or was restarted)', [], (s, add) =>
     add({}, s.captureGaps),
   );
-  gauge('pinwatch_bpftrace_up', '1 while bpftrace is attached and capturing, 0 otherwise', [], (s, set) => set({}, s.bpftraceUp ? 1 : 0));
+  gauge('pinwatch_bpftrace_up', '1 while bpftrace is attached and capturing, 0 otherwise', [], (s, set) => {
+    if (s.bpftraceUp !== null) set({}, s.bpftraceUp ? 1 : 0);
+  });
   gauge('pinwatch_last_event_age_seconds', 'Seconds since the last traced event (absent before the first)', [], (s, set) => {
     if (s.lastEventAgeSeconds !== null) set({}, s.lastEventAgeSeconds);
   });

@@ -87,7 +87,7 @@ export class MetricsTracker {
       source: this.inputs.kind,
       mode: s.mode,
       bpftraceVersion: s.bpftraceVersion,
-      bpftraceUp: capture?.up ?? false,
+      bpftraceUp: capture ? capture.up : null,
       lastEventAgeSeconds: capture ? Math.max(0, (this.now() - since) / 1000) : null,
       captureGaps: capture?.gaps ?? 0,
       lostEvents: this.inputs.lostEvents(),

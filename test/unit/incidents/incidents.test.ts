@@ -87,6 +87,40 @@ describe('incidents', () => {
     assert.deepEqual(all, h.sink.anomalies.map((a) => a.seq), 'every anomaly belongs to exactly one incident');
   });
 
+  test('the zap, the refault it caused and a divergence found later by a periodic check are one incident', () => {
+    const { h, log } = harness();
+    h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
+    h.tick(300);
+    h.pagemap.unmap(100, BUF + PAGE);
+    h.feed(h.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED));
+    h.tick(5);
+    h.pagemap.map(100, BUF + PAGE, 0x9000, 1); // the program touches the page again: a new page
+    h.feed(h.ev.fault(100, BUF + PAGE, true, false));
+    h.tick(1500);
+    assert.deepEqual(h.sink.anomalies.map((a) => a.rule).sort(), ['pin-pte-divergence', 'pinned-range-zapped']);
+    const incidents = log.latest();
+    assert.equal(incidents.length, 1, JSON.stringify(incidents.map((i) => i.title)));
+    assert.equal(incidents[0]!.title, 'MADV_DONTNEED zapped 1 pinned page of io_uring buffer 0 (ring fd 5) — device writes are lost: confirmed');
+
+    // A divergence citing no triggering event (found by the timer) joins the open incident covering its page;
+    // one on another page of the pin opens its own.
+    const g = harness();
+    g.h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
+    g.h.tick(300);
+    g.h.pagemap.unmap(100, BUF + PAGE);
+    g.h.feed(g.h.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED));
+    g.h.tick(5);
+    const pinId = g.h.sink.anomalies[0]!.pinId;
+    const found = (seq: number, addr: number) => ({
+      ...g.h.sink.anomalies[0]!, seq, rule: 'pin-pte-divergence' as const, severity: 'critical' as const, addr, tsNs: 9e12, pinId,
+      evidence: [{ type: 'pagemap' as const, read: { tsNs: 9e12, pid: 100, addr, present: true, swapped: false, pfn: 0x9000 }, note: 'timer' }],
+    });
+    const u1 = g.h.c.incidents.add(found(90, BUF + PAGE));
+    assert.equal(u1.change, 'updated');
+    assert.equal(u1.incident.severity, 'critical');
+    assert.equal(g.h.c.incidents.add(found(91, BUF + 3 * PAGE)).change, 'opened');
+  });
+
   test('a correct program raises no incident', () => {
     const { h, log } = harness();
     h.registerRing(100, 5, [[BUF, 4 * PAGE]]);

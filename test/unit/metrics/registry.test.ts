@@ -101,6 +101,19 @@ describe('metrics registry', () => {
     assert.equal(r.out.trim(), '', `promtool lint findings:\n${r.out}`);
   });
 
+  test('a recording served as if live: counts from the file, no bpftrace_up (nothing captures, nothing is down)', async (t) => {
+    const tracker = new MetricsTracker({ kind: 'replay', session: () => SESSION, pins: () => [], eventsByKind: () => ({ madvise: 3 }), lostEvents: () => 0, capture: () => null, hostLabel: 'hv-b' });
+    t.after(() => tracker.close());
+    tracker.seed([{ rule: 'pin-leak', severity: 'warning', count: 2 }], []);
+    const m = await buildRegistry(() => tracker.snapshot(), { processMetrics: false }).metrics();
+    const L = 'host="hv-b",kernel="6.18.0-test"';
+    assert.equal(value(m, `pinwatch_anomalies_total{${L},rule="pin-leak",severity="warning"}`), 2);
+    assert.equal(value(m, `pinwatch_events_total{${L},kind="madvise"}`), 3);
+    assert.match(m, /^pinwatch_info\{host="hv-b",kernel="6\.18\.0-test",mode="tracepoint",bpftrace="v0\.17\.0",source="replay"\} 1$/m);
+    assert.doesNotMatch(m, /^pinwatch_bpftrace_up\{/m);
+    assert.doesNotMatch(m, /^pinwatch_last_event_age_seconds\{/m);
+  });
+
   test('no session yet: no pinwatch series, no error', async () => {
     const registry = buildRegistry(() => null, { processMetrics: false });
     const m = await registry.metrics();
