@@ -66,7 +66,8 @@ export interface TitleParts {
 
 export function incidentTitle(t: TitleParts): string {
   const verdict = `${consequence(t.rule, t.writable, t.severity)}: ${t.confirmed ? 'confirmed' : 'inferred'}`;
-  if (!t.onPin) return `${t.cause ? `${t.cause} pinned memory of ` : `${t.ruleTitle} in `}${t.subject} — ${verdict}`;
+  // Process-wide findings have no pinned pages to count: the rule says what happened.
+  if (!t.onPin) return `${t.ruleTitle} in ${t.subject} — ${verdict}`;
   const pages = `${t.pages} pinned page${t.pages === 1 ? '' : 's'} of ${t.subject}`;
   return `${t.cause ? `${t.cause} ${pages}` : `${t.ruleTitle}: ${pages}`} — ${verdict}`;
 }

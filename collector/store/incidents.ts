@@ -149,9 +149,12 @@ export function deriveIncidents(db: Database.Database): Incident[] {
     const { incident } = grouper.add(a);
     byId.set(incident.id, incident);
   }
-  // A released pin closed its incidents (the file does not say when in wall time: the last finding's).
+  // A released pin, or the exit of the process, closed its incidents (the file does not say when in wall
+  // time: the last finding's).
+  const exited = db.prepare(`SELECT 1 FROM events WHERE kind = 'exit' AND pid = ? AND seq > ? LIMIT 1`);
   for (const i of byId.values()) {
-    if (i.pinId !== null && pins.get(i.pinId)?.releasedNs != null) i.closedWallMs = i.updatedWallMs;
+    const closed = i.pinId !== null ? pins.get(i.pinId)?.releasedNs != null : exited.get(i.pid, i.causeSeq ?? 0) !== undefined;
+    if (closed) i.closedWallMs = i.updatedWallMs;
   }
   return [...byId.values()].sort((x, y) => x.id - y.id);
 }
