@@ -256,16 +256,23 @@ describe('dashboard in replay mode (headless Chromium)', browserGate(), () => {
 
   test('/metrics and /api/export agree with the recording', async () => {
     const metrics = await (await fetch(server.url + '/metrics')).text();
+    const L = `host="${rec.session.host}",kernel="${rec.session.kernel.replace(/\./g, '\\.')}"`;
     const byRule = new Map<string, number>();
     for (const a of rec.anomalies) byRule.set(`${a.rule}|${a.severity}`, (byRule.get(`${a.rule}|${a.severity}`) ?? 0) + 1);
     for (const [k, n] of byRule) {
       const [rule, severity] = k.split('|');
-      assert.match(metrics, new RegExp(`pinwatch_anomalies_total\\{rule="${rule}",severity="${severity}"\\} ${n}\\b`));
+      assert.match(metrics, new RegExp(`pinwatch_anomalies_total\\{${L},rule="${rule}",severity="${severity}"\\} ${n}\\b`));
     }
-    const sumEvents = [...metrics.matchAll(/^pinwatch_events_total\{kind="[a-z_]+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    const sumEvents = [...metrics.matchAll(/^pinwatch_events_total\{[^}]*kind="[a-z_]+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     assert.equal(sumEvents, rec.events);
-    assert.match(metrics, /^pinwatch_pins_live \d+$/m);
-    assert.match(metrics, /^pinwatch_lost_events_total \d+$/m);
+    const db = new Database(RECORDING, { readonly: true, fileMustExist: true });
+    const incidents = deriveIncidents(db);
+    db.close();
+    const sumIncidents = [...metrics.matchAll(/^pinwatch_incidents_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    assert.equal(sumIncidents, incidents.length, 'every incident of the recording counted once');
+    assert.match(metrics, new RegExp(`^pinwatch_lost_events_total\\{${L}\\} \\d+$`, 'm'));
+    assert.match(metrics, new RegExp(`^pinwatch_info\\{${L},mode="${rec.session.mode}",bpftrace="[^"]*",source="replay"\\} 1$`, 'm'));
+    assert.doesNotMatch(metrics, /^pinwatch_bpftrace_up\{/m, 'a recording captures nothing and is not "down"');
 
     const res = await fetch(server.url + '/api/export');
     assert.equal(res.status, 200);
