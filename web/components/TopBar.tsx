@@ -20,8 +20,9 @@ export function TopBar() {
   const s = live.session;
   const src = live.source;
   const critical = live.anomalies.filter((a) => a.severity === 'critical').length;
-  const features = useJson<{ fleet: boolean }>('/api/features');
-  const nav = features.data?.fleet ? [...NAV, { href: '/fleet', label: 'Fleet' }] : NAV;
+  // The Fleet page: with --prometheus, or once Alertmanager delivered alerts here.
+  const features = useJson<{ fleet: boolean; alerts: number }>('/api/features', 10_000);
+  const nav = features.data?.fleet || features.data?.alerts ? [...NAV, { href: '/fleet', label: 'Fleet' }] : NAV;
   return (
     <div className="topbar">
       <span className="brand">

@@ -210,7 +210,7 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
     if (method !== 'GET') throw new HttpError(405, `${method} not allowed on ${path}`);
 
     if (path === '/api/features') {
-      sendJson(res, 200, { fleet: ctx.fleet !== undefined });
+      sendJson(res, 200, { fleet: ctx.fleet !== undefined, alerts: ctx.alerts?.list().length ?? 0 });
       return true;
     }
     if (path === '/api/alerts') {
@@ -218,13 +218,15 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
       return true;
     }
     if (path === '/api/fleet') {
-      if (!ctx.fleet) throw new HttpError(404, 'no Fleet page on this server: start it with pinwatch serve --prometheus URL');
-      const data: FleetData = { prometheus: ctx.fleet.prometheus, queriedMs: Date.now(), hosts: [], alerts: ctx.alerts?.list() ?? [] };
-      try {
-        data.hosts = await ctx.fleet.hosts();
-      } catch (err) {
-        if (!(err instanceof FleetError)) throw err;
-        data.error = `${err.message} (fix: ${err.fix})`;
+      const data: FleetData = { prometheus: ctx.fleet?.prometheus ?? null, queriedMs: Date.now(), hosts: [], alerts: ctx.alerts?.list() ?? [] };
+      if (!ctx.fleet) data.error = 'no Prometheus to ask for the hosts (fix: start the dashboard with pinwatch serve --prometheus URL)';
+      else {
+        try {
+          data.hosts = await ctx.fleet.hosts();
+        } catch (err) {
+          if (!(err instanceof FleetError)) throw err;
+          data.error = `${err.message} (fix: ${err.fix})`;
+        }
       }
       sendJson(res, 200, data);
       return true;

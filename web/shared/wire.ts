@@ -204,7 +204,8 @@ export interface FleetHost {
 }
 
 export interface FleetData {
-  prometheus: string;
+  /** --prometheus; null: only the alerts Alertmanager delivered are shown. */
+  prometheus: string | null;
   queriedMs: number;
   hosts: FleetHost[];
   /** From Alertmanager's webhook (POST /api/alerts), newest first. */

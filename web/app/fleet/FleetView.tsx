@@ -24,7 +24,9 @@ export function FleetView() {
       <section className="panel">
         <header>
           <h2>Fleet</h2>
-          <span className="muted">{d ? `${d.hosts.length} hosts from Prometheus at ${d.prometheus}, ${wallTime(d.queriedMs)}` : fleet.error ?? 'asking Prometheus…'}</span>
+          <span className="muted">
+            {d ? (d.prometheus ? `${d.hosts.length} hosts from Prometheus at ${d.prometheus}, ${wallTime(d.queriedMs)}` : 'no Prometheus configured') : (fleet.error ?? 'asking Prometheus…')}
+          </span>
         </header>
         {d?.error ? (
           <div className="body" role="status" data-status-level="error">
@@ -75,7 +77,7 @@ export function FleetView() {
               ))}
             </tbody>
           </table>
-          {d && d.hosts.length === 0 && !d.error ? <div className="empty">Prometheus has no pinwatch targets (job pinwatch in its scrape config)</div> : null}
+          {d?.prometheus && d.hosts.length === 0 && !d.error ? <div className="empty">Prometheus has no pinwatch targets (job pinwatch in its scrape config)</div> : null}
         </div>
       </section>
 
