@@ -38,6 +38,7 @@ import {
 } from './pin-record.ts';
 import { ProcessState } from './process.ts';
 import { hex, pageDown, pageUp, pmdDown, pmdIndex } from './ranges.ts';
+import { MAX_HELD_VFIO_GUPS, isVfioMapGup, vfioHandleText } from './sources/vfio.ts';
 
 type Seq = { seq: number };
 const RING_SIZE = 1024; // recent page-moving events, replayed against a new pin (reordered streams)
@@ -566,6 +567,9 @@ export class ShadowModel {
     }
     const ok = e.ret === 0;
     const p = this.proc(e.pid, e.comm);
+    // kprobe mode: the exact pfns GUP returned inside this ioctl (isVfioMapGup)
+    const gups = this.pendingGup.get(e.tid);
+    if (gups) this.pendingGup.delete(e.tid);
     const rb = backingOf(this.maps.read(p.pid), pageDown(e.vaddr), pageUp(e.vaddr + Math.max(e.size, 1)));
     const writable = (e.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0;
     const out: BufferOutcome = {
@@ -580,8 +584,9 @@ export class ShadowModel {
       const old = h.pins.get(e.iova);
       if (old) this.release(old, 'iova mapped again', e.tsNs);
       out.pin = this.createPin(p, e, {
-        source: 'vfio', handle: h, key: e.iova, handleText: `container fd ${e.fd} iova ${hex(e.iova)}`, addr: e.vaddr, len: e.size,
+        source: 'vfio', handle: h, key: e.iova, handleText: vfioHandleText(e), addr: e.vaddr, len: e.size,
         writable, longterm: true, backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile, raceFromNs: e.tsNs,
+        gups,
       });
     }
     this.effects.dirty = true;
@@ -592,11 +597,11 @@ export class ShadowModel {
 
   private onGup(e: GupEvent & Seq): void {
     if (e.ret <= 0) return;
-    if (this.pendingIovecs.has(e.tid)) {
+    if (this.pendingIovecs.has(e.tid) || isVfioMapGup(e)) {
       // Inside a registration syscall: its pins take these exact pfns.
       let list = this.pendingGup.get(e.tid);
       if (!list) this.pendingGup.set(e.tid, (list = []));
-      list.push(e);
+      if (list.length < MAX_HELD_VFIO_GUPS) list.push(e);
       return;
     }
     const pin = e.fn.startsWith('pin_user_pages') || (e.gupFlags & this.foll.PIN) !== 0;
