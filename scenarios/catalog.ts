@@ -3,6 +3,7 @@
 // The expectations were decided by running every program as root on that kernel and reading pagemap and
 // the huge_memory tracepoints; scenarios/README.md has the conventions (fact lines, timing, exit codes).
 import type { RuleId, Severity } from '../schema/anomalies.ts';
+import { DEVICE_SCENARIOS } from './catalog-devices.ts';
 
 /** One anomaly a scenario must produce, for the scenario's main process (the pid runScenario returns). */
 export interface ExpectedAnomaly {
@@ -35,6 +36,12 @@ export interface ScenarioSpec {
   expect: ExpectedAnomaly[];
   /** Must-stay-silent: no anomaly at all for the main process nor for a child it forks (expect is empty). */
   silent: boolean;
+  /**
+   * A device the program needs (absent: none). 'vfio-edu': QEMU's edu PCI device bound to vfio-pci behind an
+   * IOMMU. Without it the program exits 2 naming what is missing; such scenarios are judged in the kernel
+   * guests (`npm run test:kernels`), their expectations decided there (catalog-devices.ts).
+   */
+  needs?: 'vfio-edu' | 'rdma-rxe';
 }
 
 /** The kernel the `expect` / `silent` data were decided on. */
@@ -229,6 +236,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     expect: [],
     silent: false,
   },
+  ...DEVICE_SCENARIOS,
 ];
 
 /** The spec of one scenario, or an error naming the known ones. */

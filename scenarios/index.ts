@@ -21,6 +21,8 @@ export {
 } from './build.ts';
 export type { BuildOptions, RunOptions, RunResult, Fact } from './build.ts';
 export { expectedAnomalies, checkAnomalies } from './expect.ts';
+export { missingDevice, findVfioEdu } from './devices.ts';
+export { DEVICE_EXPECTATIONS_KERNEL } from './catalog-devices.ts';
 export type { ResolvedExpectation } from './expect.ts';
 
 /** The catalog in display order (what `pinwatch scenario --list` prints). */

@@ -266,6 +266,9 @@ static void edu_open(struct edu *e)
 	e->stage = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (e->stage == MAP_FAILED)
 		fail(2, "mmap staging pages: %s", strerror(errno));
+	/* the helper pages are not the scenario's buffer: a fork must not inherit them (MADV_DONTFORK) */
+	if (madvise(e->stage, 2 * PAGE, MADV_DONTFORK))
+		fail(2, "madvise(MADV_DONTFORK) of the staging pages: %s", strerror(errno));
 	memset(e->stage, 0, 2 * PAGE);
 	int err = dma_map(e, e->stage, 2 * PAGE, STAGE_IOVA);
 	if (err)

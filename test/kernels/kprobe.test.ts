@@ -14,6 +14,7 @@ import type { ParseSink } from '../../collector/contracts.ts';
 import type { RmapWalkEvent, TraceEvent } from '../../schema/events.ts';
 import { pinnedPfns, readScenarioRun, writeScenarioList } from './scenario-runs.ts';
 import { isKernelSeries, kernelExpectation, kernelSpec } from './expectations.ts';
+import { DEVICE_CHECKS } from '../support/device-checks.ts';
 import { SCENARIOS, checkAnomalies } from '../../scenarios/index.ts';
 import type { RuleId, Severity } from '../../schema/anomalies.ts';
 import Database from 'better-sqlite3';
@@ -70,7 +71,8 @@ async function runKernel(series: string): Promise<Run> {
     for (let attempt = 1; ; attempt++) {
       await writeScenarioList(out);
       const t0 = Date.now();
-      const r = spawnSync('bash', [join(REPO, 'vm/run-guest.sh'), '-z', '256', '-t', '1200', series, out, '--', 'bash', 'test/kernels/guest-run.sh'],
+      // -D: the DMA-device machine (intel-iommu + edu bound to vfio-pci, rdma_rxe loaded) for the device scenarios
+      const r = spawnSync('bash', [join(REPO, 'vm/run-guest.sh'), '-D', '-z', '256', '-t', '1200', series, out, '--', 'bash', 'test/kernels/guest-run.sh'],
         { cwd: REPO, encoding: 'utf8', timeout: 1_300_000 });
       wallS = (Date.now() - t0) / 1000;
       rc = r.status ?? -1;
@@ -225,7 +227,10 @@ for (const series of KERNELS) {
       const show = (a: (typeof anomalies)[number]) => `${a.rule} ${a.severity} @${hex(a.addr)}${a.confirmed ? ' confirmed' : ''}`;
 
       // per scenario: exit status, anomalies judged as on the host (scenarios/expect.ts), exact pinned pfns
-      const verdicts: Record<string, { rc: number; anomalies: string[]; problems: string[]; why?: string }> = {};
+      const verdicts: Record<string, { rc: number; anomalies: string[]; problems: string[]; why?: string; proof?: Record<string, unknown> }> = {};
+      // the DMA-device machine: edu bound to vfio-pci with its /dev/vfio node (vm/guest-init.sh)
+      const devices = existsSync(join(r.out, 'devices.txt')) ? readFileSync(join(r.out, 'devices.txt'), 'utf8') : '(none)';
+      assert.match(devices, /edu_driver=vfio-pci vfio_dev=\/dev\/vfio\/\d+/, `edu not bound to vfio-pci: ${devices}`);
       for (const spec of SCENARIOS) {
         const want = kernelExpectation(series, spec.name);
         const run = readScenarioRun(r.out, spec.name);
@@ -250,12 +255,26 @@ for (const series of KERNELS) {
               if (JSON.stringify(pfns) !== JSON.stringify(pinned.pfns)) problems.push(`pins table pfns ${JSON.stringify(pfns)}, the program read ${JSON.stringify(pinned.pfns)}`);
             }
             // exact pfns come from the gup kretprobe, not only from the verifier's pagemap read
-            const gups = (db.prepare("SELECT payload FROM events WHERE kind = 'gup' AND pid = ?").all(run.pid) as { payload: string }[]).map((x) => JSON.parse(x.payload) as { pfns: number[] });
-            if (!gups.some((g) => pinned.pfns.every((p) => g.pfns.includes(p)))) problems.push(`no gup event carrying pfns ${JSON.stringify(pinned.pfns)}`);
+            // (5.10's VFIO pins one page per pin_user_pages_remote call: the pfns may come in several events)
+            const gups = (db.prepare("SELECT payload FROM events WHERE kind = 'gup' AND pid = ?").all(run.pid) as { payload: string }[]).map((x) => JSON.parse(x.payload) as { pfns: number[]; source?: string });
+            const gupPfns = new Set(gups.filter((g) => (g.source ?? 'gup') === pinned.source).flatMap((g) => g.pfns));
+            if (!pinned.pfns.every((p) => gupPfns.has(p))) problems.push(`no ${pinned.source} gup events carrying pfns ${JSON.stringify(pinned.pfns)}`);
+          }
+        }
+        // device scenarios: the device-side proof (edu's write vs what the process and the device read back)
+        if (run && run.exitCode === 0 && DEVICE_CHECKS[spec.name]) {
+          try {
+            DEVICE_CHECKS[spec.name](run.facts);
+          } catch (err) {
+            problems.push(`device proof: ${(err as Error).message}`);
           }
         }
         const got = run ? anomalies.filter((a) => a.pid === run.pid).map(show) : [];
-        verdicts[spec.name] = { rc: run?.exitCode ?? -1, anomalies: got, problems, ...(want.why ? { why: want.why } : {}) };
+        const proof = run && spec.needs ? Object.fromEntries(['device_bytes', 'process_reads', 'device_reads', 'iova_reachable_after_unmap', 'child_sees_device_write'].flatMap((k) => {
+          const f = run.facts.find((x) => k in x);
+          return f ? [[k, f[k]]] : [];
+        })) : undefined;
+        verdicts[spec.name] = { rc: run?.exitCode ?? -1, anomalies: got, problems, ...(want.why ? { why: want.why } : {}), ...(proof ? { proof } : {}) };
       }
 
       const rec = {

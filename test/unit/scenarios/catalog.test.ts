@@ -28,9 +28,10 @@ function block(src: string, begin: string, end: string): string | null {
 }
 const BASE = ['/* ---- pinwatch scaffolding: base', '/* ---- end base ---- */'] as const;
 const RING = ['/* ---- pinwatch scaffolding: io_uring', '/* ---- end io_uring ---- */'] as const;
+const VFIO = ['/* ---- pinwatch scaffolding: vfio', '/* ---- end vfio ---- */'] as const;
 
 describe('scenario catalog', () => {
-  test('has the eleven scenarios of the brief, names unique and CLI-safe', () => {
+  test('has the eleven scenarios of the brief and the six VFIO device scenarios, names unique and CLI-safe', () => {
     const names = SCENARIOS.map((s) => s.name);
     assert.equal(new Set(names).size, names.length, 'duplicate names');
     for (const n of names) assert.match(n, /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, `CLI-safe name: ${n}`);
@@ -38,7 +39,8 @@ describe('scenario catalog', () => {
       [...names].sort(),
       [
         'collapse-pinned-anon', 'shmem-uffd-collapse', 'uring-clean', 'uring-dontneed', 'uring-file-shared', 'uring-fork',
-        'uring-fork-dontfork', 'uring-memfd', 'uring-mremap', 'uring-munmap', 'vmsplice-pageout',
+        'uring-fork-dontfork', 'uring-memfd', 'uring-mremap', 'uring-munmap', 'vfio-clean', 'vfio-dontneed', 'vfio-fork',
+        'vfio-munmap', 'vfio-thp-munmap', 'vfio-unmap-clean', 'vmsplice-pageout',
       ],
     );
     assert.equal(listScenarios(), SCENARIOS);
@@ -108,6 +110,9 @@ describe('scenario catalog', () => {
     }
     assert.equal(bases.size, 1, 'base scaffolding differs between files');
     assert.equal(rings.size, 1, 'io_uring scaffolding differs between files');
+    const vfios = new Set(SCENARIOS.filter((s) => s.needs === 'vfio-edu').map((s) => block(source(s.name), ...VFIO)));
+    assert.ok(!vfios.has(null), 'every vfio-edu scenario has the vfio scaffolding');
+    assert.equal(vfios.size, 1, 'vfio scaffolding differs between files');
     const base = [...bases][0];
     // The timing contract lives in the base block, hence in every program.
     assert.match(base, /hold\("PINWATCH_HOLD_BEFORE_MS", 300,/);
