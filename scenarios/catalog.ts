@@ -236,6 +236,22 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     expect: [],
     silent: false,
   },
+  {
+    name: 'odirect-read',
+    title: 'Control: an O_DIRECT read into anonymous memory (short-term pins)',
+    description:
+      'A file on a block filesystem (/var/tmp, or PINWATCH_FILE_DIR) is read with O_DIRECT into four anonymous ' +
+      'pages. The block layer pins the user pages only for the bio (bio_iov_iter_get_pages: FOLL_PIN since 6.x, ' +
+      'a FOLL_GET reference before) and drops them when the read completes: the disk DMAs straight into the ' +
+      'process\'s pages, which is what seed 002 calls the O_DIRECT hazard when it races with fork or reclaim. ' +
+      'A correct program: short-term pins are not DMA buffers, a collector must not track them as such and must ' +
+      'stay silent (kprobe mode names the GUP calls o_direct).',
+    seenOnKernel: 'ext4: 16384 bytes read, the disk\'s bytes visible, no pfn changes',
+    seeds: ['002'],
+    source: 'odirect-read.c',
+    expect: [],
+    silent: true,
+  },
   ...DEVICE_SCENARIOS,
 ];
 

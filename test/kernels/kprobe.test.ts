@@ -296,6 +296,21 @@ for (const series of KERNELS) {
         });
       }
 
+      // caller naming in kprobe mode: the O_DIRECT read's GUP calls are named o_direct (bio_iov_iter_get_pages) and
+      // make no pin; VFIO's are named vfio (vfio_pin_pages_remote) and become the MAP_DMA's pfns, no pin of their own
+      const callers = (name: string): string[] => {
+        const run = readScenarioRun(r.out, name);
+        return run ? (db.prepare("SELECT DISTINCT json_extract(payload, '$.source') AS s FROM events WHERE kind = 'gup' AND pid = ?").all(run.pid) as { s: string }[]).map((x) => x.s).sort() : [];
+      };
+      const pinSources = (name: string): string[] => {
+        const run = readScenarioRun(r.out, name);
+        return run ? (db.prepare('SELECT DISTINCT source FROM pins WHERE pid = ?').all(run.pid) as { source: string }[]).map((x) => x.source).sort() : [];
+      };
+      assert.ok(callers('odirect-read').includes('o_direct'), `odirect-read gup callers: ${JSON.stringify(callers('odirect-read'))}`);
+      assert.deepEqual(pinSources('odirect-read'), [], 'O_DIRECT pins are short-term: none in the pins table');
+      assert.ok(callers('vfio-clean').includes('vfio'), `vfio-clean gup callers: ${JSON.stringify(callers('vfio-clean'))}`);
+      assert.deepEqual(pinSources('vfio-clean'), ['vfio'], 'VFIO GUP calls fold into the DMA mapping, no gup pins');
+
       // the kernel functions the issue names, in the events table
       for (const k of ['gup', 'wp_page', 'unmap', 'collapse_file']) assert.ok((kinds[k] ?? 0) > 0, `no ${k} events in the events table`);
       // the workload's memfd collapse after the scenarios: MADV_COLLAPSE on 6.1+, khugepaged on 5.10

@@ -104,6 +104,11 @@ const CHECKS: Record<string, (r: RunResult) => void> = {
     assert.equal(val(r, 'device_write_visible'), true);
     assert.equal(num(r, 'pages_moved'), 0);
   },
+  'odirect-read'(r) {
+    assert.equal(num(r, 'bytes'), 4 * PAGE);
+    assert.equal(val(r, 'device_write_visible'), true, 'the disk wrote into the process\'s own pages');
+    assert.equal(num(r, 'pages_moved'), 0);
+  },
   'vmsplice-pageout'(r) {
     const result = val(r, 'result', 'done');
     // 6.18 never diverges; without swap the page is not even unmapped.

@@ -31,14 +31,14 @@ const RING = ['/* ---- pinwatch scaffolding: io_uring', '/* ---- end io_uring --
 const VFIO = ['/* ---- pinwatch scaffolding: vfio', '/* ---- end vfio ---- */'] as const;
 
 describe('scenario catalog', () => {
-  test('has the eleven scenarios of the brief and the six VFIO device scenarios, names unique and CLI-safe', () => {
+  test('has the eleven scenarios of the brief, the O_DIRECT control and the six VFIO device scenarios, names unique and CLI-safe', () => {
     const names = SCENARIOS.map((s) => s.name);
     assert.equal(new Set(names).size, names.length, 'duplicate names');
     for (const n of names) assert.match(n, /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, `CLI-safe name: ${n}`);
     assert.deepEqual(
       [...names].sort(),
       [
-        'collapse-pinned-anon', 'shmem-uffd-collapse', 'uring-clean', 'uring-dontneed', 'uring-file-shared', 'uring-fork',
+        'collapse-pinned-anon', 'odirect-read', 'shmem-uffd-collapse', 'uring-clean', 'uring-dontneed', 'uring-file-shared', 'uring-fork',
         'uring-fork-dontfork', 'uring-memfd', 'uring-mremap', 'uring-munmap', 'vfio-clean', 'vfio-dontneed', 'vfio-fork',
         'vfio-munmap', 'vfio-thp-munmap', 'vfio-unmap-clean', 'vmsplice-pageout',
       ],
