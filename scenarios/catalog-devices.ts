@@ -1,8 +1,10 @@
 // Catalog entries of the scenarios that need a real DMA device: VFIO on QEMU's `edu` PCI device behind an
-// emulated VT-d IOMMU. This machine has neither, so their expectations were decided in the kprobe-kernel
+// emulated VT-d IOMMU, RDMA on soft-RoCE (rdma_rxe: rxe itself copies into the MR's pinned pages). This
+// machine has neither, so their expectations were decided in the kprobe-kernel
 // guests of `npm run test:kernels` (vm/run-guest.sh -D), on Debian 6.12 (DEVICE_EXPECTATIONS_KERNEL); the
 // other kernels' differences are in test/kernels/expectations.ts. Each program proves its outcome through
-// the device itself: edu writes the buffer's iova, then reads the iova back into a second DMA-mapped page.
+// the device itself: edu writes the buffer's iova, then reads the iova back into a second DMA-mapped page;
+// a second process RDMA-WRITEs the MR, then RDMA-READs it back.
 import type { ScenarioSpec } from './catalog.ts';
 
 /** Where the device scenarios' expect/silent were decided (no edu or IOMMU on the development machine). */
@@ -112,6 +114,70 @@ export const DEVICE_SCENARIOS: readonly ScenarioSpec[] = [
       { rule: 'pinned-range-zapped', addrFact: 'unmap_addr', severity: 'high' },
       { rule: 'pin-leak', addrFact: 'unmap_addr', severity: 'warning' },
     ],
+    silent: false,
+  },
+  {
+    name: 'rdma-clean',
+    title: 'Control: RDMA MR registered, RDMA WRITE and READ by a second process, dereg',
+    description:
+      'The well-behaved RDMA user on soft-RoCE. Four anonymous pages are registered with ibv_reg_mr (ib_umem_get ' +
+      'pins them with FOLL_LONGTERM); a second process, connected by an RC queue pair over rxe\'s loopback, ' +
+      'RDMA-WRITEs 22 bytes into the 2nd page and RDMA-READs them back; rxe copies into and out of the pinned ' +
+      'pages itself. The process sees the bytes; then ibv_dereg_mr and munmap. Must stay silent (seed 003: ' +
+      'long-term pins by RDMA).',
+    seenOnKernel: 'MR granted; the RDMA WRITE is visible to the process and read back by RDMA READ (wc status 0); no pfn changes',
+    seeds: ['003'],
+    source: 'rdma-clean.c',
+    needs: 'rdma-rxe',
+    expect: [],
+    silent: true,
+  },
+  {
+    name: 'rdma-dontneed',
+    title: 'MADV_DONTNEED of a registered MR page, then a CPU write and an RDMA WRITE',
+    description:
+      'Four anonymous pages are registered as an MR; MADV_DONTNEED zaps the 2nd page and a CPU write faults a ' +
+      'fresh page in. The MR still holds the old page: the second process\'s RDMA WRITE lands there, the process ' +
+      'reads its own bytes, and an RDMA READ returns the device\'s. The application-caused divergence of seed ' +
+      '000 with an RDMA NIC as the device (seed 003 on long-term GUP by RDMA).',
+    seenOnKernel: 'PTE cleared, pfn changes on the CPU write; RDMA WRITE "written-by-the-device", the process reads "bbbb…", RDMA READ returns "written-by-the-device"',
+    seeds: ['000', '003'],
+    source: 'rdma-dontneed.c',
+    needs: 'rdma-rxe',
+    expect: [
+      { rule: 'pinned-range-zapped', addrFact: 'zap_addr', severity: 'high' },
+      { rule: 'pin-pte-divergence', addrFact: 'zap_addr', severity: 'critical', confirmed: true },
+    ],
+    silent: false,
+  },
+  {
+    name: 'rdma-dereg-clean',
+    title: 'Control: RDMA WRITE, ibv_dereg_mr, then munmap',
+    description:
+      'The right teardown order for an MR: an RDMA WRITE into it (visible), ibv_dereg_mr (ib_umem_release unpins ' +
+      'the pages), then munmap. An RDMA READ with the old rkey afterwards is refused by rxe (remote access ' +
+      'error): nothing reaches the memory any more. Must stay silent (seed 003 pin lifetime).',
+    seenOnKernel: 'write visible; after dereg the READ with the old rkey completes with wc status 10 (remote access error)',
+    seeds: ['003'],
+    source: 'rdma-dereg-clean.c',
+    needs: 'rdma-rxe',
+    expect: [],
+    silent: true,
+  },
+  {
+    name: 'rdma-fork',
+    title: 'fork() without MADV_DONTFORK / ibv_fork_init while an MR is registered',
+    description:
+      'Four anonymous pages are registered as an MR, then the process forks without MADV_DONTFORK or ' +
+      'ibv_fork_init; the parent writes the buffer and the second process RDMA-WRITEs it. Since 5.9 fork copies ' +
+      'DMA-pinned anonymous pages into the child at once, so the parent keeps the MR\'s pages and sees the ' +
+      'device\'s bytes while the child loses the device\'s view; before 5.9 the parent\'s write could COW away ' +
+      'from the pinned page (seed 000, the reason ibv_fork_init exists). A collector must warn about the fork.',
+    seenOnKernel: 'parent pfn unchanged by its write, RDMA WRITE visible to the parent and read back; the child has its own copy',
+    seeds: ['000'],
+    source: 'rdma-fork.c',
+    needs: 'rdma-rxe',
+    expect: [{ rule: 'fork-with-pins', addrFact: 'buf', severity: 'warning' }],
     silent: false,
   },
 ];

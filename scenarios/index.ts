@@ -8,6 +8,7 @@ export type { ScenarioSpec, ExpectedAnomaly } from './catalog.ts';
 export {
   buildScenario,
   buildSource,
+  linkLibs,
   scenarioCommand,
   runScenario,
   parseFacts,

@@ -20,8 +20,9 @@ for a in sh mount umount insmod mkdir cat echo sleep poweroff switch_root chroot
 # TCG's `-cpu max` emulates SVM, so the guest gets /dev/kvm: an mm with a secondary MMU (mmu notifiers).
 wanted="virtio_pci 9pnet_virtio 9p zram overlay ext4 kvm_amd"
 # The DMA-device machine's modules (run-guest.sh -D), loaded only there (modules/devices.order): vfio-pci +
-# the type1 IOMMU backend for edu, rdma_rxe (soft-RoCE) + ib_uverbs for RDMA, dummy for rxe's netdev.
-devices="vfio-pci vfio_iommu_type1 rdma_rxe ib_uverbs dummy"
+# the type1 IOMMU backend for edu, rdma_rxe (soft-RoCE) + ib_uverbs for RDMA, crc32_generic (rxe computes its
+# ICRC with the "crc32" shash; no modprobe in the guest to load it on demand), dummy for rxe's netdev.
+devices="vfio-pci vfio_iommu_type1 rdma_rxe ib_uverbs crc32_generic dummy"
 unpack() { # module names -> decompressed .ko files in modules/, their names (dependency order) in modules/$1
   local list=$1; shift
   : > "$root/modules/$list"

@@ -39,6 +39,7 @@ import {
 import { ProcessState } from './process.ts';
 import { hex, pageDown, pageUp, pmdDown, pmdIndex } from './ranges.ts';
 import { MAX_HELD_VFIO_GUPS, isVfioMapGup, vfioHandleText } from './sources/vfio.ts';
+import { isRdmaMrGup, rdmaHandleText } from './sources/rdma.ts';
 
 type Seq = { seq: number };
 const RING_SIZE = 1024; // recent page-moving events, replayed against a new pin (reordered streams)
@@ -613,20 +614,23 @@ export class ShadowModel {
     const p = this.proc(e.pid, e.comm);
     const rb = backingOf(this.maps.read(p.pid), pageDown(e.addr), pageDown(e.addr) + len);
     const writable = (e.gupFlags & this.foll.WRITE) !== 0;
+    // ib_umem_get's pins are an RDMA memory region (sources/rdma.ts); any other standalone long-term GUP is 'gup'
+    const source = isRdmaMrGup(e) ? 'rdma' : 'gup';
     const created = this.createPin(p, e, {
-      source: 'gup', handle: null, key: 0, handleText: `${e.fn} ${hex(e.addr)}`, addr: pageDown(e.addr), len, writable, longterm,
+      source, handle: null, key: 0, handleText: source === 'rdma' ? rdmaHandleText(pageDown(e.addr), len) : `${e.fn} ${hex(e.addr)}`,
+      addr: pageDown(e.addr), len, writable, longterm,
       backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile, raceFromNs: e.tsNs, gups: [e],
     });
     this.effects.dirty = true;
     this.effects.registration = {
-      cause: e, source: 'gup', pid: p.pid, comm: e.comm, fd: -1, opcode: 0, ok: true, ret: e.ret, writable, longterm,
+      cause: e, source, pid: p.pid, comm: e.comm, fd: -1, opcode: 0, ok: true, ret: e.ret, writable, longterm,
       buffers: [{ addr: e.addr, len, slot: 0, backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile, mapped: rb.mapped, pin: created }],
     };
   }
 
   private onUnpin(e: UnpinEvent & Seq): void {
     for (const { pin } of this.lookupPfn(e.pfn)) {
-      if (pin.source === 'gup') this.release(pin, `${e.fn}`, e.tsNs);
+      if (pin.source === 'gup' || pin.source === 'rdma') this.release(pin, `${e.fn}`, e.tsNs);
     }
   }
 

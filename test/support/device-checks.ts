@@ -53,4 +53,26 @@ export const DEVICE_CHECKS: Record<string, (facts: readonly Fact[]) => void> = {
     assert.equal(val(f, 'process_reads'), DEVICE_BYTES);
     assert.equal(val(f, 'device_reads'), DEVICE_BYTES, 'the unmapped half is still written and read by the device');
   },
+  'rdma-clean'(f) {
+    assert.equal(val(f, 'process_reads'), DEVICE_BYTES, 'the process sees the RDMA WRITE');
+    assert.equal(val(f, 'device_reads'), DEVICE_BYTES, 'RDMA READ returns it');
+    assert.equal(num(f, 'pages_moved'), 0);
+  },
+  'rdma-dontneed'(f) {
+    assert.equal(num(f, 'zap_addr'), num(f, 'buf') + PAGE);
+    assert.notEqual(num(f, 'pfn_after'), num(f, 'pfn_before'), 'the page table maps a new page');
+    assert.equal(val(f, 'process_reads'), 'b'.repeat(21), 'the RDMA WRITE is lost to the process');
+    assert.equal(val(f, 'device_reads'), DEVICE_BYTES, 'RDMA READ returns the device\'s bytes from the old page');
+  },
+  'rdma-dereg-clean'(f) {
+    assert.equal(val(f, 'device_write_visible'), true);
+    assert.equal(val(f, 'reachable_after_dereg'), false, 'the old rkey is refused after ibv_dereg_mr');
+  },
+  'rdma-fork'(f) {
+    assert.equal(num(f, 'pfn_after', 'after'), (val(f, 'pfns') as number[])[0], 'the parent keeps its pinned page');
+    assert.equal(val(f, 'process_reads'), DEVICE_BYTES);
+    assert.equal(val(f, 'device_reads'), DEVICE_BYTES);
+    assert.notEqual(num(f, 'child_pfn_at_fork'), (val(f, 'pfns') as number[])[0], '5.9+: the child gets a copy at fork');
+    assert.equal(val(f, 'child_sees_device_write'), false, 'the child lost the device view');
+  },
 };
