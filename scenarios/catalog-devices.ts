@@ -157,7 +157,7 @@ export const DEVICE_SCENARIOS: readonly ScenarioSpec[] = [
       'The right teardown order for an MR: an RDMA WRITE into it (visible), ibv_dereg_mr (ib_umem_release unpins ' +
       'the pages), then munmap. An RDMA READ with the old rkey afterwards is refused by rxe (remote access ' +
       'error): nothing reaches the memory any more. Must stay silent (seed 003 pin lifetime).',
-    seenOnKernel: 'write visible; after dereg the READ with the old rkey completes with wc status 10 (remote access error)',
+    seenOnKernel: 'write visible; after dereg the READ with the old rkey completes with wc status 10 (remote access error; 5.10: never completes)',
     seeds: ['003'],
     source: 'rdma-dereg-clean.c',
     needs: 'rdma-rxe',

@@ -15,6 +15,7 @@ import type { RmapWalkEvent, TraceEvent } from '../../schema/events.ts';
 import { pinnedPfns, readScenarioRun, writeScenarioList } from './scenario-runs.ts';
 import { isKernelSeries, kernelExpectation, kernelSpec } from './expectations.ts';
 import { DEVICE_CHECKS } from '../support/device-checks.ts';
+import { holderOf } from '../../web/components/buffer-sets.ts';
 import { SCENARIOS, checkAnomalies } from '../../scenarios/index.ts';
 import type { RuleId, Severity } from '../../schema/anomalies.ts';
 import Database from 'better-sqlite3';
@@ -317,6 +318,21 @@ for (const series of KERNELS) {
       // ib_umem_get's GUP is named rdma and becomes the MR's pin (identity: its address range)
       assert.ok(callers('rdma-clean').includes('rdma'), `rdma-clean gup callers: ${JSON.stringify(callers('rdma-clean'))}`);
       assert.deepEqual(pinSources('rdma-clean'), ['rdma'], 'the MR is an rdma pin');
+
+      // nested QEMU (guest-run.sh): a TCG qemu with edu passed through maps its guest RAM for DMA at start. One
+      // VFIO buffer set (one container fd) owned by that qemu, exactly the memory VFIO accounted to it (VmLck),
+      // all released by its clean exit, and not one anomaly while it ran or when it exited.
+      const nqFile = join(r.out, 'nested-qemu.txt');
+      const nq = Object.fromEntries((existsSync(nqFile) ? readFileSync(nqFile, 'utf8') : '').split('\n').filter(Boolean).map((l) => l.split('=')));
+      assert.equal(nq.exit, '0', `nested qemu: ${JSON.stringify(nq)}\n${existsSync(join(r.out, 'nested-qemu.log')) ? readFileSync(join(r.out, 'nested-qemu.log'), 'utf8') : ''}`);
+      const qpid = Number(nq.pid);
+      const qpins = db.prepare('SELECT source, handle, len, released_ns FROM pins WHERE pid = ?').all(qpid) as { source: string; handle: string; len: number; released_ns: number | null }[];
+      assert.ok(qpins.length > 0 && qpins.every((p) => p.source === 'vfio'), `nested qemu pins: ${JSON.stringify(qpins)}`);
+      assert.equal(new Set(qpins.map((p) => holderOf({ source: 'vfio', handle: p.handle }))).size, 1, `one container: ${JSON.stringify(qpins.map((p) => p.handle))}`);
+      assert.equal(qpins.reduce((n, p) => n + p.len, 0), Number(nq.VmLck.replace('kB', '')) * 1024, `pinned bytes = VmLck: ${JSON.stringify(qpins)}`);
+      assert.deepEqual(qpins.filter((p) => p.released_ns === null), [], 'every DMA map released by the clean exit');
+      assert.deepEqual(anomalies.filter((a) => a.pid === qpid).map(show), [], 'nested qemu: silent');
+      summary[`${series}-nested-qemu`] = { pid: qpid, maps: qpins.length, bytes: qpins.reduce((n, p) => n + p.len, 0), vmLck: nq.VmLck };
 
       // the kernel functions the issue names, in the events table
       for (const k of ['gup', 'wp_page', 'unmap', 'collapse_file']) assert.ok((kinds[k] ?? 0) > 0, `no ${k} events in the events table`);

@@ -15,7 +15,7 @@ export async function writeScenarioList(out: string): Promise<void> {
   writeFileSync(join(out, 'scenarios.list'), lines.join('\n') + '\n');
   // a guest run that dies half-way must not leave the previous run's results to be judged
   for (const f of readdirSync(out)) {
-    if (/^sc-.*\.txt$/.test(f) || /^pinwatch\.db/.test(f) || f === 'wl-record-collapse.txt' || f === 'fs.txt') rmSync(join(out, f));
+    if (/^sc-.*\.txt$/.test(f) || /^pinwatch\.db/.test(f) || f === 'wl-record-collapse.txt' || f === 'fs.txt' || /^nested-qemu\./.test(f) || f === 'rdma.txt') rmSync(join(out, f));
   }
 }
 
