@@ -57,7 +57,7 @@ export async function buildSource(file: string, binName: string, opts: BuildOpti
     // Compile to a private name and rename: another process building the same hash never sees half a file.
     const tmp = `${bin}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      await compile(cc, [...CFLAGS, '-o', tmp, file], binName);
+      await compile(cc, [...CFLAGS, '-o', tmp, file, ...linkLibs(source.toString('utf8'))], binName);
       await fs.rename(tmp, bin);
     } finally {
       await fs.rm(tmp, { force: true });
@@ -70,6 +70,15 @@ export async function buildSource(file: string, binName: string, opts: BuildOpti
   } finally {
     building.delete(bin);
   }
+}
+
+/**
+ * Libraries a program links against, from its `pinwatch-ldlibs: -lx -ly` header line (the RDMA scenarios
+ * need -libverbs); none for the others. Only -l flags are taken: the line cannot inject other options.
+ */
+export function linkLibs(source: string): string[] {
+  const m = /pinwatch-ldlibs:([^\n]*)/.exec(source);
+  return m ? m[1].trim().split(/\s+/).filter((x) => /^-l[\w.+-]+$/.test(x)) : [];
 }
 
 function compile(cc: string, args: string[], what: string): Promise<void> {

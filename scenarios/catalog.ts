@@ -3,6 +3,7 @@
 // The expectations were decided by running every program as root on that kernel and reading pagemap and
 // the huge_memory tracepoints; scenarios/README.md has the conventions (fact lines, timing, exit codes).
 import type { RuleId, Severity } from '../schema/anomalies.ts';
+import { DEVICE_SCENARIOS } from './catalog-devices.ts';
 
 /** One anomaly a scenario must produce, for the scenario's main process (the pid runScenario returns). */
 export interface ExpectedAnomaly {
@@ -35,6 +36,12 @@ export interface ScenarioSpec {
   expect: ExpectedAnomaly[];
   /** Must-stay-silent: no anomaly at all for the main process nor for a child it forks (expect is empty). */
   silent: boolean;
+  /**
+   * A device the program needs (absent: none). 'vfio-edu': QEMU's edu PCI device bound to vfio-pci behind an
+   * IOMMU. Without it the program exits 2 naming what is missing; such scenarios are judged in the kernel
+   * guests (`npm run test:kernels`), their expectations decided there (catalog-devices.ts).
+   */
+  needs?: 'vfio-edu' | 'rdma-rxe';
 }
 
 /** The kernel the `expect` / `silent` data were decided on. */
@@ -229,6 +236,23 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     expect: [],
     silent: false,
   },
+  {
+    name: 'odirect-read',
+    title: 'Control: an O_DIRECT read into anonymous memory (short-term pins)',
+    description:
+      'A file on a block filesystem (/var/tmp, or PINWATCH_FILE_DIR) is read with O_DIRECT into four anonymous ' +
+      'pages. The block layer pins the user pages only for the bio (bio_iov_iter_get_pages: FOLL_PIN since 6.x, ' +
+      'a FOLL_GET reference before) and drops them when the read completes: the disk DMAs straight into the ' +
+      'process\'s pages, which is what seed 002 calls the O_DIRECT hazard when it races with fork or reclaim. ' +
+      'A correct program: short-term pins are not DMA buffers, a collector must not track them as such and must ' +
+      'stay silent (kprobe mode names the GUP calls o_direct).',
+    seenOnKernel: 'ext4: 16384 bytes read, the disk\'s bytes visible, no pfn changes',
+    seeds: ['002'],
+    source: 'odirect-read.c',
+    expect: [],
+    silent: true,
+  },
+  ...DEVICE_SCENARIOS,
 ];
 
 /** The spec of one scenario, or an error naming the known ones. */

@@ -8,6 +8,7 @@ export type { ScenarioSpec, ExpectedAnomaly } from './catalog.ts';
 export {
   buildScenario,
   buildSource,
+  linkLibs,
   scenarioCommand,
   runScenario,
   parseFacts,
@@ -21,6 +22,8 @@ export {
 } from './build.ts';
 export type { BuildOptions, RunOptions, RunResult, Fact } from './build.ts';
 export { expectedAnomalies, checkAnomalies } from './expect.ts';
+export { missingDevice, findVfioEdu } from './devices.ts';
+export { DEVICE_EXPECTATIONS_KERNEL } from './catalog-devices.ts';
 export type { ResolvedExpectation } from './expect.ts';
 
 /** The catalog in display order (what `pinwatch scenario --list` prints). */

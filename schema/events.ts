@@ -15,7 +15,8 @@ export interface EventBase {
 }
 
 /** Where a long- or short-term page reference comes from. */
-export type PinSource = 'io_uring' | 'vfio' | 'iommufd' | 'vmsplice' | 'rdma' | 'gup';
+/** o_direct: GUP made by the block layer for an O_DIRECT bio (kprobe mode names it; short-term, never a DMA buffer). */
+export type PinSource = 'io_uring' | 'vfio' | 'iommufd' | 'vmsplice' | 'rdma' | 'o_direct' | 'gup';
 
 /** One user buffer handed to a pinning syscall (io_uring_register buffers, vmsplice iovec), at syscall entry. */
 export interface PinIovecEvent extends EventBase {

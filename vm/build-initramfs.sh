@@ -19,18 +19,28 @@ for a in sh mount umount insmod mkdir cat echo sleep poweroff switch_root chroot
 # (on a zram disk) for scenarios that need page-cache pages of a real file (uring-file-shared). kvm_amd:
 # TCG's `-cpu max` emulates SVM, so the guest gets /dev/kvm: an mm with a secondary MMU (mmu notifiers).
 wanted="virtio_pci 9pnet_virtio 9p zram overlay ext4 kvm_amd"
-: > "$root/modules/order"
-for m in $wanted; do
-  modprobe -d "$kdir" -S "$release" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}' || true
-done | awk '!seen[$0]++' | while read -r ko; do
-  base=$(basename "$ko"); base=${base%.xz}; base=${base%.zst}
-  case "$ko" in
-    *.xz) xz -dc "$ko" > "$root/modules/$base" ;;
-    *.zst) zstd -qdc "$ko" > "$root/modules/$base" ;;
-    *) cp "$ko" "$root/modules/$base" ;;
-  esac
-  echo "$base" >> "$root/modules/order"
-done
+# The DMA-device machine's modules (run-guest.sh -D), loaded only there (modules/devices.order): vfio-pci +
+# the type1 IOMMU backend for edu, rdma_rxe (soft-RoCE) + ib_uverbs for RDMA, crc32_generic (rxe computes its
+# ICRC with the "crc32" shash; no modprobe in the guest to load it on demand), dummy for rxe's netdev.
+devices="vfio-pci vfio_iommu_type1 rdma_rxe ib_uverbs crc32_generic dummy"
+unpack() { # module names -> decompressed .ko files in modules/, their names (dependency order) in modules/$1
+  local list=$1; shift
+  : > "$root/modules/$list"
+  for m in "$@"; do
+    modprobe -d "$kdir" -S "$release" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}' || true
+  done | awk '!seen[$0]++' | while read -r ko; do
+    base=$(basename "$ko"); base=${base%.xz}; base=${base%.zst}
+    grep -qx "$base" "$root/modules/order" 2>/dev/null && continue # already loaded at boot
+    case "$ko" in
+      *.xz) xz -dc "$ko" > "$root/modules/$base" ;;
+      *.zst) zstd -qdc "$ko" > "$root/modules/$base" ;;
+      *) cp "$ko" "$root/modules/$base" ;;
+    esac
+    echo "$base" >> "$root/modules/$list"
+  done
+}
+unpack order $wanted
+unpack devices.order $devices
 cp "$here/guest-init.sh" "$root/init"; chmod +x "$root/init"
 ( cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 ) > "$out.tmp"
 mv "$out.tmp" "$out"

@@ -8,6 +8,7 @@ import { KPROBE_PMU, SENTINEL_FIELDS, SENTINEL_PROBE, probeCapabilities, probePr
 import type { ScriptInput } from '../runner/program.ts';
 import { BpftraceRunner } from '../runner/index.ts';
 import type { KprobeHost, KprobeScriptPlan } from '../kprobe/index.ts';
+import { sourceCoverage } from '../../schema/pin-sources.ts';
 
 const countOf = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
@@ -172,6 +173,12 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     fix: 'see the per-script lines below',
   });
   lines.push(...scriptLines);
+  // Per pin source: seen in this mode or not, and why (schema/pin-sources.ts). In kprobe mode a driver entry
+  // point whose module is not loaded leaves that caller unnamed.
+  const kprobeOk = kprobePlans ? new Set(kprobePlans.filter((p) => p.usable).flatMap((p) => p.attached)) : undefined;
+  for (const c of sourceCoverage(selection.mode, kprobeOk)) {
+    lines.push({ ok: c.seen, label: `source ${c.source}`, detail: `${c.label}: ${c.detail}`, required: false });
+  }
 
   if (opts.attach && caps.root && caps.bpftrace && selection.scripts.length > 0) {
     let scripts: ScriptInput[] = selection.scripts.filter((s) => s.mode !== 'kprobe');

@@ -38,6 +38,8 @@ import {
 } from './pin-record.ts';
 import { ProcessState } from './process.ts';
 import { hex, pageDown, pageUp, pmdDown, pmdIndex } from './ranges.ts';
+import { MAX_HELD_VFIO_GUPS, isVfioMapGup, vfioHandleText } from './sources/vfio.ts';
+import { isRdmaMrGup, rdmaHandleText } from './sources/rdma.ts';
 
 type Seq = { seq: number };
 const RING_SIZE = 1024; // recent page-moving events, replayed against a new pin (reordered streams)
@@ -566,6 +568,9 @@ export class ShadowModel {
     }
     const ok = e.ret === 0;
     const p = this.proc(e.pid, e.comm);
+    // kprobe mode: the exact pfns GUP returned inside this ioctl (isVfioMapGup)
+    const gups = this.pendingGup.get(e.tid);
+    if (gups) this.pendingGup.delete(e.tid);
     const rb = backingOf(this.maps.read(p.pid), pageDown(e.vaddr), pageUp(e.vaddr + Math.max(e.size, 1)));
     const writable = (e.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0;
     const out: BufferOutcome = {
@@ -580,8 +585,9 @@ export class ShadowModel {
       const old = h.pins.get(e.iova);
       if (old) this.release(old, 'iova mapped again', e.tsNs);
       out.pin = this.createPin(p, e, {
-        source: 'vfio', handle: h, key: e.iova, handleText: `container fd ${e.fd} iova ${hex(e.iova)}`, addr: e.vaddr, len: e.size,
+        source: 'vfio', handle: h, key: e.iova, handleText: vfioHandleText(e), addr: e.vaddr, len: e.size,
         writable, longterm: true, backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile, raceFromNs: e.tsNs,
+        gups,
       });
     }
     this.effects.dirty = true;
@@ -592,11 +598,11 @@ export class ShadowModel {
 
   private onGup(e: GupEvent & Seq): void {
     if (e.ret <= 0) return;
-    if (this.pendingIovecs.has(e.tid)) {
+    if (this.pendingIovecs.has(e.tid) || isVfioMapGup(e)) {
       // Inside a registration syscall: its pins take these exact pfns.
       let list = this.pendingGup.get(e.tid);
       if (!list) this.pendingGup.set(e.tid, (list = []));
-      list.push(e);
+      if (list.length < MAX_HELD_VFIO_GUPS) list.push(e);
       return;
     }
     const pin = e.fn.startsWith('pin_user_pages') || (e.gupFlags & this.foll.PIN) !== 0;
@@ -608,20 +614,23 @@ export class ShadowModel {
     const p = this.proc(e.pid, e.comm);
     const rb = backingOf(this.maps.read(p.pid), pageDown(e.addr), pageDown(e.addr) + len);
     const writable = (e.gupFlags & this.foll.WRITE) !== 0;
+    // ib_umem_get's pins are an RDMA memory region (sources/rdma.ts); any other standalone long-term GUP is 'gup'
+    const source = isRdmaMrGup(e) ? 'rdma' : 'gup';
     const created = this.createPin(p, e, {
-      source: 'gup', handle: null, key: 0, handleText: `${e.fn} ${hex(e.addr)}`, addr: pageDown(e.addr), len, writable, longterm,
+      source, handle: null, key: 0, handleText: source === 'rdma' ? rdmaHandleText(pageDown(e.addr), len) : `${e.fn} ${hex(e.addr)}`,
+      addr: pageDown(e.addr), len, writable, longterm,
       backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile, raceFromNs: e.tsNs, gups: [e],
     });
     this.effects.dirty = true;
     this.effects.registration = {
-      cause: e, source: 'gup', pid: p.pid, comm: e.comm, fd: -1, opcode: 0, ok: true, ret: e.ret, writable, longterm,
+      cause: e, source, pid: p.pid, comm: e.comm, fd: -1, opcode: 0, ok: true, ret: e.ret, writable, longterm,
       buffers: [{ addr: e.addr, len, slot: 0, backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile, mapped: rb.mapped, pin: created }],
     };
   }
 
   private onUnpin(e: UnpinEvent & Seq): void {
     for (const { pin } of this.lookupPfn(e.pfn)) {
-      if (pin.source === 'gup') this.release(pin, `${e.fn}`, e.tsNs);
+      if (pin.source === 'gup' || pin.source === 'rdma') this.release(pin, `${e.fn}`, e.tsNs);
     }
   }
 

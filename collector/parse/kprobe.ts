@@ -64,7 +64,9 @@ function guard(kind: string, body: (f: string[], sink: ParseSink) => TraceEvent 
   };
 }
 
-const SOURCES: ReadonlySet<string> = new Set<PinSource>(['io_uring', 'vfio', 'iommufd', 'vmsplice', 'rdma', 'gup']);
+const SOURCES: ReadonlySet<string> = new Set<PinSource>(['io_uring', 'vfio', 'iommufd', 'vmsplice', 'rdma', 'o_direct', 'gup']);
+/** gup.bt's caller numbers (@caller[tid] values), in order. */
+export const GUP_CALLERS: readonly PinSource[] = ['gup', 'io_uring', 'vmsplice', 'vfio', 'iommufd', 'rdma', 'o_direct'];
 const OUTCOMES: ReadonlySet<string> = new Set(['copy', 'reuse', 'unshare']);
 /** Upper bound on pages per GUP call buffered from gup_pfn lines (the script caps at PW_MAX_PFNS). */
 const MAX_BUFFERED_PFNS = 1 << 16;
@@ -93,8 +95,9 @@ export const kprobeParsers: Record<string, Parser> = {
 
   gup: guard('gup', (f) => {
     const tid = int(f, 3, 'tid');
-    const caller = f[9];
-    if (!SOURCES.has(caller)) throw new Bad(`unknown caller ${JSON.stringify(caller)}`);
+    // bpf/kprobe/gup.bt prints the caller's number; a name is accepted too (older recordings, fixtures)
+    const caller = /^\d$/.test(f[9]) ? GUP_CALLERS[Number(f[9])] : f[9];
+    if (caller === undefined || !SOURCES.has(caller)) throw new Bad(`unknown caller ${JSON.stringify(f[9])}`);
     const ret = int(f, 8, 'ret');
     const buffered = pendingPfns.get(tid);
     pendingPfns.delete(tid);

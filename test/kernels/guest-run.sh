@@ -71,6 +71,14 @@ if [ "${PW_RECORD:-1}" = 1 ]; then
   else
     echo "no ext4 for uring-file-shared (zram $zid)" > $OUT/fs.txt
   fi
+  # soft-RoCE for the rdma-* scenarios: rxe on a dummy netdev (rdma_rxe, dummy from the initramfs); both QPs
+  # live on rxe0, so traffic loops back inside rxe. 5.10 also takes the older module parameter.
+  if ip link add pw-rdma0 type dummy && ip addr add 10.99.0.1/24 dev pw-rdma0 && ip link set pw-rdma0 up &&
+     { rdma link add rxe0 type rxe netdev pw-rdma0 || echo pw-rdma0 > /sys/module/rdma_rxe/parameters/add; }; then
+    rdma link > $OUT/rdma.txt 2>&1
+  else
+    echo "no rxe device" > $OUT/rdma.txt
+  fi
   r0=$(date +%s.%N)
   # SQLite WAL wants shared mmap: keep the database on tmpfs, copy it out after the stop
   node --import tsx test/kernels/record-kprobe.ts /tmp/pinwatch.db > $OUT/record.log 2>&1 &

@@ -15,7 +15,7 @@ export async function writeScenarioList(out: string): Promise<void> {
   writeFileSync(join(out, 'scenarios.list'), lines.join('\n') + '\n');
   // a guest run that dies half-way must not leave the previous run's results to be judged
   for (const f of readdirSync(out)) {
-    if (/^sc-.*\.txt$/.test(f) || /^pinwatch\.db/.test(f) || f === 'wl-record-collapse.txt' || f === 'fs.txt') rmSync(join(out, f));
+    if (/^sc-.*\.txt$/.test(f) || /^pinwatch\.db/.test(f) || f === 'wl-record-collapse.txt' || f === 'fs.txt' || /^nested-qemu\./.test(f) || f === 'rdma.txt') rmSync(join(out, f));
   }
 }
 
@@ -38,7 +38,7 @@ export function readScenarioRun(out: string, name: string): ScenarioRun | null {
 }
 
 export interface PinnedPfns {
-  source: 'io_uring' | 'vmsplice';
+  source: 'io_uring' | 'vmsplice' | 'vfio' | 'rdma';
   /** The pinned buffer's start address. */
   addr: number;
   /** pfn of each pinned page from the program's own pagemap read right after the pin (a prefix of the buffer). */
@@ -53,7 +53,7 @@ export function pinnedPfns(name: string, facts: readonly Fact[]): PinnedPfns | n
   if (name === 'vmsplice-pageout') {
     return pinned ? { source: 'vmsplice', addr: addrOf(pinned.buf), pfns: [pinned.pfn_before as number] } : null;
   }
-  if (pinned && Array.isArray(pinned.pfns)) return { source: 'io_uring', addr: addrOf(pinned.buf), pfns: pinned.pfns as number[] };
+  if (pinned && Array.isArray(pinned.pfns)) return { source: name.startsWith('vfio-') ? 'vfio' : name.startsWith('rdma-') ? 'rdma' : 'io_uring', addr: addrOf(pinned.buf), pfns: pinned.pfns as number[] };
   // uring-file-shared pins only where the kernel grants it; its mapped fact has page 0's pfn
   const granted = facts.find((f) => f.step === 'register' && f.granted === true);
   const mapped = facts.find((f) => f.step === 'mapped');

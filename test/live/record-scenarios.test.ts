@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { SCENARIOS, runScenario } from '../../scenarios/index.ts';
+import { SCENARIOS, missingDevice, runScenario } from '../../scenarios/index.ts';
 import { liveGate } from '../support/live-prereqs.ts';
 import { startRecord, type RecordHandle } from '../support/record.ts';
 
@@ -55,12 +55,14 @@ describe('scenarios under pinwatch record (live, this kernel)', gate, () => {
   for (const s of SCENARIOS) {
     test(`${s.name}: ${s.expect.length === 0 ? 'stays silent' : s.expect.map((e) => e.rule).join(' + ')}`, () => {
       const run = runs.get(s.name)!;
-      assert.equal(run.exitCode, 0, `scenario ${s.name} failed on this kernel:\n${run.output}`);
+      // A device scenario without its device (judged in test:kernels) refuses with exit 2 and must leave nothing.
+      const missing = missingDevice(s);
+      assert.equal(run.exitCode, missing ? 2 : 0, `scenario ${s.name} ${missing ? `must exit 2 here (${missing})` : 'failed on this kernel'}:\n${run.output}`);
       const d = new Database(db, { readonly: true });
       try {
         const rows = d.prepare('SELECT rule, severity, pid, addr, pfn, new_pfn, confirmed, summary FROM anomalies WHERE pid = ? ORDER BY seq').all(run.pid) as Row[];
         const got = rows.map((r) => `${r.rule} @${hex(r.addr)}${r.confirmed ? ' confirmed' : ''}`).sort();
-        const want = s.silent
+        const want = s.silent || missing
           ? []
           : s.expect
               .map((e) => {

@@ -12,6 +12,8 @@ import {
   type RunResult,
 } from '../../../scenarios/index.ts';
 import { rootGate } from './root-gate.ts';
+import { DEVICE_CHECKS } from '../../support/device-checks.ts';
+import { missingDevice } from '../../../scenarios/index.ts';
 
 const PAGE = 4096;
 const FAST = { PINWATCH_HOLD_BEFORE_MS: '20', PINWATCH_HOLD_AFTER_MS: '20' };
@@ -102,6 +104,11 @@ const CHECKS: Record<string, (r: RunResult) => void> = {
     assert.equal(val(r, 'device_write_visible'), true);
     assert.equal(num(r, 'pages_moved'), 0);
   },
+  'odirect-read'(r) {
+    assert.equal(num(r, 'bytes'), 4 * PAGE);
+    assert.equal(val(r, 'device_write_visible'), true, 'the disk wrote into the process\'s own pages');
+    assert.equal(num(r, 'pages_moved'), 0);
+  },
   'vmsplice-pageout'(r) {
     const result = val(r, 'result', 'done');
     // 6.18 never diverges; without swap the page is not even unmapped.
@@ -114,10 +121,21 @@ const CHECKS: Record<string, (r: RunResult) => void> = {
 
 describe('scenarios on this kernel (live, root)', rootGate(), () => {
   test('every catalog scenario has checks here', () => {
-    assert.deepEqual(Object.keys(CHECKS).sort(), SCENARIOS.map((s) => s.name).sort());
+    assert.deepEqual(Object.keys({ ...CHECKS, ...DEVICE_CHECKS }).sort(), SCENARIOS.map((s) => s.name).sort());
+    for (const s of SCENARIOS) assert.equal(s.name in DEVICE_CHECKS, s.needs !== undefined, `${s.name}: device checks iff it needs a device`);
   });
 
   for (const s of SCENARIOS) {
+    const missing = missingDevice(s);
+    if (missing) {
+      // Not skipped: the program must refuse with exit 2 and say what is missing; test:kernels judges it.
+      test(`${s.name}: exits 2 here, ${missing}`, async () => {
+        const r = await runScenario(s.name, { env: FAST });
+        assert.equal(r.exitCode, 2, r.output);
+        assert.match(r.output, /FAIL .*exit 2.*no edu device|no RDMA device/);
+      });
+      continue;
+    }
     test(`${s.name}: exits 0 and prints its facts`, async () => {
       const r = await runScenario(s.name, { env: FAST });
       assert.equal(r.exitCode, 0, `exit ${r.exitCode}:\n${r.output}`);
@@ -134,7 +152,7 @@ describe('scenarios on this kernel (live, root)', rootGate(), () => {
         if (!s.silent) assert.ok(num(r, 't_hazard_ns') > 0);
         // The addresses the collector must report resolve to page-aligned addresses of this run.
         for (const e of expectedAnomalies(s, r.facts)) assert.ok(e.addr > 0);
-        CHECKS[s.name](r);
+        (CHECKS[s.name] ?? ((x: RunResult) => DEVICE_CHECKS[s.name](x.facts)))(r);
       } catch (err) {
         (err as Error).message += `\nscenario output:\n${r.output}`;
         throw err;

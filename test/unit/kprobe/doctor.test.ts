@@ -1,7 +1,7 @@
 // `pinwatch doctor` and the kprobe set, on a fake host (capabilities, kallsyms and BTF built here): with
 // kprobes, one line per kprobe script as record --mode kprobe would run it and one per probe under it;
 // without, one line with the reason and what tracepoint mode covers.
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatDoctor, runDoctor, type Capabilities } from '../../../collector/capabilities/index.ts';
 import { parseKallsyms } from '../../../collector/kprobe/kallsyms.ts';
@@ -71,4 +71,20 @@ test('doctor without kprobes: one line with the reason and what tracepoint mode 
   // --mode tracepoint on a kprobe host: the same single line, with that reason
   const forced = formatDoctor(await runDoctor({ caps: caps(true, SYMBOLS), mode: 'tracepoint', kprobeHost: kprobeHost(SYMBOLS) }));
   assert.match(forced, /^  ✕ kprobe\/\* \(\d+ scripts\) — not used: --mode tracepoint/m);
+});
+
+describe('pin source coverage (schema/pin-sources.ts)', () => {
+  test('tracepoint mode says which sources it cannot see and why; kprobe mode names the unloaded drivers', async () => {
+    const { sourceCoverage } = await import('../../../schema/pin-sources.ts');
+    const tp = sourceCoverage('tracepoint');
+    assert.deepEqual(tp.filter((c) => !c.seen).map((c) => c.source), ['iommufd', 'rdma', 'o_direct']);
+    assert.match(tp.find((c) => c.source === 'rdma')!.detail, /no tracepoint decodes/);
+    assert.match(tp.find((c) => c.source === 'vfio')!.detail, /iova/);
+    const kp = sourceCoverage('kprobe', new Set(['kprobe:vfio_pin_pages_remote', 'kprobe:bio_iov_iter_get_pages']));
+    assert.equal(kp.find((c) => c.source === 'vfio')!.seen, true);
+    const rdma = kp.find((c) => c.source === 'rdma')!;
+    assert.equal(rdma.seen, false, 'ib_umem_get not attachable: RDMA stays invisible');
+    assert.match(rdma.detail, /kprobe:ib_umem_get not attachable/);
+    assert.equal(kp.find((c) => c.source === 'io_uring')!.seen, true, 'seen from the syscall even without the caller probe');
+  });
 });

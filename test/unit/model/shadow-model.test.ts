@@ -175,7 +175,7 @@ describe('vmsplice and vfio', () => {
     const fx = s.apply(s.ev.vfio(200, 'map', 7, BUF, 0x100000, 4 * PAGE, 3));
     assert.equal(fx.created.length, 1);
     const a = fx.created[0];
-    assert.equal(a.handleText, 'container fd 7 iova 0x100000');
+    assert.equal(a.handleText, 'container fd 7 iova 0x100000+0x4000');
     assert.equal(a.source, 'vfio');
     assert.ok(a.writable && a.longterm);
     const b = s.apply(s.ev.vfio(200, 'map', 7, BUF + 4 * PAGE, 0x200000, 4 * PAGE, 1)).created[0];
@@ -600,6 +600,35 @@ describe('pfns, kprobe events, uffd, regions', () => {
     assert.ok(p.writable && p.longterm);
     assert.equal(s.apply(s.ev.gup(300, BUF, [0x9000], 0x1, 'pin_user_pages_fast')).created.length, 0, 'no FOLL_LONGTERM');
     assert.equal(s.apply(s.ev.unpin(300, 0x8001)).released[0].pin, p);
+  });
+
+  test('kprobe gup made by VFIO (one call per page on 5.10) gives the MAP_DMA its exact pfns, no pin of its own', () => {
+    const s = setup();
+    s.anon(300, BUF, 4, 0x1000);
+    const flags = 0x100 | 0x1; // FOLL_LONGTERM | FOLL_WRITE (6.3+ numbering)
+    for (let i = 0; i < 4; i++) {
+      const g = s.apply(s.ev.gup(300, BUF + i * PAGE, [0x8000 + i], flags, 'pin_user_pages_remote', { source: 'vfio' }));
+      assert.equal(g.created.length, 0, 'held for the mapping');
+    }
+    const fx = s.apply(s.ev.vfio(300, 'map', 7, BUF, 0x200000, 4 * PAGE, 3));
+    assert.equal(fx.created.length, 1);
+    const p = fx.created[0];
+    assert.equal(p.source, 'vfio');
+    assert.deepEqual([...p.pinnedPfn], [0x8000, 0x8001, 0x8002, 0x8003]);
+    assert.equal(p.snapshotNs, p.createdNs, 'every pfn from GUP: exact');
+    assert.equal(s.model.livePinCount, 1);
+    assert.equal(s.apply(s.ev.unpin(300, 0x8001)).released.length, 0, 'VFIO pins end at UNMAP_DMA, not per unpin');
+  });
+
+  test('kprobe gup made by ib_umem_get is an RDMA MR pin named by its address range; unpin releases it', () => {
+    const s = setup();
+    s.anon(300, BUF, 4, 0x1000);
+    const fx = s.apply(s.ev.gup(300, BUF, [0x8000, 0x8001, 0x8002, 0x8003], 0x100 | 0x1, 'pin_user_pages_fast', { source: 'rdma' }));
+    const p = fx.created[0];
+    assert.equal(p.source, 'rdma');
+    assert.equal(p.handleText, `MR 0x${BUF.toString(16)}+0x4000 (ib_umem_get)`);
+    assert.ok(p.longterm && p.writable);
+    assert.equal(s.apply(s.ev.unpin(300, 0x8002)).released[0].pin, p);
   });
 
   test('kprobe gup inside a registration gives the registration exact pfns', () => {

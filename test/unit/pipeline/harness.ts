@@ -188,8 +188,8 @@ export class EventBuilder {
   vfio(pid: number, op: 'map' | 'unmap', fd: number, vaddr: number, iova: number, size: number, flags = 3, ret = 0): TraceEvent {
     return { ...this.base(pid), kind: 'vfio_dma', op, fd, vaddr, iova, size, flags, ret };
   }
-  gup(pid: number, addr: number, pfns: number[], gupFlags = 0x101, fn = 'pin_user_pages_fast', o: Opt<object> = {}): TraceEvent {
-    return { ...this.base(pid, o), kind: 'gup', fn, addr, nrPages: pfns.length, gupFlags, ret: pfns.length, pfns };
+  gup(pid: number, addr: number, pfns: number[], gupFlags = 0x101, fn = 'pin_user_pages_fast', o: Opt<{ source: PinSource }> = {}): TraceEvent {
+    return { ...this.base(pid, o), kind: 'gup', fn, addr, nrPages: pfns.length, gupFlags, ret: pfns.length, pfns, ...(o.source ? { source: o.source } : {}) };
   }
   unpin(pid: number, pfn: number, npages = 1): TraceEvent {
     return { ...this.base(pid), kind: 'unpin', fn: 'unpin_user_pages', pfn, npages };

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { RULE_IDS, SEVERITIES } from '../../../schema/anomalies.ts';
-import { SCENARIOS, SCENARIO_SOURCE_DIR, buildScenario, getScenario, listScenarios, sourcePath } from '../../../scenarios/index.ts';
+import { SCENARIOS, SCENARIO_SOURCE_DIR, buildScenario, getScenario, linkLibs, listScenarios, sourcePath } from '../../../scenarios/index.ts';
 
 const source = (name: string) => readFileSync(sourcePath(name), 'utf8');
 
@@ -28,17 +28,20 @@ function block(src: string, begin: string, end: string): string | null {
 }
 const BASE = ['/* ---- pinwatch scaffolding: base', '/* ---- end base ---- */'] as const;
 const RING = ['/* ---- pinwatch scaffolding: io_uring', '/* ---- end io_uring ---- */'] as const;
+const VFIO = ['/* ---- pinwatch scaffolding: vfio', '/* ---- end vfio ---- */'] as const;
+const RDMA = ['/* ---- pinwatch scaffolding: rdma', '/* ---- end rdma ---- */'] as const;
 
 describe('scenario catalog', () => {
-  test('has the eleven scenarios of the brief, names unique and CLI-safe', () => {
+  test('has the eleven scenarios of the brief, the O_DIRECT control, six VFIO and four RDMA device scenarios, names unique and CLI-safe', () => {
     const names = SCENARIOS.map((s) => s.name);
     assert.equal(new Set(names).size, names.length, 'duplicate names');
     for (const n of names) assert.match(n, /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, `CLI-safe name: ${n}`);
     assert.deepEqual(
       [...names].sort(),
       [
-        'collapse-pinned-anon', 'shmem-uffd-collapse', 'uring-clean', 'uring-dontneed', 'uring-file-shared', 'uring-fork',
-        'uring-fork-dontfork', 'uring-memfd', 'uring-mremap', 'uring-munmap', 'vmsplice-pageout',
+        'collapse-pinned-anon', 'odirect-read', 'rdma-clean', 'rdma-dereg-clean', 'rdma-dontneed', 'rdma-fork', 'shmem-uffd-collapse', 'uring-clean', 'uring-dontneed', 'uring-file-shared', 'uring-fork',
+        'uring-fork-dontfork', 'uring-memfd', 'uring-mremap', 'uring-munmap', 'vfio-clean', 'vfio-dontneed', 'vfio-fork',
+        'vfio-munmap', 'vfio-thp-munmap', 'vfio-unmap-clean', 'vmsplice-pageout',
       ],
     );
     assert.equal(listScenarios(), SCENARIOS);
@@ -108,11 +111,23 @@ describe('scenario catalog', () => {
     }
     assert.equal(bases.size, 1, 'base scaffolding differs between files');
     assert.equal(rings.size, 1, 'io_uring scaffolding differs between files');
+    const vfios = new Set(SCENARIOS.filter((s) => s.needs === 'vfio-edu').map((s) => block(source(s.name), ...VFIO)));
+    assert.ok(!vfios.has(null), 'every vfio-edu scenario has the vfio scaffolding');
+    assert.equal(vfios.size, 1, 'vfio scaffolding differs between files');
+    const rdmas = new Set(SCENARIOS.filter((s) => s.needs === 'rdma-rxe').map((s) => block(source(s.name), ...RDMA)));
+    assert.ok(!rdmas.has(null), 'every rdma-rxe scenario has the rdma scaffolding');
+    assert.equal(rdmas.size, 1, 'rdma scaffolding differs between files');
     const base = [...bases][0];
     // The timing contract lives in the base block, hence in every program.
     assert.match(base, /hold\("PINWATCH_HOLD_BEFORE_MS", 300,/);
     assert.match(base, /hold\("PINWATCH_HOLD_AFTER_MS", 1500,/);
     assert.match(base, /CLOCK_MONOTONIC/);
+  });
+
+  test('link libraries come only from a pinwatch-ldlibs line and only as -l flags', () => {
+    assert.deepEqual(linkLibs(source('rdma-dontneed')), ['-libverbs']);
+    assert.deepEqual(linkLibs(source('uring-clean')), []);
+    assert.deepEqual(linkLibs(' * pinwatch-ldlibs: -libverbs -o /tmp/x ;rm -lm\n'), ['-libverbs', '-lm']);
   });
 
   describe('every source compiles with cc -O2 -Wall -Werror', () => {

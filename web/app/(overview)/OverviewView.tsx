@@ -3,6 +3,7 @@
 // busy it is (event rates per kind) and what was found (anomalies by rule and severity).
 import { RULE_IDS, SEVERITIES, type Severity } from '../../../schema/anomalies.ts';
 import type { OverviewData } from '../../shared/wire.ts';
+import { sourceCoverage } from '../../../schema/pin-sources.ts';
 import { Sev } from '../../components/badges.tsx';
 import { duration, wallDateTime } from '../../components/format.ts';
 import { useLive } from '../../components/live/LiveProvider.tsx';
@@ -148,6 +149,29 @@ export function OverviewView() {
           </div>
         </section>
       </div>
+
+      {s ? (
+        <section className="panel">
+          <header>
+            <h2>Pin sources</h2>
+            <span className="spacer" />
+            <span className="muted">what this {s.mode} session can see, and why not</span>
+          </header>
+          <div className="body flush">
+            <table className="t" data-testid="pin-sources">
+              <tbody>
+                {sourceCoverage(s.mode).map((c) => (
+                  <tr key={c.source}>
+                    <td>{c.label}</td>
+                    <td>{c.seen ? <span className="tag ok">seen</span> : <span className="tag warn">not seen</span>}</td>
+                    <td className="muted">{c.detail}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      ) : null}
 
       <section className="panel">
         <header>

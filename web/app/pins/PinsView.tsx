@@ -10,6 +10,7 @@ import { useLive } from '../../components/live/LiveProvider.tsx';
 import { hostNowNs } from '../../components/live/store.ts';
 import { SrcLink, useSrc, withSrc } from '../../components/src.tsx';
 import { useJson } from '../../components/useJson.ts';
+import { bufferSets, setKeyOf } from '../../components/buffer-sets.ts';
 
 type SortKey = 'id' | 'owner' | 'source' | 'addr' | 'pages' | 'flags' | 'age' | 'state';
 const STATE_ORDER: Record<string, number> = { diverged: 0, zapped: 1, intact: 2, released: 3 };
@@ -26,6 +27,7 @@ export function PinsView() {
   const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'state', desc: false });
   const [open, setOpen] = useState<number | null>(null);
   const [showReleased, setShowReleased] = useState(true);
+  const [set, setSet] = useState<string | null>(null);
   const [, setTick] = useState(0);
   useEffect(() => {
     if (!isLive) return;
@@ -34,7 +36,10 @@ export function PinsView() {
   }, [isLive]);
 
   const now = hostNowNs(live, isLive);
-  const pins = live.pins.filter((p) => showReleased || p.releasedNs === null);
+  const visible = live.pins.filter((p) => showReleased || p.releasedNs === null);
+  const sets = bufferSets(visible);
+  const chosen = sets.find((x) => x.key === set) ?? null;
+  const pins = chosen ? visible.filter((p) => setKeyOf(p) === chosen.key) : visible;
   const key = (p: PinSummary): string | number => {
     switch (sort.key) {
       case 'id':
@@ -81,6 +86,48 @@ export function PinsView() {
           <input type="checkbox" checked={showReleased} onChange={(e) => setShowReleased(e.target.checked)} /> show released
         </label>
       </header>
+      {sets.length ? (
+        <div className="body flush scroll" style={{ maxHeight: 220 }}>
+          <table className="t" data-testid="buffer-sets">
+            <thead>
+              <tr>
+                <th>owner</th>
+                <th>source</th>
+                <th>buffer set</th>
+                <th>identity</th>
+                <th className="num">pins</th>
+                <th className="num">pages</th>
+                <th>state</th>
+              </tr>
+            </thead>
+            <tbody>
+              {sets.map((b) => (
+                <tr key={b.key} className={`clickable${set === b.key ? ' selected' : ''}`} onClick={() => setSet(set === b.key ? null : b.key)} data-set={b.holder}>
+                  <td className="mono">
+                    {b.comm} [{b.pid}]
+                  </td>
+                  <td className="mono">{b.source}</td>
+                  <td className="mono muted">{b.holder}</td>
+                  <td className="mono faint" title={b.identities.join('\n')}>
+                    {b.identities.slice(0, 3).join(', ')}
+                    {b.identities.length > 3 ? ` … +${b.identities.length - 3}` : ''}
+                  </td>
+                  <td className="num mono">
+                    {b.live}/{b.pins}
+                  </td>
+                  <td className="num mono">
+                    {b.pages} <span className="faint">{bytes(b.bytes)}</span>
+                  </td>
+                  <td>
+                    <State s={b.state} />
+                    {b.divergedPages ? <span className="pfn-moved mono"> {b.divergedPages}p</span> : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
       <div className="body flush scroll" style={{ maxHeight: 'calc(100vh - 130px)' }}>
         {sorted.length ? (
           <table className="t" data-testid="pins-table">
