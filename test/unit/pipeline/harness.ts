@@ -66,7 +66,8 @@ export class Harness {
   constructor(opts: HarnessOptions = {}) {
     this.c = new Collector({
       sinks: [this.sink],
-      config: opts.config,
+      // Verdicts are delivered at once unless a test exercises settling (verify/settle.ts) itself.
+      config: { readSettleMs: 0, ...opts.config },
       pagemap: this.pagemap,
       maps: this.maps,
       clock: this.time,
