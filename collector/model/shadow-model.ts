@@ -21,7 +21,7 @@ import { release as kernelRelease } from 'node:os';
 import type {
   CloseEvent, CollapseFileEvent, ExitEvent, ForkEvent, GupEvent, MadviseEvent, MigratePteEvent, MmapFixedEvent,
   MmuInvalidateEvent, MremapEvent, MunmapEvent, PinIovecEvent, PinResultEvent, PinSource, SequencedEvent, SplitPmdEvent,
-  FaultEvent, UffdRegisterEvent, UnpinEvent, VfioDmaEvent, WpPageEvent,
+  FaultEvent, ShmdtEvent, UffdRegisterEvent, UnpinEvent, VfioDmaEvent, WpPageEvent,
 } from '../../schema/events.ts';
 import {
   CLONE_VM, FOLL_6_3, FOLL_PRE_6_3, IORING_REGISTER, MADV, MADV_ZAPPING, MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PF_WRITE,
@@ -228,6 +228,8 @@ export class ShadowModel {
         return this.onMremap(e);
       case 'mmap_fixed':
         return this.onMmapFixed(e);
+      case 'shmdt':
+        return this.onShmdt(e);
       case 'pin_iovec':
         return this.onPinIovec(e);
       case 'pin_result':
@@ -352,6 +354,17 @@ export class ShadowModel {
     const end = pageUp(e.ret + e.len);
     this.dropRanges(p, start, end);
     if (p.pins.size !== 0) this.zap(p, e, start, end, 'mmap(MAP_FIXED)', true, -1, null);
+  }
+
+  /** shmdt removes the whole attached segment; its size comes from shm.bt, or is guessed (shmSpanEnd). */
+  private onShmdt(e: ShmdtEvent & Seq): void {
+    if (e.ret !== 0) return;
+    const p = this.procs.get(e.pid);
+    if (p === undefined) return;
+    const start = pageDown(e.addr);
+    const end = e.len > 0 ? pageUp(e.addr + e.len) : shmSpanEnd(p, start);
+    this.dropRanges(p, start, end);
+    if (p.pins.size !== 0) this.zap(p, e, start, end, 'shmdt', true, -1, null);
   }
 
   private onMremap(e: MremapEvent & Seq): void {
@@ -977,6 +990,20 @@ export class ShadowModel {
       for (const [tid, list] of this.pendingGup) if (list[0]?.pid === pid) this.pendingGup.delete(tid);
     }
   }
+}
+
+/**
+ * A segment attached before the capture (or created by another process) has no known size: take the run of
+ * shared-mapping pins from `start`, contiguous within 2 MiB gaps (fio slices one segment into its buffers).
+ */
+function shmSpanEnd(p: ProcessState, start: number): number {
+  const xs = [...p.allExtents()].filter((x) => x.pin.mapShared && x.va >= start).sort((a, b) => a.va - b.va);
+  let end = start;
+  for (const x of xs) {
+    if (x.va > end + PMD_SIZE) break;
+    end = Math.max(end, x.va + x.count * PAGE_SIZE);
+  }
+  return end;
 }
 
 function handleKind(source: PinSource): HandleRecord['kind'] {

@@ -96,6 +96,16 @@ export class Harness {
     return this;
   }
 
+  /**
+   * Let zaps of io_uring buffers be judged: past the teardown window (rules/sources/teardown.ts) with the pin
+   * still live, then a verification pass (the rules' tick).
+   */
+  pastTeardown(): this {
+    this.time.advance(250);
+    this.c.verifyNow();
+    return this;
+  }
+
   /** Anonymous private buffer of n pages at addr, pfns from pfn0, in both maps and pagemap. */
   anonBuffer(pid: number, addr: number, n: number, pfn0: number): this {
     this.maps.add(pid, addr, addr + n * PAGE, '', false);
