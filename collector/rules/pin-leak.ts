@@ -136,7 +136,7 @@ export const rule = defineRule<State>({
     }
   },
   onTick(nowNs, ctx, st) {
-    st.watch.onTick(nowNs, (d, j) => decide(ctx, d, j));
+    st.watch.onTick(nowNs, ctx.streamNs(), (d, j) => decide(ctx, d, j));
     for (const [pid, l] of st.early) {
       if (nowNs - l[0].e.tsNs < EARLY_EXIT_GRACE_NS) continue;
       st.early.delete(pid);

@@ -141,10 +141,10 @@ function decide(ctx: RuleContext, d: AnomalyDraft, j: Judgement): void {
 export const rule = defineRule<State>({
   info,
   effects: true,
-  kinds: ['uring_enter', 'uring_sqpoll'],
+  kinds: ['exit', 'uring_enter', 'uring_sqpoll'],
   init: () => ({ reported: new WeakMap(), watch: new TeardownWatch() }),
   onTick(nowNs, ctx, st) {
-    st.watch.onTick(nowNs, (d, j) => decide(ctx, d, j));
+    st.watch.onTick(nowNs, ctx.streamNs(), (d, j) => decide(ctx, d, j));
   },
   onEvent(e, ctx, st) {
     const fx = ctx.effects;

@@ -12,6 +12,11 @@ import type { PinRecord } from '../../model/pin-record.ts';
 
 /** Release this soon after the zap, with no submission in between, is teardown. */
 export const TEARDOWN_WINDOW_NS = 200_000_000;
+/**
+ * Windows are measured on the stream's clock (it lags the wall clock by the pipe latency, seen > 250 ms on a
+ * loaded host). Only a stream silent for this long on the wall clock ends a window by the timer.
+ */
+const QUIET_CAP_NS = 3_000_000_000;
 
 export interface Judgement {
   teardown: boolean;
@@ -25,6 +30,8 @@ interface Held<T> {
   pin: PinRecord;
   zapNs: number;
   payload: T;
+  /** Released by a pagemap read that found the process gone (synthetic, timed by our clock): wait for its exit. */
+  gone: boolean;
 }
 
 function ms(ns: number): string {
@@ -48,7 +55,7 @@ export class TeardownWatch<T> {
   }
 
   hold(pin: PinRecord, zapNs: number, payload: T): void {
-    this.held.push({ pin, zapNs, payload });
+    this.held.push({ pin, zapNs, payload, gone: false });
   }
 
   /** Feed every event the rule sees (after the model applied it). */
@@ -61,6 +68,13 @@ export class TeardownWatch<T> {
       let j: Judgement | null = null;
       if (e.kind === 'uring_enter' && ring && ring.fd === e.fd && ring.holders.includes(e.pid) && e.tsNs >= h.zapNs) {
         j = { teardown: false, why: `io_uring_enter submitted ${e.toSubmit} SQE(s) on ring fd ${e.fd} ${ms(e.tsNs - h.zapNs)} after the zap`, cause: e };
+      } else if (e.seq < 0 && fx.dirty && fx.released.some((r) => r.pin === h.pin)) {
+        h.gone = true; // the stream has not shown the exit yet: its time decides
+      } else if (h.gone && e.kind === 'exit' && e.pid === h.pin.pid && e.tid === e.pid) {
+        const dt = e.tsNs - h.zapNs;
+        j = dt <= TEARDOWN_WINDOW_NS
+          ? { teardown: true, why: `teardown: the process exited ${ms(dt)} after the zap with no I/O submitted on ring fd ${ring?.fd} in between`, cause: e }
+          : { teardown: false, why: `still pinned ${ms(dt)} after the zap (released only by the exit)`, cause: e };
       } else if (fx.dirty && fx.released.some((r) => r.pin === h.pin)) {
         const reason = fx.released.find((r) => r.pin === h.pin)!.reason;
         const dt = e.tsNs - h.zapNs;
@@ -76,19 +90,21 @@ export class TeardownWatch<T> {
     this.held = keep;
   }
 
-  /** Timer: zaps whose window passed while their pin lives are hazards. */
-  onTick(nowNs: number, decide: (payload: T, j: Judgement) => void): void {
+  /** Timer: zaps whose window passed on the stream's clock (or a silent stream's wall clock) are hazards. */
+  onTick(nowNs: number, streamNs: number, decide: (payload: T, j: Judgement) => void): void {
     if (this.held.length === 0) return;
     const keep: Held<T>[] = [];
     for (const h of this.held) {
-      if (nowNs - h.zapNs > TEARDOWN_WINDOW_NS) decide(h.payload, this.expired(h));
+      if (streamNs - h.zapNs > TEARDOWN_WINDOW_NS || nowNs - h.zapNs > QUIET_CAP_NS) decide(h.payload, this.expired(h));
       else keep.push(h);
     }
     this.held = keep;
   }
 
   private expired(h: Held<T>): Judgement {
-    const why = h.pin.live
+    const why = h.gone
+      ? `the process was found gone, its exit never seen within ${ms(TEARDOWN_WINDOW_NS)} of the zap`
+      : h.pin.live
       ? `still pinned ${ms(TEARDOWN_WINDOW_NS)} after the zap: not a teardown`
       : `released (${h.pin.releaseReason}) more than ${ms(TEARDOWN_WINDOW_NS)} after the zap`;
     return { teardown: false, why, cause: null };

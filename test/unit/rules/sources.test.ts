@@ -109,7 +109,22 @@ describe('io_uring teardown vs hazard', () => {
     h.tick(1500);
     h.feed(h.ev.pinResult(100, 5, 0, 0, { opcode: 1 }), h.ev.exit(100));
     assert.deepEqual(h.sink.anomalies.map((a) => `${a.rule} ${a.severity}`).sort(), ['pin-leak warning', 'pinned-range-zapped high']);
-    assert.match(h.sink.of('pinned-range-zapped')[0].summary, /still pinned 200 ms after the zap/);
+    assert.match(h.sink.of('pinned-range-zapped')[0].summary, /still pinned 1500 ms after the zap \(released only then: unregistered/);
+  });
+
+  test('the process found gone by pagemap before its exit arrives: judged by the exit\'s time', () => {
+    const h = new Harness({ config: { verifyIntervalMs: 500 } }).anonBuffer(100, BUF, 2, 0x1000);
+    h.registerRing(100, 5, [[BUF, 2 * PAGE]]);
+    const munmap = h.ev.munmap(100, BUF, 2 * PAGE);
+    h.feed(munmap);
+    h.pagemap.kill(100);
+    h.tick(500); // the periodic read finds the process gone: a synthetic release, 500 ms after the zap
+    assert.equal(h.sink.anomalies.length, 0);
+    const exit = h.ev.exit(100);
+    exit.tsNs = munmap.tsNs + 1_000_000; // the stream lagged: the exit ran 1 ms after the munmap
+    h.feed(exit);
+    assert.deepEqual(h.sink.anomalies.map((a) => `${a.rule} ${a.severity}`), ['pinned-range-zapped info']);
+    assert.match(h.sink.anomalies[0].summary, /the process exited 1\.0 ms after the zap/);
   });
 
   test('a SQPOLL ring submits without io_uring_enter: never judged teardown', () => {
