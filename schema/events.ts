@@ -315,6 +315,22 @@ export interface UringSqpollEvent extends EventBase {
   fd: number;
 }
 
+/** A shared-file or hugetlb mmap, with its filesystem magic, captured in the kernel (mmap_backing.bt). */
+export interface MmapBackingEvent extends EventBase {
+  kind: 'mmap_backing';
+  addr: number;
+  len: number;
+  flags: number;
+  /** Superblock magic of the file's filesystem; 0 for anonymous MAP_HUGETLB. */
+  magic: number;
+  name: string;
+}
+
+/** A process that printed mmap_backing lines exited: forget them (mmap_backing.bt). */
+export interface MmapForgetEvent extends EventBase {
+  kind: 'mmap_forget';
+}
+
 export interface LostEvent extends EventBase {
   kind: 'lost';
   count: number;
@@ -343,6 +359,8 @@ export type TraceEvent =
   | ShmdtEvent
   | UringEnterEvent
   | UringSqpollEvent
+  | MmapBackingEvent
+  | MmapForgetEvent
   | GupEvent
   | UnpinEvent
   | WpPageEvent
@@ -360,7 +378,8 @@ export const EVENT_KINDS: readonly EventKind[] = [
   'pin_iovec', 'pin_result', 'vfio_dma', 'madvise', 'munmap', 'mremap', 'mmap_fixed', 'fork', 'exit',
   'uffd_register', 'fault', 'collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate', 'ksm_merge',
   'writeback', 'migrate_pte', 'close', 'gup', 'unpin', 'wp_page', 'unmap', 'mkclean', 'split_pmd',
-  'mmu_invalidate', 'mmu_invalidate_end', 'copy_page_range', 'anon_rmap_move', 'shmdt', 'uring_enter', 'uring_sqpoll', 'lost',
+  'mmu_invalidate', 'mmu_invalidate_end', 'copy_page_range', 'anon_rmap_move', 'shmdt', 'uring_enter', 'uring_sqpoll', 'mmap_backing',
+  'mmap_forget', 'lost',
 ];
 
 /** An event once the collector has numbered it (events.seq in SQLite). */

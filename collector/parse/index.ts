@@ -341,6 +341,18 @@ function uringSqpoll(): void {
   if (state === OK) emit({ kind: 'uring_sqpoll', tsNs, pid, tid, comm, fd });
 }
 
+function mmapBacking(): void {
+  const tsNs = num(), pid = num(), tid = num(), addr = num(), len = num(), flags = num(), magic = num();
+  const name = stringThenComm();
+  if (state === OK) emit({ kind: 'mmap_backing', tsNs, pid, tid, comm: tailComm, addr, len, flags, magic, name });
+}
+
+function mmapForget(): void {
+  const tsNs = num(), pid = num(), tid = num();
+  const comm = rest();
+  if (state === OK) emit({ kind: 'mmap_forget', tsNs, pid, tid, comm });
+}
+
 function fault(): void {
   const tsNs = num(), pid = num(), tid = num(), addr = num(), errorCode = num(), ip = num();
   const comm = rest();
@@ -452,6 +464,8 @@ const READERS: Record<string, () => void> = {
   shmdt,
   uring_enter: uringEnter,
   uring_sqpoll: uringSqpoll,
+  mmap_backing: mmapBacking,
+  mmap_forget: mmapForget,
   fault,
   collapse_file: collapseFile,
   scan_file: scanFile,
