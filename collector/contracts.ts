@@ -67,6 +67,12 @@ export interface CollectorConfig {
   verifyIntervalMs: number;
   /** After an event that may move pinned pages, read pagemap after this delay (ms). */
   verifyDelayMs: number;
+  /**
+   * A verdict resting on what a pagemap read showed waits until the event stream has passed the read (or this
+   * long without events), and is dropped if the pin was released or its range changed meanwhile
+   * (verify/settle.ts). 0 delivers at once.
+   */
+  readSettleMs: number;
   /** pin-leak: a pin older than this (s) is reported once; 0 disables the age check. */
   pinMaxAgeS: number;
   /** An anomaly within this many ns of lost events is marked low confidence. */
@@ -78,6 +84,7 @@ export interface CollectorConfig {
 export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   verifyIntervalMs: 500,
   verifyDelayMs: 20,
+  readSettleMs: 250,
   pinMaxAgeS: 0,
   lostWindowNs: 1_000_000_000,
   kernelRelease: release(),

@@ -183,9 +183,11 @@ export class Collector {
       }
     }
     if (se.kind === 'lost') this.onLost(se);
+    this.verifier.streamAt(se.tsNs);
     if (this.verifier.hasPending && mayReleasePins(se.kind)) this.verifier.flushPid(se.pid);
     const model = this.model;
     model.apply(se);
+    if (model.effects.dirty) this.verifier.noteEffects(model.effects);
     const raisedBefore = this.counters.anomalies;
     this.current = se;
     this.engine.onEvent(se);
@@ -205,6 +207,7 @@ export class Collector {
   verifyNow(): void {
     this.verifier.runPending();
     this.verifier.runPeriodic(true);
+    this.verifier.settleAll();
     this.publish();
   }
 
@@ -244,6 +247,7 @@ export class Collector {
     if (!this.model.processGone(pid, this.clock.nowNs())) return;
     // A synthetic exit (seq -1: not in the event stream) so effect-driven rules see the orphans.
     const e = { kind: 'exit', tsNs: this.clock.nowNs(), pid, tid: pid, comm, seq: -1 } as ExitEvent & { seq: number };
+    if (this.model.effects.dirty) this.verifier.noteEffects(this.model.effects);
     this.engine.onEvent(e);
     if (this.model.effects.dirty) this.afterEffects(this.model.effects);
     this.publish();

@@ -294,6 +294,44 @@ export interface AnonRmapMoveEvent extends EventBase {
 }
 
 /** bpftrace reported lost perf-buffer events (not a kernel event; kept in the stream to mark windows). */
+/** shmdt(2) of a SysV shm segment: its whole attached mapping goes (len 0: size unknown, see shm.bt). */
+export interface ShmdtEvent extends EventBase {
+  kind: 'shmdt';
+  addr: number;
+  len: number;
+  ret: number;
+}
+
+/** The first io_uring_enter submitting on a buffer-holding ring after its process zapped something (uring_enter.bt). */
+export interface UringEnterEvent extends EventBase {
+  kind: 'uring_enter';
+  fd: number;
+  toSubmit: number;
+  flags: number;
+}
+
+/** A ring set up with IORING_SETUP_SQPOLL: it submits without io_uring_enter (uring_enter.bt). */
+export interface UringSqpollEvent extends EventBase {
+  kind: 'uring_sqpoll';
+  fd: number;
+}
+
+/** A shared-file or hugetlb mmap, with its filesystem magic, captured in the kernel (mmap_backing.bt). */
+export interface MmapBackingEvent extends EventBase {
+  kind: 'mmap_backing';
+  addr: number;
+  len: number;
+  flags: number;
+  /** Superblock magic of the file's filesystem; 0 for anonymous MAP_HUGETLB. */
+  magic: number;
+  name: string;
+}
+
+/** A process that printed mmap_backing lines exited: forget them (mmap_backing.bt). */
+export interface MmapForgetEvent extends EventBase {
+  kind: 'mmap_forget';
+}
+
 export interface LostEvent extends EventBase {
   kind: 'lost';
   count: number;
@@ -319,6 +357,11 @@ export type TraceEvent =
   | WritebackEvent
   | MigratePteEvent
   | CloseEvent
+  | ShmdtEvent
+  | UringEnterEvent
+  | UringSqpollEvent
+  | MmapBackingEvent
+  | MmapForgetEvent
   | GupEvent
   | UnpinEvent
   | WpPageEvent
@@ -336,7 +379,8 @@ export const EVENT_KINDS: readonly EventKind[] = [
   'pin_iovec', 'pin_result', 'vfio_dma', 'madvise', 'munmap', 'mremap', 'mmap_fixed', 'fork', 'exit',
   'uffd_register', 'fault', 'collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate', 'ksm_merge',
   'writeback', 'migrate_pte', 'close', 'gup', 'unpin', 'wp_page', 'unmap', 'mkclean', 'split_pmd',
-  'mmu_invalidate', 'mmu_invalidate_end', 'copy_page_range', 'anon_rmap_move', 'lost',
+  'mmu_invalidate', 'mmu_invalidate_end', 'copy_page_range', 'anon_rmap_move', 'shmdt', 'uring_enter', 'uring_sqpoll', 'mmap_backing',
+  'mmap_forget', 'lost',
 ];
 
 /** An event once the collector has numbered it (events.seq in SQLite). */

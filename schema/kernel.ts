@@ -53,6 +53,7 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_FIXED = 0x10;
 export const MAP_FIXED_NOREPLACE = 0x100000;
+export const MAP_HUGETLB = 0x40000;
 
 /** mremap(2) flags. */
 export const MREMAP_MAYMOVE = 1;

@@ -11,6 +11,8 @@ export interface CliIo {
   logLevel: string;
 }
 
+const PARENT_POLL_MS = 500;
+
 export function processIo(logLevel: string): CliIo {
   return {
     out: (line) => process.stdout.write(`${line}\n`),
@@ -19,7 +21,18 @@ export function processIo(logLevel: string): CliIo {
       const fn = (sig: NodeJS.Signals) => handler(sig);
       process.on('SIGINT', fn);
       process.on('SIGTERM', fn);
+      // Launched through a wrapper that does not pass signals on (npx runs `sh -c pinwatch …`; npm forwards a
+      // SIGTERM/SIGINT to that sh only): when the wrapper dies we are re-parented, and stop as if signalled.
+      const ppid = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid !== ppid) {
+          clearInterval(watch);
+          handler('SIGHUP');
+        }
+      }, PARENT_POLL_MS);
+      watch.unref();
       return () => {
+        clearInterval(watch);
         process.off('SIGINT', fn);
         process.off('SIGTERM', fn);
       };

@@ -31,6 +31,9 @@ export function classifyBacking(path: string, shared: boolean): string {
   }
   // A shared anonymous mapping is shmem behind a "/dev/zero (deleted)" name; a private one is anon.
   if (p === '/dev/zero') return shared ? 'shmem' : 'anon';
+  // anon_inode:[io_uring], anon_inode:[perf_event], ...: no filesystem, no writeback (seen: a ring's own mapping
+  // reusing a freed buffer's address). Only a path is a file.
+  if (!p.startsWith('/')) return 'special:' + p;
   return 'file:' + p;
 }
 

@@ -21,17 +21,18 @@ import { release as kernelRelease } from 'node:os';
 import type {
   CloseEvent, CollapseFileEvent, ExitEvent, ForkEvent, GupEvent, MadviseEvent, MigratePteEvent, MmapFixedEvent,
   MmuInvalidateEvent, MremapEvent, MunmapEvent, PinIovecEvent, PinResultEvent, PinSource, SequencedEvent, SplitPmdEvent,
-  FaultEvent, UffdRegisterEvent, UnpinEvent, VfioDmaEvent, WpPageEvent,
+  FaultEvent, ShmdtEvent, UffdRegisterEvent, UnpinEvent, VfioDmaEvent, WpPageEvent,
 } from '../../schema/events.ts';
 import {
-  CLONE_VM, FOLL_6_3, FOLL_PRE_6_3, IORING_REGISTER, MADV, MADV_ZAPPING, MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PF_WRITE,
+  CLONE_VM, FOLL_6_3, MAP_HUGETLB, FOLL_PRE_6_3, IORING_REGISTER, MADV, MADV_ZAPPING, MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PF_WRITE,
   PMD_SIZE, SCAN_SUCCEEDED, madvName, scanResultName,
 } from '../../schema/kernel.ts';
 import type { FaultRegion, PagemapReader } from '../contracts.ts';
 import { readPagesInto } from '../verify/pagemap.ts';
 import type { Clock } from '../verify/time.ts';
 import { ModelEffects, type BufferOutcome, type PageSpan, type Registration } from './effects.ts';
-import { backingOf, type MapsReader } from './maps.ts';
+import { backingOf, type MapsReader, type RangeBacking } from './maps.ts';
+import { MmapBackings } from './mmap-backings.ts';
 import {
   HandleRecord, PfnIndex, PinRecord, PG_GUP_EXACT, type PinInit, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, validUserRange,
   type Extent,
@@ -103,6 +104,8 @@ export class ShadowModel {
   regionsDirty = false;
   /** mm pointers seen in mmu-notifier events: those mms have a secondary MMU (KVM, vhost, ...). */
   readonly secondaryMmuMms = new Set<string>();
+  /** Backings of shared-file / hugetlb mappings captured at mmap time (preferred over a late maps read). */
+  readonly mmapBackings = new MmapBackings();
 
   private readonly pagemap: PagemapReader;
   private readonly maps: MapsReader;
@@ -230,6 +233,12 @@ export class ShadowModel {
         return this.onMremap(e);
       case 'mmap_fixed':
         return this.onMmapFixed(e);
+      case 'shmdt':
+        return this.onShmdt(e);
+      case 'mmap_backing':
+        return this.mmapBackings.onMmap(e);
+      case 'mmap_forget':
+        return this.mmapBackings.forget(e.pid);
       case 'pin_iovec':
         return this.onPinIovec(e);
       case 'pin_result':
@@ -337,10 +346,11 @@ export class ShadowModel {
   private onMunmap(e: MunmapEvent & Seq): void {
     if (e.ret !== 0) return;
     this.remember(e);
-    const p = this.procs.get(e.pid);
-    if (p === undefined) return;
     const start = pageDown(e.addr);
     const end = pageUp(e.addr + e.len);
+    this.mmapBackings.unmap(e.pid, start, end);
+    const p = this.procs.get(e.pid);
+    if (p === undefined) return;
     this.dropRanges(p, start, end);
     if (p.pins.size !== 0) this.zap(p, e, start, end, 'munmap', true, -1, null);
   }
@@ -348,12 +358,27 @@ export class ShadowModel {
   private onMmapFixed(e: MmapFixedEvent & Seq): void {
     if (e.ret < 0) return;
     this.remember(e);
-    const p = this.procs.get(e.pid);
-    if (p === undefined) return;
     const start = pageDown(e.ret);
     const end = pageUp(e.ret + e.len);
+    // A shared-file or hugetlb MAP_FIXED mapping has its own mmap_backing line, which replaces the range.
+    const captured = ((e.flags & 3) !== 2 && e.fd >= 0) || (e.flags & MAP_HUGETLB) !== 0;
+    if (!captured) this.mmapBackings.unmap(e.pid, start, end);
+    const p = this.procs.get(e.pid);
+    if (p === undefined) return;
     this.dropRanges(p, start, end);
     if (p.pins.size !== 0) this.zap(p, e, start, end, 'mmap(MAP_FIXED)', true, -1, null);
+  }
+
+  /** shmdt removes the whole attached segment; its size comes from shm.bt, or is guessed (shmSpanEnd). */
+  private onShmdt(e: ShmdtEvent & Seq): void {
+    if (e.ret !== 0) return;
+    const p = this.procs.get(e.pid);
+    if (p === undefined) return;
+    const start = pageDown(e.addr);
+    const end = e.len > 0 ? pageUp(e.addr + e.len) : shmSpanEnd(p, start);
+    this.mmapBackings.unmap(e.pid, start, end);
+    this.dropRanges(p, start, end);
+    if (p.pins.size !== 0) this.zap(p, e, start, end, 'shmdt', true, -1, null);
   }
 
   private onMremap(e: MremapEvent & Seq): void {
@@ -528,7 +553,7 @@ export class ShadowModel {
         len = Math.min(len, budget);
         budget -= len;
       }
-      const rb = backingOf(maps, pageDown(iv.addr), pageUp(iv.addr + Math.max(iv.len, 1)));
+      const rb = this.backing(p.pid, maps, pageDown(iv.addr), pageUp(iv.addr + Math.max(iv.len, 1)));
       const out: BufferOutcome = {
         addr: iv.addr, len: iv.len, slot: iv.index, backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile,
         mapped: rb.mapped, pin: null,
@@ -571,7 +596,7 @@ export class ShadowModel {
     // kprobe mode: the exact pfns GUP returned inside this ioctl (isVfioMapGup)
     const gups = this.pendingGup.get(e.tid);
     if (gups) this.pendingGup.delete(e.tid);
-    const rb = backingOf(this.maps.read(p.pid), pageDown(e.vaddr), pageUp(e.vaddr + Math.max(e.size, 1)));
+    const rb = this.backing(p.pid, this.maps.read(p.pid), pageDown(e.vaddr), pageUp(e.vaddr + Math.max(e.size, 1)));
     const writable = (e.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0;
     const out: BufferOutcome = {
       addr: e.vaddr, len: e.size, slot: 0, backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile, mapped: rb.mapped, pin: null,
@@ -612,7 +637,7 @@ export class ShadowModel {
     const len = e.ret * PAGE_SIZE;
     if (!validUserRange(pageDown(e.addr), len)) return;
     const p = this.proc(e.pid, e.comm);
-    const rb = backingOf(this.maps.read(p.pid), pageDown(e.addr), pageDown(e.addr) + len);
+    const rb = this.backing(p.pid, this.maps.read(p.pid), pageDown(e.addr), pageDown(e.addr) + len);
     const writable = (e.gupFlags & this.foll.WRITE) !== 0;
     // ib_umem_get's pins are an RDMA memory region (sources/rdma.ts); any other standalone long-term GUP is 'gup'
     const source = isRdmaMrGup(e) ? 'rdma' : 'gup';
@@ -664,6 +689,7 @@ export class ShadowModel {
   private onExit(e: ExitEvent & Seq): void {
     if (e.tid !== e.pid && e.tid > 0) return; // a thread, not the process
     this.cleanPending(e.pid);
+    this.mmapBackings.forget(e.pid);
     const p = this.procs.get(e.pid);
     if (p === undefined) return;
     this.exitProcess(p, e.tsNs, 'process exit', e);
@@ -956,6 +982,11 @@ export class ShadowModel {
 
   // ---------------------------------------------------------------- helpers
 
+  /** The backing of a buffer: captured at mmap time when known (exact, never stale), else from maps. */
+  private backing(pid: number, maps: ReturnType<MapsReader['read']>, start: number, end: number): RangeBacking {
+    return this.mmapBackings.lookup(pid, start, end) ?? backingOf(maps, start, end);
+  }
+
   private proc(pid: number, comm: string): ProcessState {
     let p = this.procs.get(pid);
     if (p === undefined) {
@@ -986,6 +1017,20 @@ export class ShadowModel {
       for (const [tid, list] of this.pendingGup) if (list[0]?.pid === pid) this.pendingGup.delete(tid);
     }
   }
+}
+
+/**
+ * A segment attached before the capture (or created by another process) has no known size: take the run of
+ * shared-mapping pins from `start`, contiguous within 2 MiB gaps (fio slices one segment into its buffers).
+ */
+function shmSpanEnd(p: ProcessState, start: number): number {
+  const xs = [...p.allExtents()].filter((x) => x.pin.mapShared && x.va >= start).sort((a, b) => a.va - b.va);
+  let end = start;
+  for (const x of xs) {
+    if (x.va > end + PMD_SIZE) break;
+    end = Math.max(end, x.va + x.count * PAGE_SIZE);
+  }
+  return end;
 }
 
 function handleKind(source: PinSource): HandleRecord['kind'] {

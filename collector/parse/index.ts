@@ -323,6 +323,36 @@ function close(): void {
   if (state === OK) emit({ kind: 'close', tsNs, pid, tid, comm, fd });
 }
 
+function shmdt(): void {
+  const tsNs = num(), pid = num(), tid = num(), addr = num(), len = num(), ret = num();
+  const comm = rest();
+  if (state === OK) emit({ kind: 'shmdt', tsNs, pid, tid, comm, addr, len, ret });
+}
+
+function uringEnter(): void {
+  const tsNs = num(), pid = num(), tid = num(), fd = num(), toSubmit = num(), flags = num();
+  const comm = rest();
+  if (state === OK) emit({ kind: 'uring_enter', tsNs, pid, tid, comm, fd, toSubmit, flags });
+}
+
+function uringSqpoll(): void {
+  const tsNs = num(), pid = num(), tid = num(), fd = num();
+  const comm = rest();
+  if (state === OK) emit({ kind: 'uring_sqpoll', tsNs, pid, tid, comm, fd });
+}
+
+function mmapBacking(): void {
+  const tsNs = num(), pid = num(), tid = num(), addr = num(), len = num(), flags = num(), magic = num();
+  const name = stringThenComm();
+  if (state === OK) emit({ kind: 'mmap_backing', tsNs, pid, tid, comm: tailComm, addr, len, flags, magic, name });
+}
+
+function mmapForget(): void {
+  const tsNs = num(), pid = num(), tid = num();
+  const comm = rest();
+  if (state === OK) emit({ kind: 'mmap_forget', tsNs, pid, tid, comm });
+}
+
 function fault(): void {
   const tsNs = num(), pid = num(), tid = num(), addr = num(), errorCode = num(), ip = num();
   const comm = rest();
@@ -431,6 +461,11 @@ const READERS: Record<string, () => void> = {
   fork,
   exit,
   close,
+  shmdt,
+  uring_enter: uringEnter,
+  uring_sqpoll: uringSqpoll,
+  mmap_backing: mmapBacking,
+  mmap_forget: mmapForget,
   fault,
   collapse_file: collapseFile,
   scan_file: scanFile,

@@ -44,6 +44,8 @@ export class RuleEngine {
   private readonly defaultIfEffects: Bound[];
   private readonly lostTs: number[] = [];
   private readonly o: RuleEngineOptions;
+  /** Timestamp of the latest event of the stream (not synthetic): how far the model has seen the kernel. */
+  private streamNs = 0;
 
   constructor(opts: RuleEngineOptions) {
     this.o = opts;
@@ -64,6 +66,7 @@ export class RuleEngine {
       },
       config: opts.config,
       nowNs: () => opts.clock.nowNs(),
+      streamNs: () => engine.streamNs,
       raise: (d: AnomalyDraft) => engine.raise(d),
       readNow: (pin, first, count, reason) => (opts.readNow ? opts.readNow(pin, first, count, reason) : []),
     };
@@ -76,6 +79,7 @@ export class RuleEngine {
 
   /** Call after model.apply(e). */
   onEvent(e: SequencedEvent): void {
+    if (e.seq >= 0 && e.tsNs > this.streamNs) this.streamNs = e.tsNs;
     const a = this.always.get(e.kind);
     if (a !== undefined) for (let i = 0; i < a.length; i++) this.call(a[i], e);
     if (this.o.model.effects.dirty) {

@@ -11,6 +11,7 @@ import type { RangeMap } from '../model/ranges.ts';
 import { hex } from '../model/ranges.ts';
 import { bytes, eventEvidence, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
 import { defineRule } from './rule.ts';
+import { promiseOf } from './sources/index.ts';
 
 export const info: RuleInfo = {
   id: 'fork-with-pins',
@@ -107,8 +108,11 @@ export const rule = defineRule<State>({
       const exposed = pin.extents.some((x) => !protectedFromFork(parent, x.va, x.count * PAGE_SIZE));
       if (!exposed) continue;
       const start = pin.vaOf(0);
+      const verdict = promiseOf(pin.source).fork(ctx.config.kernelRelease);
+      if (verdict.severity === null) continue;
       ctx.raise({
         rule: info.id,
+        severity: verdict.severity,
         pid: pin.pid,
         comm: parent.comm,
         addr: start,
@@ -116,7 +120,7 @@ export const rule = defineRule<State>({
         pfn: pinnedPfnOrNull(pin, 0),
         tsNs: e.tsNs,
         pinId: pin.id,
-        summary: `fork() to child ${e.childPid} while ${pin.handleText} (${hex(start)}, ${pin.nPages} pages) is pinned and not MADV_DONTFORK`,
+        summary: `fork() to child ${e.childPid} while ${pin.handleText} (${hex(start)}, ${pin.nPages} pages) is pinned and not MADV_DONTFORK: ${verdict.why}`,
         evidence: [
           ...eventEvidence(e, `fork: child ${e.childPid} (${e.childComm}), clone flags ${e.cloneFlags < 0 ? 'unknown' : hex(e.cloneFlags)}`),
           ...copies.filter((c) => c.tsNs <= e.tsNs && overlapsPin(pin, c.start, c.end)).flatMap((c) => eventEvidence(c, copyNote(c, e.childPid))),

@@ -11,7 +11,9 @@ import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
 import { hex } from '../model/ranges.ts';
 import { eventEvidence, pages, pinCreatedEvidence, pinnedPfnOrNull } from './evidence.ts';
-import { defineRule, type RuleContext } from './rule.ts';
+import { defineRule, type AnomalyDraft, type RuleContext } from './rule.ts';
+import { TeardownWatch, type Judgement } from './sources/teardown.ts';
+import { promiseOf } from './sources/index.ts';
 
 export const info: RuleInfo = {
   id: 'pin-leak',
@@ -39,6 +41,15 @@ interface State {
   old: WeakSet<PinRecord>;
   /** Orphans of owners found gone by pagemap before their exit event, by owner pid. */
   early: Map<number, { pin: PinRecord; e: SequencedEvent }[]>;
+  /** Unmapped pins waiting for teardown evidence: a release right after, with no I/O, is no leak. */
+  watch: TeardownWatch<AnomalyDraft>;
+}
+
+/** A held unmapped-pin report: dropped when it was teardown (pinned-range-zapped says so, as info). */
+function decide(ctx: RuleContext, d: AnomalyDraft, j: Judgement): void {
+  if (j.teardown) return;
+  d.summary = `${d.summary} (${j.why})`;
+  ctx.raise(d);
 }
 
 /** An anomaly about the whole pinned buffer (addr = its first page). */
@@ -71,15 +82,17 @@ function raiseOrphaned(ctx: RuleContext, st: State, pin: PinRecord, e: Sequenced
 export const rule = defineRule<State>({
   info,
   effects: true,
-  kinds: ['exit'],
-  init: () => ({ unmapped: new WeakSet(), orphaned: new WeakSet(), old: new WeakSet(), early: new Map() }),
+  kinds: ['exit', 'uring_enter', 'uring_sqpoll'],
+  init: () => ({ unmapped: new WeakSet(), orphaned: new WeakSet(), old: new WeakSet(), early: new Map(), watch: new TeardownWatch() }),
   onEvent(e, ctx, st) {
     const fx = ctx.effects;
-    if (fx.zaps.length) {
+    st.watch.onEvent(e, fx, (d, j) => decide(ctx, d, j));
+    if (fx.dirty && fx.zaps.length) {
       // First unmapped pinned page per pin for this event.
       const first = new Map<PinRecord, { va: number; page: number; count: number; how: string }>();
       for (const z of fx.zaps) {
         if (!z.unmapped || z.race || st.unmapped.has(z.pin) || !z.pin.live) continue;
+        if (promiseOf(z.pin.source).unmappedLeak.severity === null) continue; // e.g. a pipe keeps what it references
         const cur = first.get(z.pin);
         if (!cur) first.set(z.pin, { va: z.va, page: z.firstPage, count: z.count, how: z.how });
         else {
@@ -89,7 +102,7 @@ export const rule = defineRule<State>({
       }
       for (const [pin, f] of first) {
         st.unmapped.add(pin);
-        ctx.raise({
+        const draft: AnomalyDraft = {
           rule: info.id,
           pid: pin.pid,
           comm: pin.comm,
@@ -100,7 +113,9 @@ export const rule = defineRule<State>({
           pinId: pin.id,
           summary: `${f.how} unmapped ${pages(f.count)} of ${pin.handleText} at ${hex(f.va)}; the pin still holds them: no process can see what the device writes there`,
           evidence: [...eventEvidence(e, `${f.how} ${hex(f.va)}: the pinned range is no longer mapped`), pinCreatedEvidence(pin)],
-        });
+        };
+        if (st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
+        else ctx.raise(draft);
       }
     }
     for (const pin of fx.orphaned) {
@@ -121,6 +136,7 @@ export const rule = defineRule<State>({
     }
   },
   onTick(nowNs, ctx, st) {
+    st.watch.onTick(nowNs, ctx.streamNs(), (d, j) => decide(ctx, d, j));
     for (const [pid, l] of st.early) {
       if (nowNs - l[0].e.tsNs < EARLY_EXIT_GRACE_NS) continue;
       st.early.delete(pid);

@@ -6,6 +6,7 @@ import type { PinRecord } from '../model/pin-record.ts';
 import { hex } from '../model/ranges.ts';
 import { pageHistoryEvidence, pinCreatedEvidence, pinnedPfnOrNull, snapshotEvidence } from './evidence.ts';
 import { defineRule } from './rule.ts';
+import { promiseOf } from './sources/index.ts';
 
 export const info: RuleInfo = {
   id: 'pin-pte-divergence',
@@ -37,6 +38,9 @@ export const rule = defineRule<State>({
   onPagemap(check, ctx, st) {
     if (check.divergence === null) return;
     const { pin, page } = check;
+    // What the source promises decides whether another page there is a hazard (vmsplice: legal after the app replaced it).
+    const verdict = promiseOf(pin.source).divergence(pin, pin.flags[page]);
+    if (verdict.severity === null) return;
     let seen = st.reported.get(pin);
     if (!seen) st.reported.set(pin, (seen = new Set()));
     if (seen.has(page)) return;
@@ -51,6 +55,7 @@ export const rule = defineRule<State>({
       : `${pin.handleText}: page ${hex(check.addr)} no longer maps the pinned page ${hex(pinned)} (inferred: ${check.why})`;
     ctx.raise({
       rule: info.id,
+      severity: verdict.severity,
       pid: pin.pid,
       comm: pin.comm,
       addr: check.addr,

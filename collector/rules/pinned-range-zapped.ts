@@ -12,7 +12,9 @@ import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { PG_LATE, type PinRecord } from '../model/pin-record.ts';
 import { hex } from '../model/ranges.ts';
 import { eventEvidence, pages, pinCreatedEvidence, pinnedPfnOrNull, snapshotEvidence } from './evidence.ts';
-import { defineRule, type RuleContext } from './rule.ts';
+import { defineRule, type AnomalyDraft, type RuleContext } from './rule.ts';
+import { promiseOf } from './sources/index.ts';
+import { TeardownWatch, type Judgement } from './sources/teardown.ts';
 
 export const info: RuleInfo = {
   id: 'pinned-range-zapped',
@@ -57,7 +59,14 @@ function goneOrReplaced(pin: PinRecord, page: number, r: PagemapRead): boolean |
 /** Pages already reported, per pin. */
 type Reported = WeakMap<PinRecord, Set<number>>;
 
-function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part[], reported: Reported): void {
+interface State {
+  reported: Reported;
+  /** Zaps waiting for teardown evidence (sources/teardown.ts). */
+  watch: TeardownWatch<AnomalyDraft>;
+}
+
+function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part[], st: State): void {
+  const reported = st.reported;
   let first = parts[0];
   let total = 0;
   for (const p of parts) {
@@ -97,9 +106,11 @@ function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part
     })),
   );
   seen.add(first.firstPage);
+  const verdict = promiseOf(pin.source).zap(first);
   const summary = `${first.how} removed ${pages(total)} of ${pin.handleText} from ${hex(first.va)} while pinned`;
-  ctx.raise({
+  const draft: AnomalyDraft = {
     rule: info.id,
+    severity: verdict.severity ?? 'high',
     pid: pin.pid,
     comm: pin.comm,
     addr: first.va,
@@ -110,16 +121,35 @@ function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part
     pinId: pin.id,
     summary,
     evidence,
-  });
+  };
+  if (verdict.teardown && st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
+  else ctx.raise(draft);
 }
 
-export const rule = defineRule<Reported>({
+/** Raise a held zap as teardown (info, with its reason) or as the hazard it is. */
+function decide(ctx: RuleContext, d: AnomalyDraft, j: Judgement): void {
+  d.evidence.push(...eventEvidence(j.cause, j.why));
+  if (j.teardown) {
+    d.severity = 'info';
+    d.summary = `${d.summary} — ${j.why}`;
+  } else {
+    d.summary = `${d.summary} (${j.why})`;
+  }
+  ctx.raise(d);
+}
+
+export const rule = defineRule<State>({
   info,
   effects: true,
-  init: () => new WeakMap(),
-  onEvent(e, ctx, reported) {
+  kinds: ['exit', 'uring_enter', 'uring_sqpoll'],
+  init: () => ({ reported: new WeakMap(), watch: new TeardownWatch() }),
+  onTick(nowNs, ctx, st) {
+    st.watch.onTick(nowNs, ctx.streamNs(), (d, j) => decide(ctx, d, j));
+  },
+  onEvent(e, ctx, st) {
     const fx = ctx.effects;
-    if (fx.zaps.length === 0) return;
+    st.watch.onEvent(e, fx, (d, j) => decide(ctx, d, j));
+    if (!fx.dirty || fx.zaps.length === 0) return;
     // Group this syscall's hits per pin (the model reports one hit per extent). A zap replayed at
     // registration time (reordered stream) has its own cause: group by (cause, pin).
     const groups = new Map<SequencedEvent, Map<PinRecord, Part[]>>();
@@ -132,8 +162,9 @@ export const rule = defineRule<Reported>({
     };
     for (const z of fx.zaps) {
       if (z.race) continue; // ran inside the registering syscall: may predate the pin
+      if (promiseOf(z.pin.source).zap(z).severity === null) continue; // legal for this source (vmsplice: the pipe keeps its pages)
       add(z.cause, z.pin, { va: z.va, firstPage: z.firstPage, count: z.count, how: z.how, unmapped: z.unmapped, advisory: z.advisory });
     }
-    for (const [cause, byPin] of groups) for (const [pin, parts] of byPin) report(ctx, cause, pin, parts, reported);
+    for (const [cause, byPin] of groups) for (const [pin, parts] of byPin) report(ctx, cause, pin, parts, st);
   },
 });

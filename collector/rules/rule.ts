@@ -37,6 +37,8 @@ export interface RuleContext {
   readonly effects: ModelEffects;
   readonly config: CollectorConfig;
   nowNs(): number;
+  /** Timestamp of the latest traced event: the stream lags the clock, so "has X happened by then" asks this. */
+  streamNs(): number;
   raise(d: AnomalyDraft): Anomaly;
   /**
    * Read pagemap for pages of a pin right now (reported to the sinks with `reason`). For rules that can

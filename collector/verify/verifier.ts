@@ -16,7 +16,12 @@ import type { ShadowModel } from '../model/shadow-model.ts';
 import { hex } from '../model/ranges.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { PM_HIDDEN, PM_PRESENT, isProcessGoneError, readPagesInto, toPagemapRead } from './pagemap.ts';
+import { ReadSettler } from './settle.ts';
 import type { Clock, Scheduler, TimerHandle } from './time.ts';
+import type { ModelEffects } from '../model/effects.ts';
+
+/** Per-CPU perf buffers reorder events by a little: an event this much after a read proves the stream passed it. */
+const READ_SLACK_NS = 2_000_000;
 
 export type Divergence = 'confirmed' | 'inferred' | null;
 
@@ -107,6 +112,7 @@ export class Verifier {
   private pfnBuf = new Float64Array(512);
   private stateBuf = new Uint8Array(512);
   private gone = new Set<number>();
+  private readonly settler: ReadSettler;
   private readonly maxPagesPerPass: number;
   /** Where the budgeted periodic sweep continues: pin id and page. */
   private sweepPinId = -1;
@@ -114,9 +120,43 @@ export class Verifier {
   /** Counters for status and benchmarks. */
   readonly stats = { reads: 0, pagesRead: 0, passes: 0, errors: 0 };
 
+  /** Verdicts held until the stream caught up with their read, delivered, dropped as stale. */
+  get settleStats(): ReadSettler['stats'] {
+    return this.settler.stats;
+  }
+
   constructor(opts: VerifierOptions) {
     this.o = opts;
     this.maxPagesPerPass = Math.max(1, opts.maxPagesPerPass ?? 65536);
+    this.settler = new ReadSettler({
+      scheduler: opts.scheduler,
+      holdMs: opts.config.readSettleMs,
+      slackNs: READ_SLACK_NS,
+      deliver: (c) => {
+        this.deliver(c);
+        this.o.afterPass?.();
+      },
+      reread: (c) => this.schedule(c.pin, c.page, 1, c.reason),
+    });
+  }
+
+  /** The event stream reached tsNs (before that event is applied): verdicts of reads it passed are settled. */
+  streamAt(tsNs: number): void {
+    this.settler.settle(tsNs);
+  }
+
+  /** Settle every held verdict now (final pass, tests). */
+  settleAll(): void {
+    this.settler.flush();
+  }
+
+  /** What the model just did: pins whose identity changed void the verdicts of reads still settling. */
+  noteEffects(fx: ModelEffects): void {
+    if (this.settler.pending === 0) return;
+    for (const z of fx.zaps) this.settler.bump(z.pin);
+    for (const m of fx.moves) this.settler.bump(m.pin);
+    for (const r of fx.released) this.settler.bump(r.pin);
+    for (const p of fx.orphaned) this.settler.bump(p);
   }
 
   get hasPending(): boolean {
@@ -214,6 +254,8 @@ export class Verifier {
   }
 
   close(): void {
+    this.settler.flush();
+    this.settler.close();
     this.closed = true;
     if (this.pendingTimer !== null) this.o.scheduler.clearTimeout(this.pendingTimer);
     if (this.periodicTimer !== null) this.o.scheduler.clearTimeout(this.periodicTimer);
@@ -301,9 +343,8 @@ export class Verifier {
         const page = firstPage + i;
         const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], false, false, NaN, err);
         if (v.divergence === null) continue;
-        if (pin.setFlag(page, PG_DIVERGED)) this.o.model.changed.add(pin);
         const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, NaN, 0, err);
-        this.o.onCheck({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why });
+        this.deliver({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why });
       }
       return;
     }
@@ -312,16 +353,22 @@ export class Verifier {
       const pfn = this.pfnBuf[i];
       const state = this.stateBuf[i];
       const changed = this.noteCurrentPfn(pin, page, pfn);
-      const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], (state & PM_PRESENT) !== 0, (state & PM_HIDDEN) !== 0, pfn, null);
-      let newlyDiverged = false;
-      if (v.divergence !== null && pin.setFlag(page, PG_DIVERGED)) {
-        newlyDiverged = true;
-        this.o.model.changed.add(pin);
-      }
+      const present = (state & PM_PRESENT) !== 0;
+      const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], present, (state & PM_HIDDEN) !== 0, pfn, null);
+      const newlyDiverged = v.divergence !== null && (pin.flags[page] & PG_DIVERGED) === 0;
       if (!eventTriggered && !changed && !newlyDiverged) continue;
       const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, pfn, state);
       this.o.onRead(read, reason);
-      this.o.onCheck({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why });
+      const check: PageCheck = { pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why };
+      // A verdict resting on the pfn this read showed must still hold when the stream catches up (settle.ts).
+      if (v.divergence !== null && present && pfn !== pin.pinnedPfn[page]) this.settler.hold(check);
+      else this.deliver(check);
     }
+  }
+
+  /** A check whose verdict stands: mark the page and hand it to the rules. */
+  private deliver(check: PageCheck): void {
+    if (check.divergence !== null && check.pin.setFlag(check.page, PG_DIVERGED)) this.o.model.changed.add(check.pin);
+    this.o.onCheck(check);
   }
 }

@@ -110,6 +110,15 @@ test('fork (childComm = comm, cloneFlags -1), exit, close, fault', () => {
   assert.equal(f.kind === 'fork' && f.cloneFlags, -1);
   assert.deepEqual(one(line('exit', 1, 2, 2, 'bash')), { kind: 'exit', tsNs: 1, pid: 2, tid: 2, comm: 'bash' });
   assert.deepEqual(one(line('close', 1, 2, 3, 5, 'srv')), { kind: 'close', tsNs: 1, pid: 2, tid: 3, comm: 'srv', fd: 5 });
+  assert.deepEqual(one(line('shmdt', 1, 2, 3, 139779106426880, 16777216, 0, 'fio')), {
+    kind: 'shmdt', tsNs: 1, pid: 2, tid: 3, comm: 'fio', addr: 139779106426880, len: 16777216, ret: 0,
+  });
+  assert.deepEqual(one(line('uring_enter', 1, 2, 3, 4, 8, 1, 'fio')), { kind: 'uring_enter', tsNs: 1, pid: 2, tid: 3, comm: 'fio', fd: 4, toSubmit: 8, flags: 1 });
+  assert.deepEqual(one(line('mmap_backing', 1, 2, 3, 4096, 8192, 1, 61267, 'a\tfile', 'gup')), {
+    kind: 'mmap_backing', tsNs: 1, pid: 2, tid: 3, comm: 'gup', addr: 4096, len: 8192, flags: 1, magic: 61267, name: 'a\tfile',
+  });
+  assert.deepEqual(one(line('mmap_forget', 1, 2, 3, 'gup')), { kind: 'mmap_forget', tsNs: 1, pid: 2, tid: 3, comm: 'gup' });
+  assert.deepEqual(one(line('uring_sqpoll', 1, 2, 3, 4, 'fio')), { kind: 'uring_sqpoll', tsNs: 1, pid: 2, tid: 3, comm: 'fio', fd: 4 });
   assert.deepEqual(one(line('fault', 1, 2, 3, 139779106430976, 7, 94823749234, 'app')), {
     kind: 'fault', tsNs: 1, pid: 2, tid: 3, comm: 'app', addr: 139779106430976, errorCode: 7, ip: 94823749234,
   });
@@ -148,8 +157,10 @@ test('ksm_merge, writeback, migrate_pte', () => {
 
 test('every tracepoint kind has a reader and is exercised above', () => {
   assert.deepEqual([...TRACEPOINT_KINDS].sort(), [
-    'close', 'collapse_file', 'collapse_isolate', 'exit', 'fault', 'fork', 'ksm_merge', 'madvise', 'migrate_pte', 'mmap_fixed',
-    'mremap', 'munmap', 'pin_iovec', 'pin_result', 'scan_file', 'scan_pmd', 'uffd_register', 'vfio_dma', 'writeback',
+    'close', 'collapse_file', 'collapse_isolate', 'exit', 'fault', 'fork', 'ksm_merge', 'madvise', 'migrate_pte', 'mmap_backing',
+    'mmap_fixed', 'mmap_forget',
+    'mremap', 'munmap', 'pin_iovec', 'pin_result', 'scan_file', 'scan_pmd', 'shmdt', 'uffd_register', 'uring_enter',
+    'uring_sqpoll', 'vfio_dma', 'writeback',
   ]);
 });
 

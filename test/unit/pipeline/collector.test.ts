@@ -19,6 +19,7 @@ describe('Collector basics', () => {
     const h = new Harness({ firstEventSeq: 1000, firstAnomalySeq: 50, firstPinId: 7 }).anonBuffer(100, BUF, 2, 0x1000);
     h.registerRing(100, 5, [[BUF, 2 * PAGE]]);
     h.feed(h.ev.madvise(100, BUF, PAGE, MADV.DONTNEED), h.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED));
+    h.pastTeardown();
     assert.deepEqual(h.sink.events.map((e) => e.seq), [1000, 1001, 1002, 1003]);
     assert.deepEqual(h.sink.anomalies.map((a) => a.seq), [50, 51]);
     assert.equal(h.sink.pinUpdates[0].id, 7);
@@ -62,6 +63,7 @@ describe('Collector basics', () => {
     h.c.parseSink.event(h.ev.madvise(100, BUF, PAGE, MADV.DONTNEED));
     h.time.set(h.time.nowNs() + 2_000_000_000);
     h.c.parseSink.event(h.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED));
+    h.pastTeardown();
     const z = h.sink.of('pinned-range-zapped');
     assert.deepEqual(z.map((a) => a.lowConfidence), [true, false]);
     h.c.parseSink.malformed('garbage', 'not json');

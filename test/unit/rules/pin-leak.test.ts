@@ -30,6 +30,7 @@ describe('pin-leak', () => {
     h.registerRing(100, 5, [[BUF, 4 * PAGE], [BUF + 4 * PAGE, 4 * PAGE]]);
     h.feed(h.ev.mmapFixed(100, BUF + 2 * PAGE, PAGE), h.ev.munmap(100, BUF + 3 * PAGE, PAGE));
     h.feed(h.ev.mremap(100, BUF + 4 * PAGE, 4 * PAGE, 2 * PAGE, 0, BUF + 4 * PAGE));
+    h.pastTeardown();
     assert.deepEqual(h.sink.of('pin-leak').map((a) => a.addr), [BUF + 2 * PAGE, BUF + 6 * PAGE]);
   });
 

@@ -13,6 +13,7 @@ describe('pinned-range-zapped', () => {
     h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
     h.pagemap.unmap(100, BUF + PAGE, 2);
     h.feed(h.ev.madvise(100, BUF - 2 * PAGE, 8 * PAGE, MADV.DONTNEED)); // starts before the pin, ends after it
+    h.pastTeardown();
     const z = h.sink.of('pinned-range-zapped');
     assert.equal(z.length, 1);
     assert.equal(z[0].addr, BUF, 'first zapped pinned page');
@@ -29,6 +30,7 @@ describe('pinned-range-zapped', () => {
     h.pagemap.unmap(100, BUF + PAGE, 2);
     for (let i = 0; i < 50; i++) h.feed(h.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED));
     h.feed(h.ev.madvise(100, BUF + 2 * PAGE, PAGE, MADV.DONTNEED));
+    h.pastTeardown();
     assert.deepEqual(h.sink.summary(100), [`pinned-range-zapped @${hex(BUF + PAGE)} confirmed`, `pinned-range-zapped @${hex(BUF + 2 * PAGE)} confirmed`].sort());
   });
 
@@ -37,6 +39,7 @@ describe('pinned-range-zapped', () => {
     h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
     h.pagemap.unmap(100, BUF + 2 * PAGE);
     h.feed(h.ev.madvise(100, BUF + 2 * PAGE, PAGE, MADV.DONTNEED));
+    h.pastTeardown();
     assert.deepEqual(h.sink.summary(100), [`pinned-range-zapped @${hex(BUF + 2 * PAGE)} confirmed`]);
   });
 
@@ -46,6 +49,7 @@ describe('pinned-range-zapped', () => {
     h.feed(h.ev.munmap(100, BUF + 7 * PAGE, PAGE));
     h.feed(h.ev.mmapFixed(100, BUF + 6 * PAGE, PAGE));
     h.feed(h.ev.mremap(100, BUF, 6 * PAGE, 5 * PAGE, 0, BUF));
+    h.pastTeardown();
     const z = h.sink.of('pinned-range-zapped');
     assert.deepEqual(z.map((a) => a.addr), [BUF + 7 * PAGE, BUF + 6 * PAGE, BUF + 5 * PAGE]);
     assert.ok(z.every((a) => a.confirmed === false));
@@ -57,6 +61,7 @@ describe('pinned-range-zapped', () => {
     h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
     h.registerRing(100, 6, [[BUF + 2 * PAGE, 2 * PAGE]]);
     h.feed(h.ev.madvise(100, BUF, 4 * PAGE, MADV.DONTNEED));
+    h.pastTeardown();
     assert.deepEqual(h.sink.of('pinned-range-zapped').map((a) => a.addr), [BUF, BUF + 2 * PAGE]);
   });
 

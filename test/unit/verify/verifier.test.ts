@@ -44,7 +44,7 @@ function setup(config = {}) {
   const checks: PageCheck[] = [];
   const gone: number[] = [];
   let ticks = 0;
-  const cfg = { ...DEFAULT_COLLECTOR_CONFIG, ...config };
+  const cfg = { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0, ...config };
   const v = new Verifier({
     model, reader: pagemap, clock: time, scheduler: time, config: cfg,
     onRead: (read, reason) => reads.push({ read, reason }),
@@ -190,7 +190,7 @@ describe('Verifier', () => {
   test('the periodic pass keeps to its page budget and sweeps every pin round-robin', () => {
     const s = setup({ verifyIntervalMs: 500 });
     const v = new Verifier({
-      model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG },
+      model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0 },
       onRead: () => {}, onCheck: () => {}, onProcessGone: () => {}, maxPagesPerPass: 3,
     });
     // pin 1 (4 pages) exists; add pin 2 (4 pages) for pid 100 at another ring
@@ -210,7 +210,7 @@ describe('Verifier', () => {
     s.pagemap.map(100, BUF + 3 * PAGE, 0x6666);
     const checks: string[] = [];
     const v2 = new Verifier({
-      model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG },
+      model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0 },
       onRead: () => {}, onCheck: (c) => checks.push(`${c.pin.id}:${c.page}:${c.divergence}`), onProcessGone: () => {}, maxPagesPerPass: 3,
     });
     for (let k = 0; k < 3; k++) v2.runPeriodic();

@@ -1,0 +1,11 @@
+// An O_DIRECT bio's GUP (kprobe mode names it): FOLL_PIN without FOLL_LONGTERM, released when the I/O
+// completes, so the model keeps no pin for it in a correct program. While one is in flight the block device
+// DMAs into the pages exactly as a long-term device pin does — seed 002's O_DIRECT + swap-out reproducer is
+// that window — so if such a pin is ever modelled it keeps the device-DMA promise.
+import { deviceDmaPromise } from './promise.ts';
+
+export const oDirectPromise = deviceDmaPromise(
+  'o_direct',
+  'short-term pin of an O_DIRECT bio: the block device reads or writes the pages until the I/O completes',
+  false,
+);
