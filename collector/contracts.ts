@@ -4,6 +4,7 @@ import { release } from 'node:os';
 import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../schema/events.ts';
 import type { Pin } from '../schema/pins.ts';
+import type { CaptureGap, PinnedMemory } from '../schema/reliability.ts';
 import type { ProbeStatus, SessionInfo, TraceMode } from '../schema/session.ts';
 
 // ---- parse (collector/parse) ----
@@ -57,6 +58,10 @@ export interface CollectorSink {
   pagemapRead(r: PagemapRead, reason: string): void;
   anomaly(a: Anomaly): void;
   lost(count: number): void;
+  /** A capture gap opened (endNs null) or closed: the same object is handed over both times. */
+  gap?(g: CaptureGap): void;
+  /** VmPin / VmLck of a process, read at discovery. */
+  pinnedMemory?(m: PinnedMemory): void;
 }
 
 export interface CollectorConfig {
