@@ -467,6 +467,7 @@ export class FaultWatcher {
   /** CLOCK_MONOTONIC ns of the last handover's cutover (0: none yet). */
   private lastCut = 0;
   private lastError: Error | null = null;
+  private reviving = false;
 
   constructor(opts: FaultWatcherOptions) {
     this.opts = opts;
@@ -495,7 +496,14 @@ export class FaultWatcher {
 
   /** Start a fault process for the current regions after the last one died; rejects when it cannot start. */
   revive(): Promise<void> {
-    const p = this.chain.then(() => this.apply());
+    const p = this.chain.then(async () => {
+      this.reviving = true;
+      try {
+        await this.apply();
+      } finally {
+        this.reviving = false;
+      }
+    });
     this.chain = p.catch((e: Error) => {
       this.lastError = e;
     });
@@ -586,6 +594,8 @@ export class FaultWatcher {
       await g.runner.start();
     } catch (e) {
       if (old) this.release(old, Infinity);
+      // Not watching faults now: the owner backs off and revives (revive() reports its own failures).
+      if (!this.stopped && !this.reviving && !old) this.opts.onDied?.(((e as Error)?.message ?? String(e)).split('\n')[0]);
       throw e;
     }
     this.lastStartMs = Date.now() - t0;
