@@ -118,7 +118,7 @@ function digits(k: number): number {
     }
     v = v * 10 + d;
   }
-  if (v > U64_MAX) {
+  if (v > U64_MAX || (k - pos - (neg ? 1 : 0) === 20 && S.substring(k - 20, k) > U64_MAX_TEXT)) {
     fail(`number out of 64-bit range: field ${fieldNo}`);
     return 0;
   }
@@ -258,6 +258,7 @@ const SET_REMOVE = ['set', 'remove'] as const;
 
 /** 2^64 - 1 as a double (2^64): bpftrace prints nothing larger. */
 const U64_MAX = 18446744073709551615;
+const U64_MAX_TEXT = '18446744073709551615';
 const MAX_EXACT = Number.MAX_SAFE_INTEGER;
 /** Page counts and folio orders beyond these are not a kernel's: their byte length would not be an exact integer. */
 const MAX_PAGES = 2 ** 36;
