@@ -6,7 +6,7 @@
 // fails (locked database) keeps every queued row and retries, so nothing acknowledged is dropped. A process
 // exit ('exit' event) flushes synchronously too, for callers that forget close().
 import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Anomaly, PagemapRead, RuleId, Severity } from '../../schema/anomalies.ts';
@@ -273,6 +273,21 @@ export class Store implements CollectorSink {
     }
     if (!existsSync(dirname(path))) {
       throw new StoreError('not-found', path, `cannot create database ${path}: directory ${dirname(path)} does not exist`, 'create the directory or pass a different --db path');
+    }
+    if (!readonly) {
+      // The WAL and its index are files beside the database: a writer needs the directory writable, not just the file.
+      try {
+        accessSync(dirname(path), constants.W_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'EACCES';
+        throw new StoreError(
+          'not-writable',
+          path,
+          `cannot write database ${path}: directory ${dirname(path)} is not writable (${code === 'EROFS' ? 'read-only filesystem' : code})`,
+          'pass a --db path on a writable filesystem (e.g. /var/lib/pinwatch), or make the directory writable; to view an existing recording use pinwatch serve --replay',
+          code,
+        );
+      }
     }
     let db: Database.Database;
     try {
