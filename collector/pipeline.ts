@@ -270,7 +270,7 @@ export class Collector {
   close(): void {
     if (this.closed) return;
     this.verifyNow();
-    this.engine.flushRepeats();
+    this.engine.flushRepeats(true);
     this.closed = true;
     this.verifier.close();
     this.ownReader?.close();

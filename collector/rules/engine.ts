@@ -129,16 +129,17 @@ export class RuleEngine {
     if (this.lostTs.length > LOST_MEMORY) this.lostTs.shift();
   }
 
-  /** Send the latest count of findings repeated since they were last sent. */
-  flushRepeats(): void {
+  /** Send the latest count of findings repeated since they were last sent (a second ago or more, or all: `force`). */
+  flushRepeats(force = false): void {
     if (this.unsent.size === 0) return;
     const now = this.o.clock.wallMs();
     for (const a of this.unsent) {
       const f = this.findings.get(findingKey(a));
+      if (!force && f && now - f.emittedMs < REPEAT_EMIT_MS) continue;
       if (f) f.emittedMs = now;
+      this.unsent.delete(a);
       this.o.emit(a);
     }
-    this.unsent.clear();
   }
 
   raise(d: AnomalyDraft): Anomaly {
