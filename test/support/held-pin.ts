@@ -15,8 +15,8 @@ export interface HeldPin {
   fact(step: string): Promise<Fact>;
   /** SIGUSR1: MADV_DONTNEED of page 1, then a write (divergence). Resolves with its "diverged" fact. */
   diverge(): Promise<Fact>;
-  /** SIGUSR2: fork HELD_FORKS children. */
-  fork(): Promise<Fact>;
+  /** SIGUSR2: fork HELD_FORKS children (waits up to timeoutMs for them: forks are slow on a loaded host). */
+  fork(timeoutMs?: number): Promise<Fact>;
   stop(): Promise<void>;
 }
 
@@ -26,8 +26,8 @@ export async function startHeldPin(env: Record<string, string> = {}): Promise<He
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const fact = async (step: string) => {
-    await waitFor(() => parseFacts(out).some((f) => f.step === step), 30_000, `held-pin fact ${step}\n${out}`);
+  const fact = async (step: string, timeoutMs = 30_000) => {
+    await waitFor(() => parseFacts(out).some((f) => f.step === step), timeoutMs, `held-pin fact ${step}\n${out}`);
     return parseFacts(out).filter((f) => f.step === step).pop()!;
   };
   const h: HeldPin = {
@@ -39,9 +39,9 @@ export async function startHeldPin(env: Record<string, string> = {}): Promise<He
       child.kill('SIGUSR1');
       return fact('diverged');
     },
-    fork: async () => {
+    fork: async (timeoutMs?: number) => {
       child.kill('SIGUSR2');
-      return fact('forked');
+      return fact('forked', timeoutMs);
     },
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
