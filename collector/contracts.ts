@@ -5,6 +5,7 @@ import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../schema/events.ts';
 import type { Incident, IncidentChange } from '../schema/incidents.ts';
 import type { Pin } from '../schema/pins.ts';
+import type { CaptureGap, PinnedMemory } from '../schema/reliability.ts';
 import type { ProbeStatus, SessionInfo, TraceMode } from '../schema/session.ts';
 
 // ---- parse (collector/parse) ----
@@ -60,6 +61,10 @@ export interface CollectorSink {
   /** The incident an anomaly opened or joined (right after that anomaly), or one that closed. */
   incident?(i: Incident, change: IncidentChange): void;
   lost(count: number): void;
+  /** A capture gap opened (endNs null) or closed: the same object is handed over both times. */
+  gap?(g: CaptureGap): void;
+  /** VmPin / VmLck of a process, read at discovery. */
+  pinnedMemory?(m: PinnedMemory): void;
 }
 
 export interface CollectorConfig {

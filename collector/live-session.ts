@@ -2,13 +2,22 @@
 // verification) → bpftrace runner and fault watcher, with the store and the publish hub as the collector's sinks.
 // `pinwatch record` and `pinwatch serve` both run one. start() resolves once every probe is attached; stop()
 // drains bpftrace, runs a last verification pass and flushes every row before it resolves.
+// Supervision: both bpftrace processes (the main set, the fault watcher) are restarted when they die, with a
+// backoff; each death is a capture gap (collector.gapOpened/gapClosed: stored, published, pins re-read against
+// pagemap after it). Before the first start and each restart /proc is scanned for what is already pinned
+// (collector/discover), and the new program is told which processes hold pins (its in-kernel filters).
+// Repeated failures (5 within a minute) end the capture: onCaptureLost, session ended 'bpftrace-gave-up'.
 import { hostname } from 'node:os';
 import pino from 'pino';
-import type { SessionInfo } from '../schema/session.ts';
+import type { CaptureGap, CaptureProcess } from '../schema/reliability.ts';
+import type { SessionEndReason, SessionInfo } from '../schema/session.ts';
 import type { Capabilities, SelectMode, Selection } from './capabilities/index.ts';
 import type { CollectorConfig, CollectorSink, FaultRegion, ParseSink, ScriptSpec } from './contracts.ts';
 import type { Collector, CollectorOptions } from './pipeline.ts';
 import type { Hub } from './publish/hub.ts';
+import * as runnerProgram from './runner/program.ts';
+import type { Discovery } from './discover/index.ts';
+import { RestartPolicy, Supervisor, type RestartPolicyOptions } from './runner/supervisor.ts';
 import { Store, StoreError, type StoreOptions } from './store/index.ts';
 
 /** Live capture cannot run on this host (not root, no bpftrace, no tracefs, nothing attachable). */
@@ -31,12 +40,20 @@ export interface RunnerLike {
 export interface FaultWatcherLike {
   setRegions(r: FaultRegion[]): void;
   stop(): Promise<void>;
+  /** Start a fault process again after it died (FaultWatcher). */
+  revive?(): Promise<void>;
+  readonly readyTsNs?: number | null;
 }
 export interface CollectorLike {
   readonly parseSink: ParseSink;
   readonly counters: { events: number; anomalies: number; lostEvents: number; malformed: number };
   verifyNow(): void;
   close(): void;
+  gapOpened?(process: CaptureProcess, cause: string): CaptureGap;
+  gapClosed?(g: CaptureGap, endNs?: number): void;
+  gapUpdated?(g: CaptureGap): void;
+  adoptDiscovery?(d: Discovery): number;
+  watchSeed?(extraPids?: readonly number[]): { pids: number[]; fds: [number, number][] };
 }
 
 /** Seams for tests (fakes of the host and of bpftrace); production uses the real modules. */
@@ -51,7 +68,9 @@ export interface LiveSessionDeps {
     onStderr: (line: string) => void;
     onExit: (code: number | null, signal: string | null) => void;
   }): RunnerLike;
-  createFaultWatcher(opts: { sink: ParseSink; bpftrace?: string; onStderr: (line: string) => void }): FaultWatcherLike;
+  createFaultWatcher(opts: { sink: ParseSink; bpftrace?: string; onStderr: (line: string) => void; onDied?: (cause: string) => void }): FaultWatcherLike;
+  /** Scan /proc for what is already pinned (collector/discover); absent: no discovery. */
+  discover?(): Discovery;
   /**
    * Kprobe mode: replace the raw bpf/kprobe scripts by the set specialised for this kernel (optional probes
    * pruned, per-version variants, calibrated vmemmap base) and say which FOLL_* numbering the kernel uses.
@@ -67,8 +86,10 @@ export interface LiveSessionOptions {
   config?: Partial<CollectorConfig>;
   logger?: pino.Logger;
   store?: Omit<StoreOptions, 'readonly' | 'onError' | 'onRecovered'>;
-  /** bpftrace exited on its own while capturing (the session keeps what it had; call stop()). */
+  /** bpftrace kept dying and was given up (the session keeps what it had; call stop()). */
   onCaptureLost?: (message: string) => void;
+  /** Backoff and give-up limits of the bpftrace restarts (tests shorten them). */
+  restartPolicy?: RestartPolicyOptions;
   deps?: Partial<LiveSessionDeps>;
 }
 
@@ -80,10 +101,11 @@ export interface LiveSessionCounters {
 }
 
 async function realDeps(): Promise<LiveSessionDeps> {
-  const [caps, pipeline, runner] = await Promise.all([
+  const [caps, pipeline, runner, discoverModule] = await Promise.all([
     import('./capabilities/index.ts'),
     import('./pipeline.ts'),
     import('./runner/index.ts'),
+    import('./discover/index.ts'),
   ]);
   return {
     probeCapabilities: () => caps.probeCapabilities(),
@@ -91,6 +113,7 @@ async function realDeps(): Promise<LiveSessionDeps> {
     createCollector: (o) => new pipeline.Collector(o),
     createRunner: (o) => new runner.BpftraceRunner(o),
     createFaultWatcher: (o) => new runner.FaultWatcher(o),
+    discover: () => discoverModule.discover(),
     specialiseKprobes: async (selection) => {
       const kprobe = await import('./kprobe/index.ts');
       // bpftrace 0.17 finds no BTF on some kernels (5.10) unless told where it is; the fault watcher needs it too.
@@ -135,7 +158,7 @@ export class LiveSession {
   private readonly opts: LiveSessionOptions;
   private store: Store | null = null;
   private collector: CollectorLike | null = null;
-  private runner: RunnerLike | null = null;
+  private runner: Supervisor | null = null;
   private faults: FaultWatcherLike | null = null;
   private info: SessionInfo | null = null;
   private selection: Selection | null = null;
@@ -143,6 +166,16 @@ export class LiveSession {
   private stopP: Promise<void> | null = null;
   private stopping = false;
   private lastCounters: LiveSessionCounters = { events: 0, anomalies: 0, lostEvents: 0, malformed: 0 };
+  private deps: LiveSessionDeps | null = null;
+  /** How the session ends (stop() may say otherwise; giving up sets it). */
+  private endHow: { reason: SessionEndReason; detail?: string } = { reason: 'clean' };
+  /** Open gaps per process (null: capturing). */
+  private readonly openGaps: Record<CaptureProcess, CaptureGap | null> = { main: null, faults: null };
+  private faultPolicy: RestartPolicy | null = null;
+  /** Restarts done, for status and tests. */
+  readonly restarts: Record<CaptureProcess, number> = { main: 0, faults: 0 };
+  /** Wall ms from death to the replacement's ready, last restart of each. */
+  readonly restartMs: Record<CaptureProcess, number | null> = { main: null, faults: null };
 
   constructor(opts: LiveSessionOptions) {
     this.opts = opts;
@@ -177,6 +210,7 @@ export class LiveSession {
 
   private async doStart(): Promise<SessionInfo> {
     const deps: LiveSessionDeps = { ...(await realDeps()), ...this.opts.deps };
+    this.deps = deps;
     const caps = await deps.probeCapabilities();
     const problem = captureProblem(caps);
     if (problem) throw problem;
@@ -234,14 +268,35 @@ export class LiveSession {
     });
     const sink = this.collector.parseSink;
     const bpftrace = caps.bpftrace!.path;
-    this.faults = deps.createFaultWatcher({ sink, bpftrace, onStderr: (line) => this.log.debug({ line }, 'bpftrace (faults)') });
-    this.runner = deps.createRunner({
-      scripts: selection.scripts,
+    this.faultPolicy = new RestartPolicy(this.opts.restartPolicy);
+    this.faults = deps.createFaultWatcher({
       sink,
       bpftrace,
-      onStderr: (line) => this.log.debug({ line }, 'bpftrace'),
-      onExit: (code, signal) => this.runnerExited(code, signal),
+      onStderr: (line) => this.log.debug({ line }, 'bpftrace (faults)'),
+      onDied: (cause) => this.faultsDied(cause),
     });
+    const scripts = selection.scripts;
+    this.runner = new Supervisor({
+      process: 'main',
+      policy: this.opts.restartPolicy,
+      create: (onExit) => {
+        const { watchSeedScript } = runnerProgram;
+        const seed = this.collector?.watchSeed?.(this.pinningPids);
+        return deps.createRunner({
+          scripts: seed && (seed.pids.length || seed.fds.length) ? [...scripts, watchSeedScript(seed, scripts)] : scripts,
+          sink,
+          bpftrace,
+          onStderr: (line) => this.log.debug({ line }, 'bpftrace'),
+          onExit,
+        });
+      },
+      beforeRestart: () => this.discover(),
+      onDown: (cause) => this.captureDown('main', cause),
+      onUp: (readyTsNs, ms) => this.captureUp('main', readyTsNs, ms),
+      onRetryFailed: (message) => this.log.error({ err: message }, 'restarting bpftrace failed; retrying'),
+      onGiveUp: (reason) => this.giveUp('main', reason),
+    });
+    this.discover();
     this.checkStopping();
     const t0 = Date.now();
     await this.runner.start();
@@ -257,18 +312,85 @@ export class LiveSession {
     if (this.stopping) throw new Error('live session stopped while starting');
   }
 
-  private runnerExited(code: number | null, signal: string | null): void {
+  /** Pids with pinned memory found by the last /proc scan: the next program watches their forks and exits. */
+  private pinningPids: number[] = [];
+
+  /** Scan /proc for pins made while nobody watched (start, restarts); best effort. */
+  private discover(): void {
+    const collector = this.collector;
+    if (!this.deps?.discover || !collector?.adoptDiscovery) return;
+    try {
+      const d = this.deps.discover();
+      const created = collector.adoptDiscovery(d);
+      this.pinningPids = d.memory.filter((m) => m.vmPinPages > 0).map((m) => m.pid);
+      this.log.info({ rings: d.rings.length, created, pinning: this.pinningPids.length, processes: d.processes, ms: d.ms }, 'discovered pins already in place');
+    } catch (err) {
+      this.log.warn({ err: (err as Error)?.message ?? String(err) }, 'discovering existing pins failed');
+    }
+  }
+
+  private captureDown(process: CaptureProcess, cause: string): void {
     if (this.stopping) return;
-    const how = signal ?? `code ${code}`;
-    this.log.error({ code, signal }, 'bpftrace exited while capturing');
-    this.hub?.setCapture(false);
-    const message = `bpftrace exited (${how}): live capture stopped; what was captured is in ${this.opts.db}`;
-    this.hub?.setStatus({ level: 'error', message, fix: 'run `pinwatch doctor`, then restart pinwatch' });
+    this.log.error({ process, cause }, 'bpftrace died while capturing: restarting it');
+    if (process === 'main') this.hub?.setCapture(false);
+    const g = this.collector?.gapOpened?.(process, cause) ?? null;
+    this.openGaps[process] = g;
+    const who = process === 'main' ? 'bpftrace' : 'the fault-watching bpftrace';
+    this.hub?.setStatus({ level: 'warning', message: `${who} exited (${cause}); restarting it — events in the gap are not seen, pins are re-checked against pagemap after it` });
+  }
+
+  private captureUp(process: CaptureProcess, readyTsNs: number | null, ms: number): void {
+    if (this.stopping) return;
+    this.restarts[process]++;
+    this.restartMs[process] = ms;
+    const g = this.openGaps[process];
+    this.openGaps[process] = null;
+    if (g) this.collector?.gapClosed?.(g, readyTsNs ?? undefined);
+    if (process === 'main') this.hub?.setCapture(true);
+    this.log.info({ process, ms }, 'bpftrace restarted: capturing again');
+    this.hub?.setStatus({ level: 'ok', message: `capturing again after a ${ms} ms gap (${process === 'main' ? 'bpftrace' : 'fault watcher'} restarted); recording to ${this.opts.db}` });
+  }
+
+  private giveUp(process: CaptureProcess, reason: string): void {
+    if (this.stopping) return;
+    const g = this.openGaps[process];
+    if (g) {
+      g.cause = `${g.cause}; ${reason}`;
+      this.collector?.gapUpdated?.(g);
+    }
+    this.endHow = { reason: 'bpftrace-gave-up', detail: reason };
+    this.log.error({ process, reason }, 'bpftrace keeps dying: capture stopped');
+    const message = `${reason}: live capture stopped; what was captured is in ${this.opts.db}`;
+    this.hub?.setStatus({ level: 'error', message, fix: 'run `pinwatch doctor` and check the log for bpftrace\'s errors, then restart pinwatch' });
     this.opts.onCaptureLost?.(message);
   }
 
-  /** Drain bpftrace, last verification pass, flush and close the store. Idempotent; waits for a pending start(). */
-  stop(): Promise<void> {
+  /** The fault watcher's process died: a gap for faults in pinned regions; start another after the backoff. */
+  private faultsDied(cause: string): void {
+    if (this.stopping) return;
+    const t0 = Date.now();
+    this.captureDown('faults', cause);
+    const attempt = (why: string): void => {
+      const delay = this.faultPolicy!.failed();
+      if (delay === null) return this.giveUp('faults', `gave up restarting bpftrace (faults) after ${this.faultPolicy!.describe()}; last: ${why}`);
+      setTimeout(() => {
+        const faults = this.faults;
+        if (this.stopping || !faults?.revive) return;
+        faults.revive().then(
+          () => this.captureUp('faults', faults.readyTsNs ?? null, Date.now() - t0),
+          (err: Error) => attempt((err?.message ?? String(err)).split('\n')[0]),
+        );
+      }, delay).unref();
+    };
+    attempt(cause);
+  }
+
+  /**
+   * Drain bpftrace, last verification pass, flush and close the store. Idempotent; waits for a pending start().
+   * `how`: what the session row says about its end (default clean, or bpftrace-gave-up after giving up).
+   */
+  stop(how?: { reason: SessionEndReason; detail?: string }): Promise<void> {
+    if (how && this.endHow.reason !== 'bpftrace-gave-up') this.endHow = how;
     this.stopP ??= (async () => {
       this.stopping = true;
       if (this.startP) await this.startP.catch(() => undefined);
@@ -305,7 +427,7 @@ export class LiveSession {
     }
     if (store && !store.isClosed) {
       await step('ending the session', () => {
-        const ended = store.currentSessionId !== null ? store.endSession() : null;
+        const ended = store.currentSessionId !== null ? store.endSession(undefined, this.endHow) : null;
         if (ended) {
           this.info = ended;
           this.hub?.setSession(ended);

@@ -7,6 +7,8 @@
 import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { ExitEvent, LostEvent, SequencedEvent, TraceEvent } from '../schema/events.ts';
 import type { Pin } from '../schema/pins.ts';
+import type { CaptureGap, CaptureProcess, PinnedMemory } from '../schema/reliability.ts';
+import type { Discovery } from './discover/index.ts';
 import {
   DEFAULT_COLLECTOR_CONFIG, type CollectorConfig, type CollectorSink, type FaultRegion, type PagemapReader, type ParseSink,
 } from './contracts.ts';
@@ -203,6 +205,83 @@ export class Collector {
     this.ingest(e);
   }
 
+  /**
+   * A bpftrace process stopped capturing (found dead at `startNs`): from now until gapClosed() anomalies whose
+   * evidence window overlaps it are low confidence. Returns the gap (handed to the sinks, again when it closes).
+   */
+  gapOpened(process: CaptureProcess, cause: string, startNs = this.clock.nowNs()): CaptureGap {
+    const g: CaptureGap = { id: 0, process, cause, startNs, endNs: null, startWallMs: this.clock.wallMs(), endWallMs: null, eventsLost: null };
+    this.engine.gaps.push(g);
+    if (this.engine.gaps.length > 256) this.engine.gaps.shift();
+    this.emitGap(g);
+    return g;
+  }
+
+  /**
+   * Capture resumed at endNs (the replacement's probes are attached). Every live pin is re-read against
+   * pagemap: a divergence that happened inside the gap is still found (its evidence says so).
+   */
+  gapClosed(g: CaptureGap, endNs = this.clock.nowNs(), cause?: string): void {
+    g.endNs = Math.max(endNs, g.startNs);
+    g.endWallMs = this.clock.wallMs();
+    if (cause) g.cause = cause;
+    this.emitGap(g);
+    this.verifier.runPending();
+    this.verifier.reverifyAll('after a capture gap');
+  }
+
+  /**
+   * Take in what a /proc scan found already pinned (at start, after a restart): io_uring buffers become pins
+   * (origin 'discovered'), and each process's VmPin/VmLck is published with the pages the known pins explain.
+   * Returns the pins created.
+   */
+  adoptDiscovery(d: Discovery): number {
+    const ts = this.clock.nowNs();
+    let created = 0;
+    for (const r of d.rings) {
+      for (const b of r.buffers) {
+        const pin = this.model.discoverRingBuffer({ pid: r.pid, comm: r.comm, fd: r.fd, slot: b.slot, addr: b.addr, len: b.len, tsNs: ts });
+        if (!pin) continue;
+        created++;
+        if (this.model.effects.dirty) this.afterEffects(this.model.effects);
+      }
+    }
+    this.publish();
+    for (const m of d.memory) {
+      let explained = 0;
+      for (const pin of this.model.pinsOf(m.pid)) explained += pin.nPages;
+      const row: PinnedMemory = { tsNs: ts, pid: m.pid, comm: m.comm, vmPinPages: m.vmPinPages, vmLckPages: m.vmLckPages, explainedPages: explained };
+      for (const s of this.sinks) {
+        try {
+          s.pinnedMemory?.(row);
+        } catch (err) {
+          this.sinkFailed(err);
+        }
+      }
+    }
+    return created;
+  }
+
+  /**
+   * What a freshly started bpftrace must know to filter in the kernel as the last one did: processes holding
+   * pins (their forks and exits are printed) and the pin fds whose close() is traced.
+   */
+  watchSeed(extraPids: readonly number[] = []): { pids: number[]; fds: [number, number][] } {
+    const pids = new Set<number>(extraPids);
+    const fds: [number, number][] = [];
+    for (const p of this.model.processes()) {
+      if (p.pins.size === 0) continue;
+      pids.add(p.pid);
+      for (const fd of p.handles.keys()) fds.push([p.pid, fd]);
+    }
+    return { pids: [...pids].sort((a, b) => a - b), fds };
+  }
+
+  /** Send a changed gap (e.g. its cause) to the sinks again. */
+  gapUpdated(g: CaptureGap): void {
+    this.emitGap(g);
+  }
+
   /** Run pending and periodic pagemap reads now (tests, shutdown). */
   verifyNow(): void {
     this.verifier.runPending();
@@ -220,6 +299,7 @@ export class Collector {
   close(): void {
     if (this.closed) return;
     this.verifyNow();
+    this.engine.flushRepeats(true);
     this.closed = true;
     this.verifier.close();
     this.ownReader?.close();
@@ -306,8 +386,18 @@ export class Collector {
     }
   }
 
+  private emitGap(g: CaptureGap): void {
+    for (const s of this.sinks) {
+      try {
+        s.gap?.(g);
+      } catch (err) {
+        this.sinkFailed(err);
+      }
+    }
+  }
+
   private emitAnomaly(a: Anomaly): void {
-    this.counters.anomalies++;
+    if ((a.count ?? 1) === 1) this.counters.anomalies++;
     for (const s of this.sinks) {
       try {
         s.anomaly(a);

@@ -76,4 +76,8 @@ export interface Anomaly {
   pinId: number | null;
   summary: string;
   evidence: Evidence[];
+  /** Times this finding (same rule, pin, process and address) was made; 1 when absent. */
+  count?: number;
+  /** CLOCK_MONOTONIC ns of the latest repeat (count > 1). */
+  lastTsNs?: number | null;
 }

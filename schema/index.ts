@@ -5,3 +5,4 @@ export * from './pins.ts';
 export * from './session.ts';
 export * from './protocol.ts';
 export * from './tables.ts';
+export * from './reliability.ts';

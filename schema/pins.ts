@@ -17,6 +17,9 @@ export interface PinPage {
   mappedAddr?: number;
 }
 
+/** event: pinwatch saw the pinning call; discovered: found already pinned at start (pfns read from pagemap then). */
+export type PinOrigin = 'event' | 'discovered';
+
 export interface Pin {
   id: number;
   pid: number;
@@ -34,6 +37,8 @@ export interface Pin {
   createdNs: number;
   releasedNs: number | null;
   state: PinState;
+  /** Absent: 'event'. */
+  origin?: PinOrigin;
   pages: PinPage[];
 }
 

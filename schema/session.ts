@@ -10,6 +10,9 @@ export interface ProbeStatus {
   reason?: string;
 }
 
+/** How a session ended: stopped normally, by a signal, bpftrace failing repeatedly, or the collector died (found at the next start). */
+export type SessionEndReason = 'clean' | 'signal' | 'bpftrace-gave-up' | 'crashed';
+
 export interface SessionInfo {
   id: number;
   host: string;
@@ -20,4 +23,10 @@ export interface SessionInfo {
   endedWallMs: number | null;
   probes: ProbeStatus[];
   lostEvents: number;
+  /** null while recording (or in files written before schema version 2). */
+  endReason?: SessionEndReason | null;
+  /** The signal, why bpftrace gave up, or "found at the next start; last event …". */
+  endDetail?: string | null;
+  /** CLOCK_MONOTONIC ns of the last event written. */
+  lastEventNs?: number | null;
 }

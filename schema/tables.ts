@@ -1,13 +1,13 @@
 // The SQLite layout (collector/store writes it, web and tests read it). Bump SCHEMA_VERSION on change.
 // Column names are part of the interface: tests and users query them directly.
 
+// Version 2 (additive over 1): incidents, incident_anomalies, capture_gaps, pinned_memory,
+// sessions.end_reason/end_detail/last_event_ns, anomalies.count/last_ts_ns, pins.origin. A writer upgrades a
+// version-1 file in place (the new tables from DDL, the new columns from MIGRATIONS); a reader opens it as it is
+// (the new tables and columns read as empty / defaults; incidents are derived from the anomalies).
 export const SCHEMA_VERSION = 2;
-/**
- * Oldest version this pinwatch still reads and writes: every change since is additive (new tables only), so an
- * older file opens as it is — a reader derives what the new tables would hold, a writer adds the tables.
- * 2: incidents, incident_anomalies.
- */
-export const MIN_SCHEMA_VERSION = 1;
+/** Oldest schema version this pinwatch still opens (and upgrades when writing). */
+export const OLDEST_READABLE_SCHEMA_VERSION = 1;
 
 export const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -24,7 +24,10 @@ CREATE TABLE IF NOT EXISTS sessions (
   started_ms INTEGER NOT NULL,        -- wall clock
   ended_ms INTEGER,
   probes_json TEXT NOT NULL,          -- ProbeStatus[]
-  lost_events INTEGER NOT NULL DEFAULT 0
+  lost_events INTEGER NOT NULL DEFAULT 0,
+  end_reason TEXT,                    -- clean | signal | bpftrace-gave-up | crashed (NULL: still recording)
+  end_detail TEXT,                    -- the signal, why bpftrace gave up, or how the crash was found
+  last_event_ns INTEGER               -- CLOCK_MONOTONIC of the last event written (crash: where it stopped)
 );
 
 CREATE TABLE IF NOT EXISTS events (
@@ -59,7 +62,8 @@ CREATE TABLE IF NOT EXISTS pins (
   backing TEXT NOT NULL,
   created_ns INTEGER NOT NULL,
   released_ns INTEGER,
-  state TEXT NOT NULL                 -- intact | zapped | diverged | released
+  state TEXT NOT NULL,                -- intact | zapped | diverged | released
+  origin TEXT NOT NULL DEFAULT 'event' -- event: seen being pinned | discovered: found pinned at start (pfns from pagemap then)
 );
 
 CREATE TABLE IF NOT EXISTS pin_pages (
@@ -103,7 +107,9 @@ CREATE TABLE IF NOT EXISTS anomalies (
   wall_ms INTEGER NOT NULL,
   pin_id INTEGER,
   summary TEXT NOT NULL,
-  evidence TEXT NOT NULL              -- JSON Evidence[]
+  evidence TEXT NOT NULL,             -- JSON Evidence[]
+  count INTEGER NOT NULL DEFAULT 1,   -- times the same finding (rule, pin, process, address) was made
+  last_ts_ns INTEGER                  -- CLOCK_MONOTONIC of the latest repeat
 );
 CREATE INDEX IF NOT EXISTS anomalies_rule ON anomalies(rule);
 
@@ -131,4 +137,40 @@ CREATE TABLE IF NOT EXISTS incident_anomalies (
   incident_id INTEGER NOT NULL REFERENCES incidents(id)
 );
 CREATE INDEX IF NOT EXISTS incident_anomalies_incident ON incident_anomalies(incident_id);
+
+-- Windows in which a bpftrace process was not capturing (it died and was restarted, or gave up).
+CREATE TABLE IF NOT EXISTS capture_gaps (
+  id INTEGER PRIMARY KEY,
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  process TEXT NOT NULL,              -- main (the tracepoint/kprobe set) | faults (the fault watcher)
+  cause TEXT NOT NULL,                -- e.g. "bpftrace exited (SIGKILL)"
+  started_ns INTEGER NOT NULL,        -- CLOCK_MONOTONIC
+  ended_ns INTEGER,                   -- NULL: not capturing until the session ended
+  started_ms INTEGER NOT NULL,        -- wall clock
+  ended_ms INTEGER,
+  events_lost INTEGER                 -- events known lost (bpftrace's count); NULL: unknown (nothing watched)
+);
+
+-- Pinned and locked memory per process as /proc/PID/status shows it (VmPin, VmLck), at start, after each
+-- restart: what the enumerated pins do not explain is pinned by a source pinwatch cannot list.
+CREATE TABLE IF NOT EXISTS pinned_memory (
+  id INTEGER PRIMARY KEY,
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  ts_ns INTEGER NOT NULL,
+  pid INTEGER NOT NULL,
+  comm TEXT NOT NULL,
+  vm_pin_pages INTEGER NOT NULL,
+  vm_lck_pages INTEGER NOT NULL,
+  explained_pages INTEGER NOT NULL    -- pages of the pins pinwatch enumerated for this process
+);
 `;
+
+/** Columns added since version 1: a writer adds the missing ones to an older file (ALTER TABLE ADD COLUMN). */
+export const MIGRATIONS: readonly { table: string; column: string; ddl: string }[] = [
+  { table: 'sessions', column: 'end_reason', ddl: 'ALTER TABLE sessions ADD COLUMN end_reason TEXT' },
+  { table: 'sessions', column: 'end_detail', ddl: 'ALTER TABLE sessions ADD COLUMN end_detail TEXT' },
+  { table: 'sessions', column: 'last_event_ns', ddl: 'ALTER TABLE sessions ADD COLUMN last_event_ns INTEGER' },
+  { table: 'pins', column: 'origin', ddl: "ALTER TABLE pins ADD COLUMN origin TEXT NOT NULL DEFAULT 'event'" },
+  { table: 'anomalies', column: 'count', ddl: 'ALTER TABLE anomalies ADD COLUMN count INTEGER NOT NULL DEFAULT 1' },
+  { table: 'anomalies', column: 'last_ts_ns', ddl: 'ALTER TABLE anomalies ADD COLUMN last_ts_ns INTEGER' },
+];

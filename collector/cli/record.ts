@@ -3,7 +3,7 @@
 // every row and exits 0. A second signal while stopping exits at once (the store's exit hook still flushes).
 import type pino from 'pino';
 import type { Anomaly } from '../../schema/anomalies.ts';
-import type { SessionInfo } from '../../schema/session.ts';
+import type { SessionEndReason, SessionInfo } from '../../schema/session.ts';
 import type { Hub } from '../publish/hub.ts';
 import { EXIT_FAILURE, EXIT_OK, type RecordArgs } from './args.ts';
 import { describeFailure } from './errors.ts';
@@ -13,7 +13,7 @@ import { cliLogger, type CliIo } from './io.ts';
 /** What record() uses of LiveSession (tests pass a fake). */
 export interface RecordSession {
   start(): Promise<SessionInfo>;
-  stop(): Promise<void>;
+  stop(how?: { reason: SessionEndReason; detail?: string }): Promise<void>;
   counters(): { events: number; anomalies: number; lostEvents: number };
 }
 export type MakeRecordSession = (opts: {
@@ -31,12 +31,18 @@ export async function record(args: RecordArgs, io: CliIo, makeSession?: MakeReco
   const make: MakeRecordSession = makeSession ?? (await import('../live-session.ts').then((m) => (o) => new m.LiveSession(o)));
   const log = cliLogger('pinwatch', io.logLevel);
   const hub = new Hub();
-  hub.on('anomaly', (a: Anomaly) => io.out(formatAnomalyLine(a)));
+  // A repeated finding is re-sent with a higher count: printed once, when first raised.
+  let printedSeq = 0;
+  hub.on('anomaly', (a: Anomaly) => {
+    if (a.seq <= printedSeq && (a.count ?? 1) > 1) return;
+    printedSeq = Math.max(printedSeq, a.seq);
+    io.out(formatAnomalyLine(a));
+  });
   hub.on('status', (s: { level: string; message: string; fix?: string }) => {
     if (s.level === 'error') io.err(`pinwatch: ${s.message}${s.fix ? `\n  fix: ${s.fix}` : ''}`);
   });
   let stopRequested: ((why: string) => void) | null = null;
-  // bpftrace dying mid-capture ends the recording (what was captured is kept) with exit code 1.
+  // bpftrace dying over and over (the supervisor gave up) ends the recording (what was captured is kept), exit 1.
   const live = make({ db: args.db, hub, mode: args.mode, logger: log, onCaptureLost: () => stopRequested?.(CAPTURE_LOST) });
 
   const stopped = new Promise<string>((resolve) => {
@@ -69,7 +75,7 @@ export async function record(args: RecordArgs, io: CliIo, makeSession?: MakeReco
     if (args.duration !== undefined) timer = setTimeout(() => stopRequested!('duration'), args.duration * 1000);
     const why = await stopped;
     if (timer) clearTimeout(timer);
-    await live.stop();
+    await live.stop(why === 'duration' || why === CAPTURE_LOST ? undefined : { reason: 'signal', detail: why });
     const c = live.counters();
     io.err(
       `pinwatch: stopped (${why}): ${c.events} events, ${c.anomalies} anomalies, ${c.lostEvents} lost events; recording in ${args.db}`,

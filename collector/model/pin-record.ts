@@ -3,7 +3,7 @@
 // (mremap moves pages; the pin and its pfns stay). Converted to the schema's Pin only when published.
 import type { PinSource } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
-import type { Pin, PinPage, PinState, PinSummary } from '../../schema/pins.ts';
+import type { Pin, PinOrigin, PinPage, PinState, PinSummary } from '../../schema/pins.ts';
 
 // Page flag bits (PinRecord.flags).
 /** pinnedPfn was read after an event that may already have moved the page: divergence only `inferred`. */
@@ -86,6 +86,8 @@ export interface PinInit {
   createdSeq: number;
   handle: HandleRecord | null;
   key: number;
+  /** 'discovered': found already pinned at start (pinned pfns read from pagemap then, not from the pinning call). */
+  origin?: PinOrigin;
 }
 
 export class PinRecord {
@@ -119,6 +121,7 @@ export class PinRecord {
   /** Key inside the handle (slot / iova / running number). */
   readonly key: number;
 
+  readonly origin: PinOrigin;
   releasedNs: number | null = null;
   releaseReason: string | null = null;
   /** The owning process exited but the pin lives on (another process still holds the fd). */
@@ -138,6 +141,7 @@ export class PinRecord {
     this.comm = init.comm;
     this.source = init.source;
     this.handleText = init.handleText;
+    this.origin = init.origin ?? 'event';
     this.addr = init.addr;
     this.len = init.len;
     this.writable = init.writable;
@@ -258,6 +262,7 @@ export class PinRecord {
       createdNs: this.createdNs,
       releasedNs: this.releasedNs,
       state: this.state,
+      ...(this.origin === 'discovered' ? { origin: this.origin } : {}),
     };
   }
 }

@@ -285,6 +285,32 @@ export class ShadowModel {
     }
   }
 
+  /**
+   * An io_uring buffer found already registered (/proc/PID/fdinfo, at start or after a restart): a pin whose
+   * pinned pfns are what pagemap shows now (origin 'discovered': a divergence before now cannot be seen).
+   * Nothing when the model already has that slot with the same range. Effects are reset and filled.
+   */
+  discoverRingBuffer(d: { pid: number; comm: string; fd: number; slot: number; addr: number; len: number; tsNs: number }): PinRecord | null {
+    this.effects.reset();
+    const p = this.proc(d.pid, d.comm);
+    let handle = p.handles.get(d.fd);
+    const known = handle?.pins.get(d.slot);
+    if (known && known.addr === d.addr && known.len === d.len) return null;
+    if (!validUserRange(d.addr, d.len)) return null;
+    if (known) this.release(known, 'slot found re-registered after a capture gap', d.tsNs);
+    if (handle === undefined) {
+      handle = new HandleRecord('ring', d.fd, d.pid);
+      p.handles.set(d.fd, handle);
+    }
+    const rb = backingOf(this.maps.read(d.pid), pageDown(d.addr), pageUp(d.addr + d.len));
+    const cause = { kind: 'pin_result', tsNs: d.tsNs, pid: d.pid, tid: d.pid, comm: d.comm, seq: -1 } as unknown as SequencedEvent;
+    return this.createPin(p, cause, {
+      source: 'io_uring', handle, key: d.slot, handleText: `${handleText(handle, d.slot, 'io_uring')} (discovered)`, addr: d.addr,
+      len: d.len, writable: true, longterm: true, backing: rb.backing, mapShared: rb.mapShared, sharedFile: rb.sharedFile,
+      raceFromNs: d.tsNs, origin: 'discovered',
+    });
+  }
+
   /** Pagemap showed that an advisory zap (MADV_FREE / MADV_PAGEOUT) did remove these pinned pages. */
   markZapped(pin: PinRecord, firstPage: number, count: number): void {
     const end = Math.min(firstPage + count, pin.nPages);
@@ -884,7 +910,8 @@ export class ShadowModel {
     this.snapshot(pin);
     if (spec.gups) this.applyGupPfns(pin, spec.gups);
     for (let i = 0; i < pin.nPages; i++) this.pfns.add(pin.pinnedPfn[i], pin.id);
-    pin.note(cause.seq, cause.tsNs, `pinned: ${spec.handleText}, ${pin.nPages} page${pin.nPages === 1 ? '' : 's'} at ${hex(pin.firstVa)}`, 0, pin.nPages);
+    const what = spec.origin === 'discovered' ? 'found pinned' : 'pinned';
+    pin.note(cause.seq, cause.tsNs, `${what}: ${spec.handleText}, ${pin.nPages} page${pin.nPages === 1 ? '' : 's'} at ${hex(pin.firstVa)}`, 0, pin.nPages);
     this.replayRing(p, pin);
     this.effects.dirty = true;
     this.effects.created.push(pin);

@@ -22,6 +22,7 @@ import type {
   UffdRegisterEvent,
 } from '../../schema/events.ts';
 import { kprobeParsers } from './kprobe.ts';
+import { PID_MAX_LIMIT, lostCount } from './ranges.ts';
 
 /** Optional extension of ParseSink: the ready marker's timestamp, when the line carries one (runner sentinels). */
 export interface ReadyAtSink {
@@ -104,6 +105,10 @@ function digits(k: number): number {
     fail(`empty numeric field ${fieldNo}`);
     return 0;
   }
+  if (k - i > 20) {
+    fail(`number too long: field ${fieldNo}`);
+    return 0;
+  }
   let v = 0;
   for (; i < k; i++) {
     const d = S.charCodeAt(i) - 48;
@@ -113,8 +118,29 @@ function digits(k: number): number {
     }
     v = v * 10 + d;
   }
+  if (v > U64_MAX || (k - pos - (neg ? 1 : 0) === 20 && S.substring(k - 20, k) > U64_MAX_TEXT)) {
+    fail(`number out of 64-bit range: field ${fieldNo}`);
+    return 0;
+  }
   pos = k + sepLen;
   return neg ? -v : v;
+}
+
+/**
+ * A field that becomes an INTEGER column or a user extent (timestamp, address, length): a non-negative integer
+ * exact in a JS number (< 2^53), so SQLite stores an INTEGER, never a REAL.
+ */
+function uNum(): number {
+  const v = num();
+  if (state === OK && (v < 0 || v > MAX_EXACT)) fail(`field ${fieldNo} out of range`);
+  return v;
+}
+
+/** A pid or tid: 0 ..= PID_MAX_LIMIT. */
+function pidNum(): number {
+  const v = num();
+  if (state === OK && (v < 0 || v > PID_MAX_LIMIT)) fail(`pid field ${fieldNo} out of range`);
+  return v;
 }
 
 /** A 0x-hex kernel pointer field, kept as its text. */
@@ -230,6 +256,14 @@ const MAP_UNMAP = ['map', 'unmap'] as const;
 const REG_UNREG = ['register', 'unregister'] as const;
 const SET_REMOVE = ['set', 'remove'] as const;
 
+/** 2^64 - 1 as a double (2^64): bpftrace prints nothing larger. */
+const U64_MAX = 18446744073709551615;
+const U64_MAX_TEXT = '18446744073709551615';
+const MAX_EXACT = Number.MAX_SAFE_INTEGER;
+/** Page counts and folio orders beyond these are not a kernel's: their byte length would not be an exact integer. */
+const MAX_PAGES = 2 ** 36;
+const MAX_ORDER = 30;
+
 function emit(e: TraceEvent): void {
   sink.event(e);
 }
@@ -237,15 +271,15 @@ function emit(e: TraceEvent): void {
 // ---- one reader per kind: field order = the bpf script's printf ----
 
 function pinIovec(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const src = word(SOURCES);
-  const fd = num(), opcode = num(), index = num(), addr = num(), len = num();
+  const fd = num(), opcode = num(), index = num(), addr = uNum(), len = uNum();
   const comm = rest();
   if (state === OK) emit({ kind: 'pin_iovec', tsNs, pid, tid, comm, source: SOURCES[src], fd, opcode, index, addr, len });
 }
 
 function pinResult(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const src = word(SOURCES);
   const fd = num(), opcode = num(), nr = num(), ret = num();
   const mm = hex();
@@ -254,9 +288,9 @@ function pinResult(): void {
 }
 
 function vfioDma(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const op = word(MAP_UNMAP);
-  const fd = num(), vaddr = num(), iova = num(), size = num(), flags = num(), ret = num();
+  const fd = num(), vaddr = uNum(), iova = num(), size = uNum(), flags = num(), ret = num();
   const comm = rest();
   if (state === OK) {
     const e: VfioDmaEvent = { kind: 'vfio_dma', tsNs, pid, tid, comm, op: MAP_UNMAP[op], fd, vaddr, iova, size, flags, ret };
@@ -265,9 +299,9 @@ function vfioDma(): void {
 }
 
 function uffdRegister(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const op = word(REG_UNREG);
-  const fd = num(), addr = num(), len = num(), mode = num(), ret = num();
+  const fd = num(), addr = uNum(), len = uNum(), mode = num(), ret = num();
   const comm = rest();
   if (state === OK) {
     const e: UffdRegisterEvent = { kind: 'uffd_register', tsNs, pid, tid, comm, op: REG_UNREG[op], fd, addr, len, mode, ret };
@@ -276,33 +310,33 @@ function uffdRegister(): void {
 }
 
 function madvise(): void {
-  const tsNs = num(), pid = num(), tid = num(), addr = num(), len = num(), behavior = num(), ret = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), addr = uNum(), len = uNum(), behavior = num(), ret = num();
   const comm = rest();
   if (state === OK) emit({ kind: 'madvise', tsNs, pid, tid, comm, addr, len, behavior, ret });
 }
 
 function munmap(): void {
-  const tsNs = num(), pid = num(), tid = num(), addr = num(), len = num(), ret = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), addr = uNum(), len = uNum(), ret = num();
   const comm = rest();
   if (state === OK) emit({ kind: 'munmap', tsNs, pid, tid, comm, addr, len, ret });
 }
 
 function mremap(): void {
-  const tsNs = num(), pid = num(), tid = num(), addr = num(), oldLen = num(), newLen = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), addr = uNum(), oldLen = uNum(), newLen = uNum();
   const flags = num(), newAddrArg = num(), ret = num();
   const comm = rest();
   if (state === OK) emit({ kind: 'mremap', tsNs, pid, tid, comm, addr, oldLen, newLen, flags, newAddrArg, ret });
 }
 
 function mmapFixed(): void {
-  const tsNs = num(), pid = num(), tid = num(), addr = num(), len = num(), prot = num(), flags = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), addr = uNum(), len = uNum(), prot = num(), flags = num();
   const fd = num(), ret = num();
   const comm = rest();
   if (state === OK) emit({ kind: 'mmap_fixed', tsNs, pid, tid, comm, addr, len, prot, flags, fd, ret });
 }
 
 function fork(): void {
-  const tsNs = num(), pid = num(), tid = num(), childPid = num(), cloneFlags = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), childPid = pidNum(), cloneFlags = num();
   const comm = rest();
   // The child's comm at fork is the parent's (fork.bt).
   if (state === OK) {
@@ -312,13 +346,13 @@ function fork(): void {
 }
 
 function exit(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const comm = rest();
   if (state === OK) emit({ kind: 'exit', tsNs, pid, tid, comm });
 }
 
 function close(): void {
-  const tsNs = num(), pid = num(), tid = num(), fd = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), fd = num();
   const comm = rest();
   if (state === OK) emit({ kind: 'close', tsNs, pid, tid, comm, fd });
 }
@@ -354,15 +388,16 @@ function mmapForget(): void {
 }
 
 function fault(): void {
-  const tsNs = num(), pid = num(), tid = num(), addr = num(), errorCode = num(), ip = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), addr = uNum(), errorCode = num(), ip = num();
   const comm = rest();
   if (state === OK) emit({ kind: 'fault', tsNs, pid, tid, comm, addr, errorCode, ip });
 }
 
 function collapseFile(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const mm = hex();
-  const hpfn = num(), index = num(), addr = num(), isShmem = num(), nr = num(), result = num();
+  const hpfn = num(), index = num(), addr = uNum(), isShmem = num(), nr = num(), result = num();
+  if (state === OK && (nr < -1 || nr > MAX_PAGES)) fail('nr out of range');
   const filename = stringThenComm();
   if (state === OK) {
     const e: CollapseFileEvent = {
@@ -373,7 +408,7 @@ function collapseFile(): void {
 }
 
 function scanFile(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const mm = hex();
   const pfn = num(), present = num(), swap = num(), result = num();
   const filename = stringThenComm();
@@ -384,7 +419,7 @@ function scanFile(): void {
 }
 
 function scanPmd(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const mm = hex();
   const pfn = num(), referenced = num(), noneOrZero = num(), status = num(), unmapped = num();
   const comm = rest();
@@ -395,7 +430,7 @@ function scanPmd(): void {
 }
 
 function collapseIsolate(): void {
-  const tsNs = num(), pid = num(), tid = num(), pfn = num(), noneOrZero = num(), referenced = num(), status = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), pfn = num(), noneOrZero = num(), referenced = num(), status = num();
   const comm = rest();
   if (state === OK) {
     const e: CollapseIsolateEvent = { kind: 'collapse_isolate', tsNs, pid, tid, comm, pfn, noneOrZero, referenced, status };
@@ -404,7 +439,7 @@ function collapseIsolate(): void {
 }
 
 function ksmMerge(): void {
-  const tsNs = num(), pid = num(), tid = num(), pfn = num(), ksmPfn = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), pfn = num(), ksmPfn = num();
   const mm = hex();
   const err = num();
   const comm = rest();
@@ -415,15 +450,16 @@ function ksmMerge(): void {
 }
 
 function writeback(): void {
-  const tsNs = num(), pid = num(), tid = num(), pfn = num(), reclaimFlags = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum(), pfn = num(), reclaimFlags = num();
   const comm = rest();
   if (state === OK) emit({ kind: 'writeback', tsNs, pid, tid, comm, pfn, reclaimFlags });
 }
 
 function migratePte(): void {
-  const tsNs = num(), pid = num(), tid = num();
+  const tsNs = uNum(), pid = pidNum(), tid = pidNum();
   const op = word(SET_REMOVE);
-  const addr = num(), pte = num(), order = num();
+  const addr = uNum(), pte = num(), order = num();
+  if (state === OK && (order < 0 || order > MAX_ORDER)) fail('order out of range');
   const comm = rest();
   if (state === OK) {
     const e: MigratePteEvent = { kind: 'migrate_pte', tsNs, pid, tid, comm, op: SET_REMOVE[op], addr, pte, order };
@@ -625,8 +661,8 @@ function otherLine(line: string): void {
       return;
     case 'lost_events': {
       const d = rec.data as { events?: unknown; count?: unknown } | null;
-      const n = typeof d?.events === 'number' ? d.events : typeof d?.count === 'number' ? d.count : null;
-      if (n === null) sink.malformed(line, 'lost_events without a count');
+      const n = lostCount(d?.events ?? d?.count);
+      if (n === null) sink.malformed(line, 'lost_events without a count (a non-negative integer)');
       else sink.lost(n);
       return;
     }

@@ -23,6 +23,7 @@
 //   anon_rmap_move  pfn addr order
 //   kcollapse_file  mm hpfn index addr isShmem nr result filename   -> a collapse_file event
 import type { ParseSink } from '../contracts.ts';
+import { eventRangeProblem } from './ranges.ts';
 import type { PinSource, TraceEvent, WpPageEvent } from '../../schema/events.ts';
 
 type Parser = (fields: string[], sink: ParseSink, line: string) => void;
@@ -60,7 +61,10 @@ function guard(kind: string, body: (f: string[], sink: ParseSink) => TraceEvent 
       sink.malformed(line, `${kind}: ${(err as Error).message}`);
       return;
     }
-    if (e) sink.event(e);
+    if (!e) return;
+    const bad = eventRangeProblem(e);
+    if (bad !== null) sink.malformed(line, `${kind}: ${bad}`);
+    else sink.event(e);
   };
 }
 

@@ -3,8 +3,11 @@
 // latest state per pin, per-second event counts per kind, the session and a status banner. The web attaches
 // socket.io and /metrics to it; `pinwatch record` prints anomalies from it.
 //
-// Events: 'event'(SequencedEvent), 'pin'(Pin), 'pagemapRead'(PagemapRead, reason), 'anomaly'(Anomaly), 'incident'(Incident, change),
-// 'lost'(count), 'rates'(EventRates) once a second while started, 'session'(SessionInfo), 'status'(HubStatus).
+// Events: 'event'(SequencedEvent), 'pin'(Pin), 'pagemapRead'(PagemapRead, reason), 'anomaly'(Anomaly),
+// 'incident'(Incident, change), 'lost'(count), 'rates'(EventRates) once a second while started,
+// 'session'(SessionInfo), 'status'(HubStatus), 'gap'(CaptureGap: opened, then again when it closed),
+// 'pinnedMemory'(PinnedMemory). A repeated finding re-sends its anomaly (same seq, higher count): the ring keeps
+// one entry per seq.
 // Hot path: event() is one counter increment, plus an emit only when someone listens to 'event'.
 import { EventEmitter } from 'node:events';
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
@@ -12,6 +15,7 @@ import { EVENT_KINDS, type EventKind, type SequencedEvent } from '../../schema/e
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { Pin, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
+import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import type { CollectorSink } from '../contracts.ts';
 import { pageDiverged } from '../store/rows.ts';
@@ -88,6 +92,8 @@ export class Hub extends EventEmitter implements CollectorSink {
   private readonly released = new Map<number, number>();
   private counters = { events: 0, anomalies: 0, incidents: 0, lost: 0 };
   private sessionInfo: SessionInfo | null = null;
+  private readonly gapList: CaptureGap[] = [];
+  private readonly pinnedByPid = new Map<number, PinnedMemory>();
   private statusInfo: HubStatus | null = null;
   private capture = { up: false, gaps: 0, lastEventWallMs: null as number | null };
 
@@ -140,15 +146,19 @@ export class Hub extends EventEmitter implements CollectorSink {
   }
 
   anomaly(a: Anomaly): void {
-    this.counters.anomalies++;
     const ring = this.recent;
     const last = ring.length ? ring[ring.length - 1].seq : -Infinity;
-    if (a.seq > last) ring.push(a);
-    else {
-      // Out of order or repeated seq: keep the ring sorted and free of duplicates.
+    if (a.seq > last) {
+      ring.push(a);
+      this.counters.anomalies++;
+    } else {
+      // Out of order or repeated seq (a repeat count update): keep the ring sorted and free of duplicates.
       const i = lowerBound(ring, a.seq);
       if (i < ring.length && ring[i].seq === a.seq) ring[i] = a;
-      else ring.splice(i, 0, a);
+      else {
+        ring.splice(i, 0, a);
+        this.counters.anomalies++;
+      }
     }
     if (ring.length > this.maxAnomalies) ring.splice(0, ring.length - this.maxAnomalies);
     this.emit('anomaly', a);
@@ -164,6 +174,19 @@ export class Hub extends EventEmitter implements CollectorSink {
   lost(count: number): void {
     this.counters.lost += count;
     this.emit('lost', count);
+  }
+
+  gap(g: CaptureGap): void {
+    if (!this.gapList.includes(g)) {
+      this.gapList.push(g);
+      if (this.gapList.length > 1000) this.gapList.shift();
+    }
+    this.emit('gap', { ...g });
+  }
+
+  pinnedMemory(m: PinnedMemory): void {
+    this.pinnedByPid.set(m.pid, m);
+    this.emit('pinnedMemory', m);
   }
 
   // ---------------------------------------------------------------- queries
@@ -188,6 +211,16 @@ export class Hub extends EventEmitter implements CollectorSink {
   pins(): PinSummary[] {
     this.pruneReleased();
     return [...this.pinMap.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** Capture gaps of this collector (open ones have endNs null), oldest first. */
+  gaps(): CaptureGap[] {
+    return this.gapList.map((g) => ({ ...g }));
+  }
+
+  /** Latest VmPin / VmLck per process seen at discovery. */
+  pinnedMemoryList(): PinnedMemory[] {
+    return [...this.pinnedByPid.values()].sort((a, b) => a.pid - b.pid);
   }
 
   /** Closed 1 s buckets of the last rateWindowS seconds, oldest first. */

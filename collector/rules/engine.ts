@@ -1,8 +1,11 @@
 // Runs the rules: dispatches each event to the rules that asked for its kind (and, when the model recorded
 // pin effects, to the rules that asked for effects), pagemap checks and ticks to all; numbers anomalies,
-// fills in the common fields and marks them low-confidence near lost events. A rule that throws is
-// counted and skipped, never fatal.
+// fills in the common fields and marks them low-confidence near lost events or when their evidence window
+// overlaps a capture gap. A finding made again (same rule, severity, pin, process, address, verdict: a pinning
+// process forking 20,000 times) is counted on the first anomaly (count, lastTsNs), re-sent at most once a
+// second, instead of becoming another row. A rule that throws is counted and skipped, never fatal.
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
+import { overlapsGap, type CaptureGap } from '../../schema/reliability.ts';
 import type { EventKind, SequencedEvent } from '../../schema/events.ts';
 import { EVENT_KINDS } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
@@ -32,6 +35,14 @@ export interface RuleEngineOptions {
 }
 
 const LOST_MEMORY = 64;
+/** Findings remembered for counting repeats (oldest forgotten first). */
+const MAX_FINDINGS = 65_536;
+/** A repeated finding is re-sent to the sinks at most this often (ms of wall clock). */
+const REPEAT_EMIT_MS = 1000;
+
+function findingKey(a: Anomaly): string {
+  return `${a.rule}|${a.severity}|${a.pinId ?? ''}|${a.pid}|${a.addr}|${a.len}|${a.confirmed ? 1 : 0}`;
+}
 
 export class RuleEngine {
   readonly ctx: RuleContext;
@@ -46,6 +57,10 @@ export class RuleEngine {
   private readonly o: RuleEngineOptions;
   /** Timestamp of the latest event of the stream (not synthetic): how far the model has seen the kernel. */
   private streamNs = 0;
+  /** Capture gaps of this collector (shared with the pipeline; open gaps have endNs null). */
+  readonly gaps: CaptureGap[] = [];
+  private readonly findings = new Map<string, { a: Anomaly; emittedMs: number }>();
+  private readonly unsent = new Set<Anomaly>();
 
   constructor(opts: RuleEngineOptions) {
     this.o = opts;
@@ -68,6 +83,7 @@ export class RuleEngine {
       nowNs: () => opts.clock.nowNs(),
       streamNs: () => engine.streamNs,
       raise: (d: AnomalyDraft) => engine.raise(d),
+      gapOverlapping: (fromNs: number, toNs: number) => overlapsGap(engine.gaps, fromNs, toNs),
       readNow: (pin, first, count, reason) => (opts.readNow ? opts.readNow(pin, first, count, reason) : []),
     };
   }
@@ -100,6 +116,7 @@ export class RuleEngine {
   }
 
   onTick(nowNs: number): void {
+    this.flushRepeats();
     for (const b of this.bound) {
       if (!b.rule.onTick) continue;
       try {
@@ -116,11 +133,25 @@ export class RuleEngine {
     if (this.lostTs.length > LOST_MEMORY) this.lostTs.shift();
   }
 
+  /** Send the latest count of findings repeated since they were last sent (a second ago or more, or all: `force`). */
+  flushRepeats(force = false): void {
+    if (this.unsent.size === 0) return;
+    const now = this.o.clock.wallMs();
+    for (const a of this.unsent) {
+      const f = this.findings.get(findingKey(a));
+      if (!force && f && now - f.emittedMs < REPEAT_EMIT_MS) continue;
+      if (f) f.emittedMs = now;
+      this.unsent.delete(a);
+      this.o.emit(a);
+    }
+  }
+
   raise(d: AnomalyDraft): Anomaly {
     const model = this.o.model;
     const pin = d.pinId != null ? model.pin(d.pinId) : undefined;
+    const from = Math.min(pin?.createdNs ?? d.tsNs, d.tsNs);
     const a: Anomaly = {
-      seq: this.nextSeq++,
+      seq: 0,
       rule: d.rule,
       severity: d.severity ?? this.severityOf(d.rule),
       pid: d.pid,
@@ -130,13 +161,31 @@ export class RuleEngine {
       pfn: d.pfn ?? null,
       newPfn: d.newPfn ?? null,
       confirmed: d.confirmed ?? false,
-      lowConfidence: this.nearLost(d.tsNs),
+      lowConfidence: this.nearLost(d.tsNs) || overlapsGap(this.gaps, from, Math.max(d.tsNs, this.o.clock.nowNs())) !== null,
       tsNs: d.tsNs,
       wallMs: this.o.clock.wallMs(),
       pinId: d.pinId ?? null,
       summary: d.summary,
       evidence: d.evidence,
     };
+    const key = findingKey(a);
+    const seen = this.findings.get(key);
+    if (seen) {
+      const first = seen.a;
+      first.count = (first.count ?? 1) + 1;
+      first.lastTsNs = Math.max(first.lastTsNs ?? first.tsNs, d.tsNs);
+      if (a.lowConfidence) first.lowConfidence = true;
+      const now = this.o.clock.wallMs();
+      if (now - seen.emittedMs >= REPEAT_EMIT_MS) {
+        seen.emittedMs = now;
+        this.unsent.delete(first);
+        this.o.emit(first);
+      } else this.unsent.add(first);
+      return first;
+    }
+    a.seq = this.nextSeq++;
+    if (this.findings.size >= MAX_FINDINGS) this.findings.delete(this.findings.keys().next().value as string);
+    this.findings.set(key, { a, emittedMs: this.o.clock.wallMs() });
     this.o.emit(a);
     return a;
   }

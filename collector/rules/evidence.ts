@@ -12,6 +12,15 @@ export function eventEvidence(e: SequencedEvent | null | undefined, note: string
 
 /** The registration that created the pin. */
 export function pinCreatedEvidence(pin: PinRecord): Evidence {
+  if (pin.origin === 'discovered') {
+    const pfn = pin.pinnedPfn[0];
+    return {
+      type: 'pagemap',
+      read: { tsNs: pin.snapshotNs, pid: pin.pid, addr: pin.firstVa, present: !Number.isNaN(pfn), swapped: false, pfn: Number.isNaN(pfn) ? null : pfn },
+      note: `found already pinned at start: ${pin.source} ${pin.handleText}, ${pin.nPages} pages at ${hex(pin.firstVa)} (${pin.backing}); ` +
+        'pinned pfns read from pagemap at discovery, not from the pinning call',
+    };
+  }
   return { type: 'event', seq: pin.createdSeq, note: `registration: ${pin.source} ${pin.handleText}, ${pin.nPages} pages at ${hex(pin.firstVa)} (${pin.backing})` };
 }
 

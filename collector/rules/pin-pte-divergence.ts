@@ -50,9 +50,14 @@ export const rule = defineRule<State>({
     const history = pin.historyOf(page).filter((h) => h.seq >= 0 && h.seq !== pin.createdSeq);
     const trigger = history.length ? history[history.length - 1].tsNs : check.read.tsNs;
     const now = check.read.pfn;
+    // Nothing traced explains the change and bpftrace was not capturing for a while since the pin: it happened
+    // during that capture gap (found by the pagemap re-read after the restart, or by the timer meanwhile).
+    const gap = ctx.gapOverlapping(Math.max(pin.createdNs, history.length ? history[history.length - 1].tsNs : 0), check.read.tsNs);
+    const inGap = gap !== null && history.every((h) => h.tsNs < gap.startNs);
+    const during = inGap ? ' (changed during a capture gap)' : '';
     const summary = confirmed
-      ? `${pin.handleText}: the device holds pfn ${hex(pinned)} but the page table at ${hex(check.addr)} maps pfn ${hex(now)}`
-      : `${pin.handleText}: page ${hex(check.addr)} no longer maps the pinned page ${hex(pinned)} (inferred: ${check.why})`;
+      ? `${pin.handleText}: the device holds pfn ${hex(pinned)} but the page table at ${hex(check.addr)} maps pfn ${hex(now)}${during}`
+      : `${pin.handleText}: page ${hex(check.addr)} no longer maps the pinned page ${hex(pinned)} (inferred: ${check.why})${during}`;
     ctx.raise({
       rule: info.id,
       severity: verdict.severity,
@@ -71,6 +76,9 @@ export const rule = defineRule<State>({
         snapshotEvidence(pin, page),
         ...pageHistoryEvidence(pin, page),
         { type: 'pagemap', read: check.read, note: `${check.reason} check: ${check.why}` },
+        ...(inGap
+          ? [{ type: 'pagemap' as const, read: check.read, note: `during a capture gap: ${gap!.process === 'main' ? 'bpftrace' : 'the fault watcher'} was not capturing from ${gap!.startNs} ns (${gap!.cause}); the event that moved the page was not seen, pagemap shows the result` }]
+          : []),
       ],
     });
   },

@@ -5,6 +5,7 @@
 // Rules must not throw; the engine catches and counts anyway.
 import type { Anomaly, Evidence, PagemapRead, RuleId, RuleInfo, Severity } from '../../schema/anomalies.ts';
 import type { EventKind, SequencedEvent } from '../../schema/events.ts';
+import type { CaptureGap } from '../../schema/reliability.ts';
 import type { CollectorConfig } from '../contracts.ts';
 import type { ModelEffects } from '../model/effects.ts';
 import type { PinRecord } from '../model/pin-record.ts';
@@ -40,6 +41,8 @@ export interface RuleContext {
   /** Timestamp of the latest traced event: the stream lags the clock, so "has X happened by then" asks this. */
   streamNs(): number;
   raise(d: AnomalyDraft): Anomaly;
+  /** The latest capture gap (bpftrace not capturing) overlapping [fromNs, toNs], or null. */
+  gapOverlapping(fromNs: number, toNs: number): CaptureGap | null;
   /**
    * Read pagemap for pages of a pin right now (reported to the sinks with `reason`). For rules that can
    * confirm what an event did at once. Not routed back to onPagemap.

@@ -1,7 +1,7 @@
 // Runs bpftrace: BpftraceRunner (the always-on tracepoint/kprobe program: one process, one ordered stream)
 // and FaultWatcher (a separate, restartable process filtering page faults to pinned regions).
 // stdout goes through a pipe (never a pty: it would merge stderr), each line to collector/parse.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,9 +40,30 @@ export interface RunnerOptions {
   perfRbPages?: number;
   /** Extra environment for bpftrace (e.g. BPFTRACE_MAP_KEYS_MAX). */
   env?: Record<string, string>;
+  /** Kill bpftrace when the collector dies (setpriv --pdeathsig; default true when setpriv is there). */
+  pdeathsig?: boolean;
 }
 
 const RLIMIT_WARNING = /RLIMIT_MEMLOCK/;
+/** A stdout line longer than this is not bpftrace output (ours are < 1 KiB): dropped and counted, never buffered whole. */
+export const MAX_LINE_BYTES = 1 << 20;
+
+let pdeathsigPrefix: string[] | null = null;
+/**
+ * `setpriv --pdeathsig KILL --` (util-linux) when this host has it: bpftrace then gets SIGKILL from the kernel
+ * when the collector dies, even by SIGKILL (PR_SET_PDEATHSIG survives the exec; Node cannot set it itself).
+ */
+export function pdeathsigCommand(): string[] {
+  if (pdeathsigPrefix === null) {
+    try {
+      const help = execFileSync('setpriv', ['--help'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      pdeathsigPrefix = help.includes('--pdeathsig') ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
+    } catch {
+      pdeathsigPrefix = [];
+    }
+  }
+  return pdeathsigPrefix;
+}
 
 let sentinelSeq = 0;
 /** A kill() target above PID_MAX_LIMIT (2^22): never a process, unique per runner in this collector. */
@@ -71,6 +92,8 @@ export class BpftraceRunner {
   private child: ChildProcess | null = null;
   private dir: string | null = null;
   private partial = '';
+  /** The current line passed MAX_LINE_BYTES: the rest of it is skipped. */
+  private overlong = false;
   private closed: Promise<void> | null = null;
   private exitInfo: { code: number | null; signal: string | null } | null = null;
   private readonly wrapped: ParseSink & ReadyAtSink;
@@ -131,10 +154,10 @@ export class BpftraceRunner {
       BPFTRACE_PERF_RB_PAGES: String(this.opts.perfRbPages ?? 256),
       ...this.opts.env,
     };
-    const child = spawn(this.opts.bpftrace ?? 'bpftrace', ['-f', 'json', '-q', '-B', 'line', file], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env,
-    });
+    const argv = [this.opts.bpftrace ?? 'bpftrace', '-f', 'json', '-q', '-B', 'line', file];
+    const wrap = this.opts.pdeathsig === false ? [] : pdeathsigCommand();
+    const cmd = [...wrap, ...argv];
+    const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
     // If the collector exits without stop() (crash, process.exit), do not leave bpftrace attached: it would keep
     // tracing, and blocks once nobody reads its pipe. (A SIGKILLed collector cannot do this; bpftrace then dies
@@ -222,8 +245,23 @@ export class BpftraceRunner {
   private onStdout(chunk: string): void {
     let start = 0;
     let nl = chunk.indexOf('\n');
+    if (this.overlong) {
+      // Inside a line already reported as too long: skip to its end.
+      if (nl < 0) return;
+      this.overlong = false;
+      start = nl + 1;
+      nl = chunk.indexOf('\n', start);
+      if (nl < 0) {
+        this.partial = chunk.slice(start);
+        return;
+      }
+      chunk = chunk.slice(start);
+      start = 0;
+      nl = chunk.indexOf('\n');
+    }
     if (nl < 0) {
       this.partial += chunk;
+      if (this.partial.length > MAX_LINE_BYTES) this.dropOverlong();
       return;
     }
     const sink = this.wrapped;
@@ -241,7 +279,18 @@ export class BpftraceRunner {
       start = nl + 1;
       nl = chunk.indexOf('\n', start);
     }
-    if (start < chunk.length) this.partial = chunk.slice(start);
+    if (start < chunk.length) {
+      this.partial = chunk.slice(start);
+      if (this.partial.length > MAX_LINE_BYTES) this.dropOverlong();
+    }
+  }
+
+  private dropOverlong(): void {
+    const head = this.partial.slice(0, 200);
+    this.partial = '';
+    this.overlong = true;
+    this.counters.lines++;
+    this.wrapped.malformed(head, `line longer than ${MAX_LINE_BYTES} bytes (dropped)`);
   }
 
   private flushPartial(): void {
@@ -321,6 +370,8 @@ export interface FaultWatcherOptions {
   onStderr?: (line: string) => void;
   /** Called after each (re)start or stop with how long it took. */
   onChange?: (info: { regions: number; ms: number; running: boolean }) => void;
+  /** The running fault process died on its own (not stopped or replaced): call revive() to start another. */
+  onDied?: (cause: string) => void;
 }
 
 const regionKey = (pid: number, region: number) => pid * 2 ** 32 + region; // region = addr >> 21 < 2^27
@@ -416,6 +467,7 @@ export class FaultWatcher {
   /** CLOCK_MONOTONIC ns of the last handover's cutover (0: none yet). */
   private lastCut = 0;
   private lastError: Error | null = null;
+  private reviving = false;
 
   constructor(opts: FaultWatcherOptions) {
     this.opts = opts;
@@ -440,6 +492,32 @@ export class FaultWatcher {
         this.lastError = e;
       });
     }, this.opts.debounceMs ?? 50);
+  }
+
+  /** Start a fault process for the current regions after the last one died; rejects when it cannot start. */
+  revive(): Promise<void> {
+    const p = this.chain.then(async () => {
+      this.reviving = true;
+      try {
+        await this.apply();
+      } finally {
+        this.reviving = false;
+      }
+    });
+    this.chain = p.catch((e: Error) => {
+      this.lastError = e;
+    });
+    return p;
+  }
+
+  /** CLOCK_MONOTONIC ns at which the running fault process had its probe attached. */
+  get readyTsNs(): number | null {
+    return this.current?.runner.readyTsNs ?? null;
+  }
+
+  /** Pinned regions wanted now (0: no fault process needed). */
+  get wantedRegions(): number {
+    return this.desired.size;
   }
 
   /** Resolves when every pending setRegions() has been applied. */
@@ -499,6 +577,12 @@ export class FaultWatcher {
       tag: `faults#${id}`,
       onStderr: this.opts.onStderr,
       perfRbPages: 64,
+      onExit: (code, signal) => {
+        // Stopped on purpose or replaced: this.current is already another generation (or null).
+        if (this.stopped || this.current !== g) return;
+        this.current = null;
+        this.opts.onDied?.(`bpftrace exited (${signal ?? `code ${code}`})`);
+      },
     });
     if (old) {
       // From now on the new process may see the old one's faults: hold those until the cutover is known.
@@ -510,6 +594,8 @@ export class FaultWatcher {
       await g.runner.start();
     } catch (e) {
       if (old) this.release(old, Infinity);
+      // Not watching faults now: the owner backs off and revives (revive() reports its own failures).
+      if (!this.stopped && !this.reviving && !old) this.opts.onDied?.(((e as Error)?.message ?? String(e)).split('\n')[0]);
       throw e;
     }
     this.lastStartMs = Date.now() - t0;

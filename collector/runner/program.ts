@@ -280,3 +280,29 @@ export function composeDetailed(scripts: ScriptInput[], opts: ComposeOptions = {
 export function composeProgram(scripts: ScriptInput[], opts: ComposeOptions = {}): string {
   return composeDetailed(scripts, opts).text;
 }
+
+/** At most this many seeded map entries (BEGIN stays small and compiles fast). */
+const MAX_SEED = 4096;
+
+/**
+ * A BEGIN-only script telling a freshly started program what the last one had learned: @pw_watch[pid] = 2 for
+ * processes holding pins (fork.bt/exit.bt print their forks and exits) and @pw_watchfd[pid, fd] for their pin
+ * fds (close.bt). Only maps the other scripts use are written.
+ */
+export function watchSeedScript(seed: { pids: readonly number[]; fds: readonly (readonly [number, number])[] }, scripts: readonly ScriptInput[]): ScriptInput {
+  const uses = (map: string) => scripts.some((s) => (s.text ?? safeReadText(s.file)).includes(map));
+  const lines: string[] = [];
+  if (uses('@pw_watch[')) for (const pid of seed.pids.slice(0, MAX_SEED)) if (Number.isSafeInteger(pid) && pid > 0) lines.push(`  @pw_watch[${pid}] = 2;`);
+  if (uses('@pw_watchfd[')) {
+    for (const [pid, fd] of seed.fds.slice(0, MAX_SEED)) if (Number.isSafeInteger(pid) && Number.isSafeInteger(fd) && pid > 0 && fd >= 0) lines.push(`  @pw_watchfd[${pid}, ${fd}] = 1;`);
+  }
+  return { name: 'runner/watch-seed', file: '', mode: 'tracepoint', probes: [], text: `BEGIN\n{\n${lines.join('\n')}\n}\n` };
+}
+
+function safeReadText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}

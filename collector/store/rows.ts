@@ -5,7 +5,7 @@ import type { Anomaly, Evidence, PagemapRead, RuleId, Severity } from '../../sch
 import type { EventKind, SequencedEvent, TraceEvent } from '../../schema/events.ts';
 import { PAGE_SIZE, PMD_SIZE } from '../../schema/kernel.ts';
 import type { PinPage, PinState, PinSummary } from '../../schema/pins.ts';
-import type { ProbeStatus, SessionInfo, TraceMode } from '../../schema/session.ts';
+import type { ProbeStatus, SessionEndReason, SessionInfo, TraceMode } from '../../schema/session.ts';
 
 /** The event's main user address (the `addr` column), or null for kinds without one. */
 export function eventAddr(e: TraceEvent): number | null {
@@ -147,6 +147,10 @@ export interface SessionRow {
   ended_ms: number | null;
   probes_json: string;
   lost_events: number;
+  /** Absent in version-1 files. */
+  end_reason?: string | null;
+  end_detail?: string | null;
+  last_event_ns?: number | null;
 }
 
 export function sessionFromRow(r: SessionRow): SessionInfo {
@@ -160,6 +164,9 @@ export function sessionFromRow(r: SessionRow): SessionInfo {
     endedWallMs: r.ended_ms,
     probes: parseJsonOr<ProbeStatus[]>(r.probes_json, []),
     lostEvents: r.lost_events,
+    // Only when known: version-1 files and sessions still recording have none.
+    ...(r.end_reason ? { endReason: r.end_reason as SessionEndReason, endDetail: r.end_detail ?? null } : {}),
+    ...(r.last_event_ns != null ? { lastEventNs: r.last_event_ns } : {}),
   };
 }
 
@@ -181,6 +188,9 @@ export interface AnomalyRow {
   pin_id: number | null;
   summary: string;
   evidence: string;
+  /** Absent in version-1 files. */
+  count?: number;
+  last_ts_ns?: number | null;
 }
 
 export function anomalyFromRow(r: AnomalyRow): Anomaly {
@@ -201,6 +211,7 @@ export function anomalyFromRow(r: AnomalyRow): Anomaly {
     pinId: r.pin_id,
     summary: r.summary,
     evidence: parseJsonOr<Evidence[]>(r.evidence, []),
+    ...(r.count !== undefined && r.count > 1 ? { count: r.count, lastTsNs: r.last_ts_ns ?? null } : {}),
   };
 }
 
@@ -221,6 +232,8 @@ export interface PinRow {
   released_ns: number | null;
   state: string;
   diverged_pages: number;
+  /** Absent in version-1 files. */
+  origin?: string;
 }
 
 export function pinSummaryFromRow(r: PinRow): PinSummary {
@@ -240,6 +253,7 @@ export function pinSummaryFromRow(r: PinRow): PinSummary {
     state: r.state as PinState,
     pageCount: r.pages,
     divergedPages: r.diverged_pages ?? 0,
+    ...(r.origin === 'discovered' ? { origin: 'discovered' as const } : {}),
   };
 }
 

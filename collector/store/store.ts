@@ -6,7 +6,7 @@
 // fails (locked database) keeps every queued row and retries, so nothing acknowledged is dropped. A process
 // exit ('exit' event) flushes synchronously too, for callers that forget close().
 import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Anomaly, PagemapRead, RuleId, Severity } from '../../schema/anomalies.ts';
@@ -16,7 +16,9 @@ import type { Pin, PinPage, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import type { Incident } from '../../schema/incidents.ts';
-import { DDL, MIN_SCHEMA_VERSION, SCHEMA_VERSION } from '../../schema/tables.ts';
+import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
+import type { SessionEndReason } from '../../schema/session.ts';
+import { DDL, OLDEST_READABLE_SCHEMA_VERSION, SCHEMA_VERSION } from '../../schema/tables.ts';
 import type { CollectorSink, SessionStart } from '../contracts.ts';
 import { StoreError, toStoreError } from './errors.ts';
 import { IncidentWriter, backfillIncidents, readIncidents, type IncidentFilter } from './incidents.ts';
@@ -25,6 +27,9 @@ import {
   sessionFromRow,
   type AnomalyRow, type EventRow, type PagemapRow, type PinPageRow, type PinRow, type SessionRow,
 } from './rows.ts';
+import {
+  closeCrashedSessions, fileSchemaVersion, orphanedOpenSessions, readGaps, readPinnedMemory, upgradeSchema, writeGap, writePinnedMemory,
+} from './reliability.ts';
 
 export interface StoreOptions {
   /** Open for reading only (replay, a second connection beside a live writer). The file must exist. */
@@ -33,6 +38,14 @@ export interface StoreOptions {
   flushIntervalMs?: number;
   /** Write as soon as this many rows are queued. Default 20,000. */
   maxBatchRows?: number;
+  /**
+   * At most this many events (and as many pagemap reads) wait in memory while writes fail (disk full, locked):
+   * beyond, new ones are dropped and counted (stats().dropped). Anomalies, pins and gaps are always kept.
+   * Default 200,000 (~60 MB).
+   */
+  maxQueuedRows?: number;
+  /** While recovering from failed writes, rows per transaction (small batches: space may be scarce). Default 1,000. */
+  recoveryBatchRows?: number;
   /** How long an explicit flush()/close() waits for another writer's lock (ms). Default 5,000. */
   busyTimeoutMs?: number;
   /** How long a background flush waits for a lock before retrying later (ms). Default 200. */
@@ -93,6 +106,8 @@ export interface StoreStats {
   rowsWritten: number;
   failedFlushes: number;
   lastFlushMs: number;
+  /** Events and pagemap reads dropped because the queue was full while writes failed. */
+  dropped: number;
 }
 
 const EVENT_COLS = 10;
@@ -136,6 +151,8 @@ export class Store implements CollectorSink {
 
   private readonly db: Database.Database;
   private readonly opts: Required<Omit<StoreOptions, 'onError' | 'onRecovered' | 'readonly'>> & Pick<StoreOptions, 'onError' | 'onRecovered'>;
+  /** Sessions closed as crashed when this writer opened the file. */
+  readonly recoveredSessions: number[] = [];
   private sessionId: number | null = null;
   private closed = false;
 
@@ -152,6 +169,9 @@ export class Store implements CollectorSink {
   private maxLen = -1;
   private readonly written = new Map<number, WrittenPages>();
   private pendingMaxLen = 0;
+  /** How many queued events / pagemap reads the running transaction writes (a prefix of each queue). */
+  private eventsInBatch = 0;
+  private readsInBatch = 0;
 
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
@@ -159,7 +179,14 @@ export class Store implements CollectorSink {
   private retryMs = 0;
   private readonly exitHook: () => void;
   private readonly stmtCache = new Map<string, Database.Statement>();
-  private readonly stat: StoreStats = { queued: 0, flushes: 0, rowsWritten: 0, failedFlushes: 0, lastFlushMs: 0 };
+  private readonly stat: StoreStats = { queued: 0, flushes: 0, rowsWritten: 0, failedFlushes: 0, lastFlushMs: 0, dropped: 0 };
+  private readonly gapsQ = new Set<CaptureGap>();
+  private pinnedQ: PinnedMemory[] = [];
+  /** Largest event ts handed over in this session (sessions.last_event_ns). */
+  private lastEventNs = -1;
+  private lastEventWritten = -1;
+  /** Rows per transaction now: all of them normally, recoveryBatchRows after a failure until the queue drains. */
+  private batchLimit = Infinity;
 
   // write statements (null when read-only)
   private readonly w: {
@@ -170,6 +197,7 @@ export class Store implements CollectorSink {
     pin: Database.Statement;
     page: Database.Statement;
     lost: Database.Statement;
+    lastEvent: Database.Statement;
     meta: Database.Statement;
     incidents: IncidentWriter;
     args: unknown[];
@@ -183,6 +211,8 @@ export class Store implements CollectorSink {
     this.opts = {
       flushIntervalMs: opts.flushIntervalMs ?? 50,
       maxBatchRows: opts.maxBatchRows ?? 20_000,
+      maxQueuedRows: opts.maxQueuedRows ?? 200_000,
+      recoveryBatchRows: opts.recoveryBatchRows ?? 1_000,
       busyTimeoutMs: opts.busyTimeoutMs ?? 5_000,
       backgroundBusyTimeoutMs: opts.backgroundBusyTimeoutMs ?? 200,
       onError: opts.onError,
@@ -196,21 +226,22 @@ export class Store implements CollectorSink {
         eventOne: db.prepare(eventSql + values),
         anomaly: db.prepare(
           `INSERT INTO anomalies (seq, session_id, rule, severity, pid, comm, addr, len, pfn, new_pfn, confirmed, low_confidence,
-             ts_ns, wall_ms, pin_id, summary, evidence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+             ts_ns, wall_ms, pin_id, summary, evidence, count, last_ts_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
            ON CONFLICT(seq) DO UPDATE SET rule=excluded.rule, severity=excluded.severity, pid=excluded.pid, comm=excluded.comm,
              addr=excluded.addr, len=excluded.len, pfn=excluded.pfn, new_pfn=excluded.new_pfn, confirmed=excluded.confirmed,
              low_confidence=excluded.low_confidence, ts_ns=excluded.ts_ns, wall_ms=excluded.wall_ms, pin_id=excluded.pin_id,
-             summary=excluded.summary, evidence=excluded.evidence`,
+             summary=excluded.summary, evidence=excluded.evidence, count=excluded.count, last_ts_ns=excluded.last_ts_ns`,
         ),
         read: db.prepare(
           `INSERT INTO pagemap_reads (session_id, ts_ns, pid, addr, present, swapped, pfn, error, reason) VALUES (?,?,?,?,?,?,?,?,?)`,
         ),
         pin: db.prepare(
           `INSERT INTO pins (id, session_id, pid, comm, source, handle, addr, len, pages, writable, longterm, backing, created_ns,
-             released_ns, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+             released_ns, state, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
            ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, comm=excluded.comm, source=excluded.source, handle=excluded.handle,
              addr=excluded.addr, len=excluded.len, pages=excluded.pages, writable=excluded.writable, longterm=excluded.longterm,
-             backing=excluded.backing, created_ns=excluded.created_ns, released_ns=excluded.released_ns, state=excluded.state`,
+             backing=excluded.backing, created_ns=excluded.created_ns, released_ns=excluded.released_ns, state=excluded.state,
+             origin=excluded.origin`,
         ),
         page: db.prepare(
           `INSERT INTO pin_pages (pin_id, page_index, addr, pinned_pfn, current_pfn, snapshot_late) VALUES (?,?,?,?,?,?)
@@ -218,6 +249,7 @@ export class Store implements CollectorSink {
              current_pfn=excluded.current_pfn, snapshot_late=excluded.snapshot_late`,
         ),
         lost: db.prepare(`UPDATE sessions SET lost_events = ? WHERE id = ?`),
+        lastEvent: db.prepare(`UPDATE sessions SET last_event_ns = ? WHERE id = ?`),
         meta: db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`),
         incidents: new IncidentWriter(db),
         args: new Array(EVENT_COLS * EVENT_CHUNK),
@@ -248,6 +280,21 @@ export class Store implements CollectorSink {
     if (!existsSync(dirname(path))) {
       throw new StoreError('not-found', path, `cannot create database ${path}: directory ${dirname(path)} does not exist`, 'create the directory or pass a different --db path');
     }
+    if (!readonly) {
+      // The WAL and its index are files beside the database: a writer needs the directory writable, not just the file.
+      try {
+        accessSync(dirname(path), constants.W_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'EACCES';
+        throw new StoreError(
+          'not-writable',
+          path,
+          `cannot write database ${path}: directory ${dirname(path)} is not writable (${code === 'EROFS' ? 'read-only filesystem' : code})`,
+          'pass a --db path on a writable filesystem (e.g. /var/lib/pinwatch), or make the directory writable; to view an existing recording use pinwatch serve --replay',
+          code,
+        );
+      }
+    }
     let db: Database.Database;
     try {
       db = new Database(path, { readonly, fileMustExist: readonly, timeout: busy });
@@ -265,7 +312,16 @@ export class Store implements CollectorSink {
       throw toStoreError(err, path, 'opening');
     }
     if (!readonly) openWriters.add(path);
-    return new Store(path, db, readonly, opts);
+    const store = new Store(path, db, readonly, opts);
+    if (!readonly) {
+      try {
+        store.recoveredSessions.push(...closeCrashedSessions(db));
+      } catch (err) {
+        store.close();
+        throw toStoreError(err, path, 'closing sessions of a collector that died');
+      }
+    }
+    return store;
   }
 
   // ------------------------------------------------------------------ session
@@ -288,6 +344,8 @@ export class Store implements CollectorSink {
     this.sessionId = id;
     this.lostTotal = 0;
     this.lostWritten = 0;
+    this.lastEventNs = -1;
+    this.lastEventWritten = -1;
     return { id, host: s.host, kernel: s.kernel, bpftraceVersion: s.bpftraceVersion, mode: s.mode, startedWallMs: started, endedWallMs: null, probes: s.probes, lostEvents: 0 };
   }
 
@@ -298,15 +356,20 @@ export class Store implements CollectorSink {
     this.retryingWrite('updating the session', () => this.db.prepare(`UPDATE sessions SET probes_json = ? WHERE id = ?`).run(JSON.stringify(probes), id));
   }
 
-  /** Flush, then mark the current session ended. `lostEvents` defaults to the sum the sink's lost() received. */
-  endSession(lostEvents?: number): SessionInfo | null {
+  /**
+   * Flush, then mark the current session ended, saying how. `lostEvents` defaults to the sum the sink's lost()
+   * received.
+   */
+  endSession(lostEvents?: number, how: { reason: SessionEndReason; detail?: string } = { reason: 'clean' }): SessionInfo | null {
     this.assertWritable();
     if (this.sessionId === null) return null;
     this.flush();
     const id = this.sessionId;
     const lost = lostEvents ?? this.lostTotal;
+    const dropped = this.stat.dropped ? `${how.detail ? '; ' : ''}${this.stat.dropped} events/pagemap reads dropped while the database could not be written` : '';
     this.retryingWrite('ending the session', () =>
-      this.db.prepare(`UPDATE sessions SET ended_ms = ?, lost_events = ? WHERE id = ?`).run(Date.now(), lost, id),
+      this.db.prepare(`UPDATE sessions SET ended_ms = ?, lost_events = ?, end_reason = ?, end_detail = ?, last_event_ns = ? WHERE id = ?`)
+        .run(Date.now(), lost, how.reason, (how.detail ?? '') + dropped || null, this.lastEventNs >= 0 ? this.lastEventNs : null, id),
     );
     this.sessionId = null;
     const row = this.db.prepare(`SELECT * FROM sessions WHERE id = ?`).get(id) as SessionRow | undefined;
@@ -335,6 +398,11 @@ export class Store implements CollectorSink {
 
   event(e: SequencedEvent): void {
     if (this.sessionId === null) this.noSession();
+    if (this.eventQ.length >= this.opts.maxQueuedRows) {
+      this.stat.dropped++;
+      return;
+    }
+    if (e.tsNs > this.lastEventNs) this.lastEventNs = e.tsNs;
     const n = this.eventQ.push(e);
     if (n >= this.opts.maxBatchRows) this.flushSoon();
     else if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
@@ -348,6 +416,10 @@ export class Store implements CollectorSink {
 
   pagemapRead(r: PagemapRead, reason: string): void {
     if (this.sessionId === null) this.noSession();
+    if (this.reads.length >= this.opts.maxQueuedRows) {
+      this.stat.dropped++;
+      return;
+    }
     this.reads.push(r);
     const n = this.readReasons.push(reason);
     if (n >= this.opts.maxBatchRows) this.flushSoon();
@@ -371,6 +443,19 @@ export class Store implements CollectorSink {
     if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
   }
 
+  /** A capture gap opened or closed (the same object is handed over again when it ends). */
+  gap(g: CaptureGap): void {
+    if (this.sessionId === null) this.noSession();
+    this.gapsQ.add(g);
+    if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
+  }
+
+  private queuePinnedMemory(m: PinnedMemory): void {
+    if (this.sessionId === null) this.noSession();
+    this.pinnedQ.push(m);
+    if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
+  }
+
   lost(count: number): void {
     this.lostTotal += count;
     if (this.timer === null && !this.readonly && this.sessionId !== null) this.armTimer(this.opts.flushIntervalMs);
@@ -380,7 +465,10 @@ export class Store implements CollectorSink {
 
   /** Rows waiting to be written. */
   get queued(): number {
-    return this.eventQ.length + this.anomaliesQ.length + this.reads.length + this.pinsQ.size + this.incidentsQ.size;
+    return (
+      this.eventQ.length + this.anomaliesQ.length + this.reads.length + this.pinsQ.size + this.incidentsQ.size +
+      this.gapsQ.size + this.pinnedQ.length
+    );
   }
 
   stats(): StoreStats {
@@ -394,6 +482,7 @@ export class Store implements CollectorSink {
   flush(): void {
     if (this.readonly || this.closed) return;
     this.cancelTimers();
+    this.batchLimit = Infinity;
     this.writeNow(this.opts.busyTimeoutMs);
   }
 
@@ -475,7 +564,14 @@ export class Store implements CollectorSink {
         this.retryMs = 0;
         this.opts.onRecovered?.();
       }
+      // Draining a backlog in small batches: go on right away until it is written, then back to whole batches.
+      if (this.batchLimit !== Infinity) {
+        if (this.eventQ.length + this.reads.length > 0) this.flushSoon();
+        else this.batchLimit = Infinity;
+      }
     } catch (err) {
+      // Space or the lock may come back a little at a time: retry with small transactions.
+      this.batchLimit = this.opts.recoveryBatchRows;
       this.stat.failedFlushes++;
       if (!this.failing) {
         this.failing = true;
@@ -490,6 +586,8 @@ export class Store implements CollectorSink {
 
   private writeNow(busyMs: number): void {
     if (this.queued === 0 && (this.lostTotal === this.lostWritten || this.sessionId === null)) return;
+    this.eventsInBatch = Math.min(this.eventQ.length, this.batchLimit);
+    this.readsInBatch = Math.min(this.reads.length, this.batchLimit);
     const w = this.w!;
     const t0 = performance.now();
     this.db.pragma(`busy_timeout = ${busyMs}`);
@@ -511,8 +609,22 @@ export class Store implements CollectorSink {
     const sid = this.sessionId ?? this.requireSessionForWrite();
     let rows = 0;
 
+    // Anomalies, pins and gaps first: with little space left, the verdicts are what must land.
+    for (const a of this.anomaliesQ) {
+      w.anomaly.run(
+        a.seq, sid, a.rule, a.severity, a.pid, a.comm, a.addr, a.len, a.pfn, a.newPfn, a.confirmed ? 1 : 0, a.lowConfidence ? 1 : 0,
+        a.tsNs, a.wallMs, a.pinId, a.summary, JSON.stringify(a.evidence), a.count ?? 1, a.lastTsNs ?? null,
+      );
+    }
+    rows += this.anomaliesQ.length;
+    for (const p of this.pinsQ.values()) rows += this.writePin(sid, p);
+    for (const g of this.gapsQ) g.id = writeGap(this.db, sid, g);
+    for (const m of this.pinnedQ) writePinnedMemory(this.db, sid, m);
+    rows += this.gapsQ.size + this.pinnedQ.length;
+    for (const inc of this.incidentsQ.values()) rows += w.incidents.write(sid, inc);
+
     const evs = this.eventQ;
-    const n = evs.length;
+    const n = this.eventsInBatch;
     const args = w.args;
     let batchMaxLen = 0;
     let i = 0;
@@ -547,26 +659,16 @@ export class Store implements CollectorSink {
       this.pendingMaxLen = batchMaxLen;
     }
 
-    for (const a of this.anomaliesQ) {
-      w.anomaly.run(
-        a.seq, sid, a.rule, a.severity, a.pid, a.comm, a.addr, a.len, a.pfn, a.newPfn, a.confirmed ? 1 : 0, a.lowConfidence ? 1 : 0,
-        a.tsNs, a.wallMs, a.pinId, a.summary, JSON.stringify(a.evidence),
-      );
-    }
-    rows += this.anomaliesQ.length;
-    for (const inc of this.incidentsQ.values()) rows += w.incidents.write(sid, inc);
-
     const reads = this.reads;
     const reasons = this.readReasons;
-    for (let r = 0; r < reads.length; r++) {
+    for (let r = 0; r < this.readsInBatch; r++) {
       const x = reads[r];
       w.read.run(sid, x.tsNs, x.pid, x.addr, x.present ? 1 : 0, x.swapped ? 1 : 0, finiteOrNull(x.pfn), x.error ?? null, reasons[r]);
     }
-    rows += reads.length;
-
-    for (const p of this.pinsQ.values()) rows += this.writePin(sid, p);
+    rows += this.readsInBatch;
 
     if (this.lostTotal !== this.lostWritten && this.sessionId !== null) w.lost.run(this.lostTotal, sid);
+    if (this.lastEventNs !== this.lastEventWritten && this.sessionId !== null) w.lastEvent.run(this.lastEventNs, sid);
     return rows;
   }
 
@@ -581,7 +683,7 @@ export class Store implements CollectorSink {
     const pages = p.pages;
     w.pin.run(
       p.id, sid, p.pid, p.comm, p.source, p.handle, p.addr, p.len, pages.length, p.writable ? 1 : 0, p.longterm ? 1 : 0, p.backing,
-      p.createdNs, p.releasedNs, p.state,
+      p.createdNs, p.releasedNs, p.state, p.origin ?? 'event',
     );
     let prev = this.written.get(p.id);
     if (!prev || prev.addr.length !== pages.length) {
@@ -624,13 +726,22 @@ export class Store implements CollectorSink {
         prev.late[i] = pg.snapshotLate ? 1 : 0;
       }
     }
-    this.eventQ.length = 0;
+    if (this.eventsInBatch === this.eventQ.length) this.eventQ.length = 0;
+    else this.eventQ.splice(0, this.eventsInBatch);
+    if (this.readsInBatch === this.reads.length) {
+      this.reads.length = 0;
+      this.readReasons.length = 0;
+    } else {
+      this.reads.splice(0, this.readsInBatch);
+      this.readReasons.splice(0, this.readsInBatch);
+    }
     this.anomaliesQ.length = 0;
-    this.reads.length = 0;
-    this.readReasons.length = 0;
     this.pinsQ.clear();
     this.incidentsQ.clear();
+    this.gapsQ.clear();
+    this.pinnedQ.length = 0;
     this.lostWritten = this.lostTotal;
+    this.lastEventWritten = this.lastEventNs;
     if (this.pendingMaxLen > this.maxLen) this.maxLen = this.pendingMaxLen;
   }
 
@@ -667,12 +778,59 @@ export class Store implements CollectorSink {
   }
 
   sessions(): SessionInfo[] {
-    return (this.stmt(`SELECT * FROM sessions ORDER BY id`).all() as SessionRow[]).map(sessionFromRow);
+    return (this.stmt(`SELECT * FROM sessions ORDER BY id`).all() as SessionRow[]).map((r) => this.sessionView(r));
   }
 
   session(id: number): SessionInfo | null {
     const r = this.stmt(`SELECT * FROM sessions WHERE id = ?`).get(id) as SessionRow | undefined;
-    return r ? sessionFromRow(r) : null;
+    return r ? this.sessionView(r) : null;
+  }
+
+  /** Capture gaps (bpftrace not capturing), of one session or all, in time order. */
+  gaps(sessionId?: number): (CaptureGap & { sessionId: number })[] {
+    const out = readGaps(this.db, sessionId);
+    // Not yet written: the live view includes them.
+    for (const g of this.gapsQ) if (g.id === 0 && (sessionId === undefined || sessionId === this.sessionId)) out.push({ ...g, sessionId: this.sessionId ?? -1 });
+    return out;
+  }
+
+  /** The latest VmPin / VmLck reading per process (see schema/reliability.ts). */
+  pinnedMemory(sessionId?: number): (PinnedMemory & { sessionId: number })[];
+  pinnedMemory(m: PinnedMemory): void;
+  pinnedMemory(a?: number | PinnedMemory): (PinnedMemory & { sessionId: number })[] | void {
+    if (typeof a === 'object') return this.queuePinnedMemory(a);
+    return readPinnedMemory(this.db, a);
+  }
+
+  /**
+   * Sessions a dead collector left open, as a reader sees them (a writer repairs them when it opens the file):
+   * session id → its last event's ts. Empty for a writer, or while the file's writer is alive.
+   */
+  private crashedView(): Map<number, number | null> {
+    if (!this.readonly) return new Map();
+    const row = this.stmt(`SELECT value FROM meta WHERE key = ?`).get(META_WRITER) as { value: string } | undefined;
+    let alive = false;
+    if (row) {
+      const w = parseWriter(row.value);
+      alive = w !== null && typeof w.pid === 'number' && w.host === hostname() && processAlive(w.pid);
+    }
+    return orphanedOpenSessions(this.db, alive);
+  }
+
+  private sessionView(r: SessionRow): SessionInfo {
+    const s = sessionFromRow(r);
+    if (s.endedWallMs !== null || !this.readonly) return s;
+    const crashed = this.crashedView();
+    if (!crashed.has(s.id)) return s;
+    const last = crashed.get(s.id) ?? null;
+    const off = this.clockOffset(s.id);
+    return {
+      ...s,
+      endedWallMs: last !== null && off !== null ? Math.round(off + last / 1e6) : s.startedWallMs,
+      endReason: 'crashed',
+      endDetail: 'the collector stopped without ending the session',
+      lastEventNs: last,
+    };
   }
 
   anomalies(f: AnomalyFilter = {}): Anomaly[] {
@@ -708,7 +866,13 @@ export class Store implements CollectorSink {
         AND pp.current_pfn IS NOT NULL AND pp.current_pfn != pp.pinned_pfn) AS diverged_pages
       FROM pins p ${sessionId !== undefined ? 'WHERE p.session_id = ?' : ''} ORDER BY p.id`;
     const rows = (sessionId !== undefined ? this.stmt(sql).all(sessionId) : this.stmt(sql).all()) as PinRow[];
-    return rows.map(pinSummaryFromRow);
+    const crashed = this.crashedView();
+    return rows.map((r) => {
+      const p = pinSummaryFromRow(r);
+      // A dead collector's pins are not live: they end, as far as the recording knows, at its last event.
+      if (p.releasedNs === null && crashed.has(r.session_id)) return { ...p, releasedNs: crashed.get(r.session_id) ?? p.createdNs, state: 'released' as const };
+      return p;
+    });
   }
 
   /** One pin with its pages, or null. */
@@ -964,15 +1128,8 @@ function prepareWriter(db: Database.Database, file: string): void {
       db.prepare(`INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)`).run(META_VERSION, String(SCHEMA_VERSION));
     }).immediate();
   }
-  const version = checkVersion(db, file, false);
-  if (version !== null && version < SCHEMA_VERSION) {
-    // Every change since MIN_SCHEMA_VERSION only adds tables: add them, filled from what the file holds.
-    db.transaction(() => {
-      db.exec(DDL);
-      if (version < 2) backfillIncidents(db);
-      db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`).run(META_VERSION, String(SCHEMA_VERSION));
-    }).immediate();
-  }
+  checkVersion(db, file, false);
+  if (fileSchemaVersion(db) < SCHEMA_VERSION) upgradeSchema(db);
 }
 
 function processAlive(pid: number): boolean {
@@ -992,13 +1149,7 @@ function claimWriter(db: Database.Database, file: string): void {
   const me = { pid: process.pid, host: hostname(), sinceMs: Date.now() };
   db.transaction(() => {
     const row = db.prepare(`SELECT value FROM meta WHERE key = ?`).get(META_WRITER) as { value: string } | undefined;
-    type Writer = { pid?: number; host?: string; sinceMs?: number };
-    let other: Writer | null = null;
-    try {
-      other = row ? (JSON.parse(row.value) as Writer) : null;
-    } catch {
-      other = null;
-    }
+    const other = row ? parseWriter(row.value) : null;
     const busy =
       (other?.pid === process.pid && openWriters.has(file)) ||
       (other !== null && typeof other.pid === 'number' && other.pid !== process.pid && other.host === me.host && processAlive(other.pid));
@@ -1013,6 +1164,16 @@ function claimWriter(db: Database.Database, file: string): void {
     }
     db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`).run(META_WRITER, JSON.stringify(me));
   }).immediate();
+}
+
+type Writer = { pid?: number; host?: string; sinceMs?: number };
+function parseWriter(text: string): Writer | null {
+  try {
+    const w = JSON.parse(text) as Writer;
+    return w && typeof w === 'object' ? w : null;
+  } catch {
+    return null;
+  }
 }
 
 function releaseWriter(db: Database.Database): void {
@@ -1044,11 +1205,11 @@ function checkVersion(db: Database.Database, file: string, allowEmpty: boolean):
     throw new StoreError('not-a-database', file, `${file} has no pinwatch schema version`, 'pass a different --db path');
   }
   const version = Number(row.value);
-  if (!(version >= MIN_SCHEMA_VERSION && version <= SCHEMA_VERSION)) {
+  if (!(version >= OLDEST_READABLE_SCHEMA_VERSION && version <= SCHEMA_VERSION)) {
     throw new StoreError(
       'schema-version',
       file,
-      `${file} uses pinwatch schema version ${row.value}; this pinwatch reads and writes versions ${MIN_SCHEMA_VERSION} to ${SCHEMA_VERSION}`,
+      `${file} uses pinwatch schema version ${row.value}; this pinwatch reads and writes versions ${OLDEST_READABLE_SCHEMA_VERSION} to ${SCHEMA_VERSION}`,
       version > SCHEMA_VERSION
         ? 'open it with the newer pinwatch that wrote it, or record into a new file'
         : 'record into a new file (--db NEW.db); old recordings open with the pinwatch version that wrote them',

@@ -221,6 +221,13 @@ export class Verifier {
     this.o.afterPass?.();
   }
 
+  /** Re-read every page of every live pin now and check it (after a capture gap: what changed unseen). */
+  reverifyAll(reason: string): void {
+    for (const pin of [...this.o.model.livePins()]) this.readRange(pin, 0, pin.nPages, reason, false);
+    this.reportGone();
+    this.o.afterPass?.();
+  }
+
   /**
    * Read pages of a pin right now and return the reads (sent to onRead, not to onCheck): rules that confirm
    * what an event did at once. Updates the pages' current pfn.

@@ -85,14 +85,16 @@ export class RecordingReader {
     try {
       db = new Database(file, { readonly: true, fileMustExist: true });
     } catch (err) {
-      throw new RecordingError(`cannot open ${file}: ${(err as Error).message}`);
+      throw new RecordingError(`cannot open ${file}: ${(err as Error).message} (fix: check the path of the recording)`);
     }
     try {
       const tables = new Set(
         (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name),
       );
       const missing = REQUIRED_TABLES.filter((t) => !tables.has(t));
-      if (missing.length) throw new RecordingError(`${file} is not a pinwatch recording (missing tables: ${missing.join(', ')})`);
+      if (missing.length) {
+        throw new RecordingError(`${file} is not a pinwatch recording (missing tables: ${missing.join(', ')}) (fix: pass a file written by pinwatch record or pinwatch serve --db)`);
+      }
       // The store checks the schema version and says what to do when it differs.
       const store = Store.open(file, { readonly: true });
       return new RecordingReader(file, db, store);
@@ -100,7 +102,7 @@ export class RecordingReader {
       db.close();
       if (err instanceof RecordingError) throw err;
       if (isStoreError(err)) throw new RecordingError(`${err.message} (${err.fix})`);
-      throw new RecordingError(`cannot read ${file}: ${(err as Error).message}`);
+      throw new RecordingError(`cannot read ${file}: ${(err as Error).message} (fix: pass a file written by pinwatch record or pinwatch serve --db; a damaged copy may open with sqlite3's .recover)`);
     }
   }
 
@@ -129,7 +131,8 @@ export class RecordingReader {
   }
 
   sessions(): SessionInfo[] {
-    return (this.stmt('SELECT * FROM sessions ORDER BY id').all() as SessionRow[]).map(sessionFromRow);
+    // The store's view: a session whose collector died (never reopened for writing) reads as crashed.
+    return this.store.sessions();
   }
 
   lastSession(): SessionInfo | null {
@@ -153,7 +156,8 @@ export class RecordingReader {
   }
 
   pins(): PinSummary[] {
-    return (this.stmt(`SELECT ${PIN_COLUMNS} FROM pins p ORDER BY p.id`).all() as PinRow[]).map(pinSummaryFromRow);
+    // The store's view: pins of a crashed session end at its last event instead of staying live forever.
+    return this.store.pins();
   }
 
   pin(id: number): PinSummary | null {

@@ -9,7 +9,7 @@ import type { SequencedEvent, TraceEvent } from '../../../schema/events.ts';
 import type { Capabilities, Selection } from '../../../collector/capabilities/index.ts';
 import type { CollectorSink, ParseSink } from '../../../collector/contracts.ts';
 import { CaptureUnavailableError, LiveSession, type LiveSessionDeps } from '../../../collector/live-session.ts';
-import type { CollectorOptions } from '../../../collector/pipeline.ts';
+import { Collector, type CollectorOptions } from '../../../collector/pipeline.ts';
 import { Hub } from '../../../collector/publish/index.ts';
 import { Store } from '../../../collector/store/index.ts';
 import { anomaly, tempDir } from '../store/helpers.ts';
@@ -215,22 +215,72 @@ test('bpftrace failing to attach: the error propagates, the session is ended and
   again.close();
 });
 
-test('bpftrace exiting during capture sets an error status on the hub', async (t) => {
+test('bpftrace dying during capture: restarted after a backoff, the capture gap stored and closed', async (t) => {
   const db = join(tempDir(t), 'exit.db');
-  let onExit: ((code: number | null, signal: string | null) => void) | null = null;
+  const exits: ((code: number | null, signal: string | null) => void)[] = [];
   const f = fakes([], {
+    createCollector: (o) => new Collector(o),
+    discover: undefined, // not this host's pins
     createRunner: (o) => {
-      onExit = o.onExit;
-      return { start: async () => undefined, stop: async () => undefined };
+      exits.push(o.onExit);
+      return { start: async () => undefined, stop: async () => undefined, readyTsNs: Number(process.hrtime.bigint()) };
     },
   });
   const hub = new Hub();
   const lost: string[] = [];
-  const live = new LiveSession({ db, hub, logger: silent, deps: f.deps, onCaptureLost: (m) => lost.push(m) });
+  const live = new LiveSession({ db, hub, logger: silent, deps: f.deps, onCaptureLost: (m) => lost.push(m), restartPolicy: { firstDelayMs: 10 } });
   await live.start();
-  onExit!(1, null);
-  assert.equal(lost.length, 1);
-  assert.equal(hub.status()?.level, 'error');
-  assert.match(hub.status()!.message, /bpftrace exited \(code 1\)/);
+  exits[0](null, 'SIGKILL');
+  assert.equal(hub.status()?.level, 'warning');
+  assert.equal(hub.gaps().length, 1);
+  assert.equal(hub.gaps()[0].endNs, null);
+  for (let i = 0; i < 100 && live.restarts.main === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(exits.length, 2, 'a second bpftrace was started');
+  assert.equal(live.restarts.main, 1);
+  assert.equal(lost.length, 0);
+  assert.equal(hub.status()?.level, 'ok');
+  const g = hub.gaps()[0];
+  assert.equal(g.cause, 'bpftrace exited (SIGKILL)');
+  assert.ok(g.endNs !== null && g.endNs >= g.startNs);
   await live.stop();
+  const store = Store.open(db, { readonly: true });
+  t.after(() => store.close());
+  const rows = store.gaps();
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].process, 'main');
+  assert.ok(rows[0].endNs !== null);
+  assert.equal(store.sessions()[0].endReason, 'clean');
+});
+
+test('bpftrace failing again and again: given up after 5 failures, error status, session ended bpftrace-gave-up', async (t) => {
+  const db = join(tempDir(t), 'giveup.db');
+  let first = true;
+  const exits: ((code: number | null, signal: string | null) => void)[] = [];
+  const f = fakes([], {
+    createCollector: (o) => new Collector(o),
+    discover: undefined, // not this host's pins
+    createRunner: (o) => {
+      exits.push(o.onExit);
+      const ok = first;
+      first = false;
+      return { start: async () => (ok ? undefined : Promise.reject(new Error('bpftrace exited (code 1) before its probes were attached'))), stop: async () => undefined };
+    },
+  });
+  const hub = new Hub();
+  const lost: string[] = [];
+  const live = new LiveSession({ db, hub, logger: silent, deps: f.deps, onCaptureLost: (m) => lost.push(m), restartPolicy: { firstDelayMs: 5, maxDelayMs: 5 } });
+  await live.start();
+  exits[0](1, null);
+  for (let i = 0; i < 200 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(lost.length, 1);
+  assert.match(lost[0], /gave up restarting bpftrace \(main\) after 5 failures within 60 s; last: bpftrace exited \(code 1\) before/);
+  assert.equal(exits.length, 5, 'the first start, then four restarts');
+  assert.equal(hub.status()?.level, 'error');
+  await live.stop();
+  const store = Store.open(db, { readonly: true });
+  t.after(() => store.close());
+  const s = store.sessions()[0];
+  assert.equal(s.endReason, 'bpftrace-gave-up');
+  assert.match(s.endDetail!, /after 5 failures/);
+  assert.equal(store.gaps()[0].endNs, null, 'the gap never closed');
 });

@@ -39,6 +39,17 @@ const R = 2 ** 21 * 100; // region 100 of pid 4242
     setInterval(() => {}, 1000);
     return;
   }
+  if (mode === 'file') {
+    // Hostile output: the bytes of FAKE_FILE as they are (invalid UTF-8, NULs, over-long lines), after ready.
+    line('ready\t' + tag + '\t' + now());
+    const data = fs.readFileSync(process.env.FAKE_FILE);
+    for (let i = 0; i < data.length; i += 65536) {
+      if (!process.stdout.write(data.subarray(i, i + 65536))) await new Promise((r) => process.stdout.once('drain', r));
+    }
+    process.on('SIGINT', () => process.exit(0));
+    setInterval(() => {}, 1000);
+    return;
+  }
   if (mode === 'stubborn') {
     process.on('SIGINT', () => {});
     await sleep(20);

@@ -1,0 +1,48 @@
+// What the collector knows about its own blind spots: windows in which a bpftrace process was not capturing
+// (capture gaps), and pinned memory that the enumerated pins do not explain (VmPin / VmLck of /proc/PID/status).
+
+/** Which bpftrace process the gap is about. */
+export type CaptureProcess = 'main' | 'faults';
+
+export interface CaptureGap {
+  /** capture_gaps.id once stored; 0 before. */
+  id: number;
+  process: CaptureProcess;
+  /** Why capture stopped: "bpftrace exited (SIGKILL)", "gave up after 5 failures in 60 s: …". */
+  cause: string;
+  /** CLOCK_MONOTONIC ns when the process was found dead. */
+  startNs: number;
+  /** CLOCK_MONOTONIC ns when the replacement had every probe attached; null while the gap is open. */
+  endNs: number | null;
+  startWallMs: number;
+  endWallMs: number | null;
+  /** Events bpftrace reported lost around it; null: unknown (nothing was watching). */
+  eventsLost: number | null;
+}
+
+/** One process's pinned and locked memory as the kernel accounts it, against what pinwatch enumerated. */
+export interface PinnedMemory {
+  tsNs: number;
+  pid: number;
+  comm: string;
+  /** VmPin (mm->pinned_vm: io_uring buffers, RDMA MRs, …) in 4 KiB pages. */
+  vmPinPages: number;
+  /** VmLck (mm->locked_vm: mlock, VFIO type1 DMA maps, …) in 4 KiB pages. */
+  vmLckPages: number;
+  /** Pages of the pins pinwatch enumerated for this process (io_uring buffers from fdinfo, traced pins). */
+  explainedPages: number;
+}
+
+/** "N pages pinned by pid P, source unknown" when VmPin exceeds what pinwatch can list. */
+export function unexplainedPinnedPages(m: PinnedMemory): number {
+  return Math.max(0, m.vmPinPages - m.explainedPages);
+}
+
+/** Does [from, to] overlap a gap (an open gap extends to infinity)? */
+export function overlapsGap(gaps: readonly CaptureGap[], from: number, to: number): CaptureGap | null {
+  for (let i = gaps.length - 1; i >= 0; i--) {
+    const g = gaps[i];
+    if (g.startNs <= to && (g.endNs === null || g.endNs >= from)) return g;
+  }
+  return null;
+}
