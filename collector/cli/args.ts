@@ -66,8 +66,16 @@ export const ServeArgs = z
     webhook: webhook.optional(),
     mode: mode.optional(),
     dev: z.boolean().default(false),
+    allowScenarios: z.boolean().default(false),
+    allowedHost: z.array(z.string().trim().regex(/^[A-Za-z0-9.-]+$|^\[?[0-9a-fA-F:.]+\]?$/, { error: 'must be a host name or address' })).default([]),
+    insecure: z.boolean().default(false),
+    tlsCert: existingFile.optional(),
+    tlsKey: existingFile.optional(),
+    tokenFile: z.string().min(1, { error: 'needs a file name' }).optional(),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a user name' }).optional(),
   })
-  .refine((a) => !(a.db && a.replay), { error: '--db (record live) and --replay (open a recording) cannot be used together', path: ['replay'] });
+  .refine((a) => !(a.db && a.replay), { error: '--db (record live) and --replay (open a recording) cannot be used together', path: ['replay'] })
+  .refine((a) => !a.tlsCert === !a.tlsKey, { error: '--tls-cert and --tls-key go together', path: ['tlsKey'] });
 export type ServeArgs = z.output<typeof ServeArgs>;
 
 export const DoctorArgs = z.object({ mode: mode.default('auto'), attach: z.boolean().default(false) });

@@ -30,6 +30,12 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
     if (args.replay) opts.replay = args.replay;
     if (args.webhook) opts.webhook = args.webhook;
     if (args.mode) opts.mode = args.mode;
+    opts.allowScenarios = args.allowScenarios;
+    opts.allowedHosts = args.allowedHost;
+    opts.insecure = args.insecure;
+    if (args.tlsCert) opts.tlsCert = args.tlsCert;
+    if (args.tlsKey) opts.tlsKey = args.tlsKey;
+    if (args.tokenFile) opts.tokenFile = args.tokenFile;
     const starting = serve(opts);
     const handle = await Promise.race([starting, stopped.then(() => null)]);
     if (handle === null) {

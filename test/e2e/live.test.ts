@@ -77,7 +77,7 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
       // Built ahead so the 5 s are the collector's and the dashboard's, not cc's.
       await buildScenario(SCENARIO);
       hook = await startHook();
-      server = await startServer({ db: join(dir, 'live.db'), webhook: hook.url }, { timeoutMs: 240_000 });
+      server = await startServer({ db: join(dir, 'live.db'), webhook: hook.url, allowScenarios: true }, { timeoutMs: 240_000 });
       assert.equal(server.mode, 'live');
       assert.notEqual(server.status.level, 'error', `live capture must start as root: ${server.status.message}\n${server.output()}`);
       browser = await launchBrowser();

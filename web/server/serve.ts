@@ -3,7 +3,9 @@
 // file and publishes through its Hub; --replay opens a recording read-only instead. When live capture is
 // impossible (not root, no bpftrace, no tracefs) the server still starts and the pages say why and how to fix it.
 import { mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,8 +16,10 @@ import { CaptureUnavailableError, LiveSession } from '../../collector/live-sessi
 import { Hub } from '../../collector/publish/hub.ts';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { CollectorStatus } from '../shared/wire.ts';
+import { loadOrCreateToken } from '../../collector/service/token.ts';
 import { createApi } from './api.ts';
 import { NEXT_ENV, REPO_ROOT, WEB_DIR, ensureWebBuild } from './build.ts';
+import { isLoopbackAddress, RequestGuard } from './guard.ts';
 import { DashboardMetrics } from './metrics.ts';
 import { ScenarioTerminals } from './scenarios.ts';
 import { attachSocket } from './socket.ts';
@@ -35,6 +39,17 @@ export const ServeOptionsSchema = z.object({
   dev: z.boolean().default(false),
   /** Trace mode for the live collector (passed through to LiveSession; default auto). */
   mode: z.enum(['tracepoint', 'kprobe', 'auto']).optional(),
+  /** Let the scenario page start the bundled reproducers (loopback clients only). */
+  allowScenarios: z.boolean().default(false),
+  /** More names clients may use in the Host header (DNS rebinding check). */
+  allowedHosts: z.array(z.string().min(1)).default([]),
+  /** Serve plain HTTP on a non-loopback address (the token then travels in clear text). */
+  insecure: z.boolean().default(false),
+  /** TLS certificate and key (PEM files): https instead of http. */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  /** Where the access token of a non-loopback bind is kept (default: the state directory's `token`). */
+  tokenFile: z.string().min(1).optional(),
 });
 export type ServeOptions = z.input<typeof ServeOptionsSchema>;
 
@@ -46,6 +61,17 @@ export interface ServeHandle {
   db: string;
   status(): CollectorStatus;
   close(): Promise<void>;
+}
+
+/** A bind pinwatch refuses (plain HTTP on a network address without --insecure). */
+export class BindRefusedError extends Error {
+  constructor(
+    message: string,
+    readonly fix: string,
+  ) {
+    super(message);
+    this.name = 'BindRefusedError';
+  }
 }
 
 function defaultDbFile(): string {
@@ -143,7 +169,25 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
     source.on('anomaly', onAnomalyForWebhook);
   }
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const nonLoopback = !isLoopbackAddress(opts.host);
+  const tls = !!(opts.tlsCert && opts.tlsKey);
+  if (nonLoopback && !tls && !opts.insecure) {
+    throw new BindRefusedError(
+      `refusing to serve plain HTTP on ${opts.host}: the access token and every page would cross the network in clear text`,
+      'give --tls-cert FILE --tls-key FILE, or --insecure to accept plain HTTP, or bind 127.0.0.1 and use an SSH tunnel',
+    );
+  }
+  const access = nonLoopback ? loadOrCreateToken(opts.tokenFile) : null;
+  const guard = new RequestGuard({ bindHost: opts.host, port: opts.port, allowedHosts: opts.allowedHosts, token: access?.token ?? null, tls, dev: opts.dev });
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    guard.apply(res);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const refused = guard.check(req, url.pathname);
+    if (refused) {
+      res.writeHead(refused.status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(`${refused.reason}\n`);
+      return;
+    }
+    if (url.pathname === '/login' && req.method === 'GET') return guard.login(req, res, url);
     api.handle(req, res).then(
       (done) => {
         if (!done) return nextHandler(req, res);
@@ -153,10 +197,15 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
         if (!res.headersSent) res.writeHead(500).end();
       },
     );
-  });
-  const socket = attachSocket(server, sources, terminals, () => {
-    if (!live) return `live capture is not running (${source.status().message}); a scenario would run unobserved`;
-    return null;
+  };
+  const server = tls ? createHttpsServer({ cert: readFileSync(opts.tlsCert!), key: readFileSync(opts.tlsKey!) }, handler) : createServer(handler);
+  const socket = attachSocket(server, sources, terminals, {
+    guard,
+    canRunScenarios: () => {
+      if (!opts.allowScenarios) return 'running scenarios from the page is off: start the server with `pinwatch serve --allow-scenarios`';
+      if (!live) return `live capture is not running (${source.status().message}); a scenario would run unobserved`;
+      return null;
+    },
   });
   if (opts.dev) {
     const upgrade = nextApp.getUpgradeHandler();
@@ -173,8 +222,9 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
     });
   });
   const addr = server.address() as AddressInfo;
+  guard.setPort(addr.port);
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  publicUrl = `http://${hostForUrl}:${addr.port}`;
+  publicUrl = `${tls ? 'https' : 'http'}://${hostForUrl}:${addr.port}`;
   log.info({ url: publicUrl, mode: source.info().kind, db: dbFile, build: built.value }, 'dashboard listening');
 
   let closing: Promise<void> | null = null;

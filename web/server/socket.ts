@@ -2,13 +2,14 @@
 // plus the host clock and the scenario terminals (web/shared/wire.ts). A client names its source in the
 // handshake query (?src=); after 'resume'(afterSeq) it gets every anomaly with seq > afterSeq, then live ones,
 // each exactly once (a per-socket cursor), so a reconnecting client misses nothing and sees no duplicates.
-import type { Server as HttpServer, IncomingMessage } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import { Server, type Socket } from 'socket.io';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import type { CollectorStatus, WebClientToServer, WebServerToClient } from '../shared/wire.ts';
+import { isLoopbackAddress, PerClientLimit, type RequestGuard } from './guard.ts';
 import type { ScenarioTerminals } from './scenarios.ts';
 import type { DataSource, SourceRegistry } from './sources.ts';
 
@@ -21,17 +22,6 @@ interface ClientState {
 }
 
 const CLOCK_INTERVAL_MS = 1000;
-
-/** Same-origin check for browsers: a page on another origin must not drive this server (scenario runs). */
-export function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
-  if (!origin) return true; // not a browser cross-origin request (curl, Prometheus, same-origin GET)
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
-}
 
 /** Fans one source's events out to the sockets watching it. */
 class SourceChannel {
@@ -116,13 +106,43 @@ export interface SocketLayer {
   close(): Promise<void>;
 }
 
-export function attachSocket(http: HttpServer, sources: SourceRegistry, terminals: ScenarioTerminals, canRunScenarios: () => string | null): SocketLayer {
+export interface SocketOptions {
+  guard: RequestGuard;
+  /** Why a scenario cannot be started right now (capture down, not allowed), or null. */
+  canRunScenarios: () => string | null;
+  /** Open socket.io connections per client address (default 16: a page needs one). */
+  maxPerClient?: number;
+}
+
+/** Largest message a browser may send (resume, term:* requests are a few bytes). */
+export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+
+export function attachSocket(http: HttpServer, sources: SourceRegistry, terminals: ScenarioTerminals, opts: SocketOptions): SocketLayer {
+  const { guard } = opts;
+  const perClient = new PerClientLimit(opts.maxPerClient ?? 16);
   const io = new Server<WebClientToServer, WebServerToClient>(http, {
     serveClient: false,
     // Next's dev server has its own websocket (HMR) on this http server: leave other upgrades alone.
     destroyUpgrade: false,
-    allowRequest: (req, cb) => cb(null, sameOrigin(req)),
-    maxHttpBufferSize: 64 * 1024,
+    // The handshake passes the same checks as a page request (Host, Origin, token) and the per-client cap.
+    allowRequest: (req, cb) => {
+      const refused = guard.check(req, '/socket.io/');
+      if (refused) return cb(refused.reason, false);
+      if (perClient.count(req.socket.remoteAddress ?? '') >= perClient.max) return cb('too many connections from this address', false);
+      cb(null, true);
+    },
+    maxHttpBufferSize: MAX_CLIENT_MESSAGE_BYTES,
+    connectTimeout: 10_000,
+  });
+  io.engine.on('initial_headers', (headers: Record<string, string>) => guard.addTo(headers));
+  io.engine.on('headers', (headers: Record<string, string>) => guard.addTo(headers));
+  io.engine.on('connection', (conn: { request: { socket: { remoteAddress?: string } }; once(e: 'close', fn: () => void): void; close(): void }) => {
+    const addr = conn.request.socket.remoteAddress ?? '';
+    if (!perClient.tryAcquire(addr)) {
+      conn.close();
+      return;
+    }
+    conn.once('close', () => perClient.release(addr));
   });
   const channels = new Map<DataSource, SourceChannel>();
   const channelFor = (source: DataSource): SourceChannel => {
@@ -155,7 +175,12 @@ export function attachSocket(http: HttpServer, sources: SourceRegistry, terminal
     };
     socket.on('term:start', (req, reply) => {
       if (typeof reply !== 'function') return;
-      const refused = source.info().kind === 'replay' ? 'this page shows a replayed recording: scenarios run only on the live server' : canRunScenarios();
+      const refused =
+        source.info().kind === 'replay'
+          ? 'this page shows a replayed recording: scenarios run only on the live server'
+          : !isLoopbackAddress(socket.handshake.address)
+            ? 'scenarios can only be started from the machine pinwatch runs on (a loopback client)'
+            : opts.canRunScenarios();
       if (refused) {
         reply({ ok: false, error: refused });
         return;

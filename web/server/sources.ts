@@ -2,7 +2,7 @@
 // file its store writes) or a recording replayed read-only. Pages and sockets talk to a DataSource and never
 // care which one it is; a recording opened from the browser becomes one more source next to the main one.
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
@@ -149,9 +149,13 @@ export class ReplaySource extends EventEmitter implements DataSource {
   private readonly cachedCounts: Partial<Record<EventKind, number>>;
   private readonly endNs: number;
 
-  constructor(id: string, file: string, label = basename(file)) {
+  private readonly owned: boolean;
+
+  /** owned: the file is this source's (an upload) and is deleted on close. */
+  constructor(id: string, file: string, label = basename(file), owned = false) {
     super();
     this.id = id;
+    this.owned = owned;
     this.view = RecordingReader.open(file);
     this.label = label;
     // A recording does not change: aggregate it once.
@@ -212,6 +216,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
 
   async close(): Promise<void> {
     this.view.close();
+    if (this.owned) rmSync(this.view.file, { force: true });
   }
 }
 
@@ -238,10 +243,10 @@ export class SourceRegistry {
   }
 
   /** Opens a recording as a new replay source (or returns the one already open on that file). */
-  async openReplay(file: string, label?: string): Promise<DataSource> {
+  async openReplay(file: string, label?: string, opts: { owned?: boolean } = {}): Promise<DataSource> {
     for (const s of this.sources.values()) if (s.info().kind === 'replay' && s.info().file === file) return s;
     const id = `r${this.nextId++}`;
-    const source = new ReplaySource(id, file, label);
+    const source = new ReplaySource(id, file, label, opts.owned ?? false);
     const opened = [...this.sources.keys()].filter((k) => k !== 'main');
     if (opened.length >= this.maxOpened) {
       const oldest = this.sources.get(opened[0]!)!;
