@@ -17,7 +17,7 @@ export class TokenFileError extends Error {
 }
 
 /** Where pinwatch keeps state: systemd's StateDirectory=, /var/lib/pinwatch as root, else ~/.local/state/pinwatch. */
-export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
+export function stateDir(env: Record<string, string | undefined> = process.env): string {
   const fromSystemd = env.STATE_DIRECTORY?.split(':')[0];
   if (fromSystemd) return fromSystemd;
   if (process.getuid?.() === 0) return '/var/lib/pinwatch';

@@ -1,8 +1,8 @@
-// Starts the dashboard server (web/server/serve.ts) in a child process for the browser tests, the way the CLI
+// Starts the dashboard server (collector/service/serve.ts) in a child process for the browser tests, the way the CLI
 // would call serve(), and stops it with SIGTERM (serve closes the collector, sockets and Next cleanly).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ServeOptions } from '../../../web/server/serve.ts';
+import type { ServeOptions } from '../../../collector/service/serve.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -11,6 +11,10 @@ export interface ServerHandle {
   mode: 'live' | 'replay';
   db: string;
   status: { level: string; message: string; fix?: string };
+  /** The web process (the dashboard) — the child's child. */
+  webPid: number | null;
+  access: { token: string; file: string; created: boolean } | null;
+  notes: string[];
   child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;

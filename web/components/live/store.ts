@@ -56,6 +56,7 @@ export class LiveStore {
   private patch: Partial<LiveSnapshot> = {};
   private pendingRates: EventRates[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
 
   constructor(src: string) {
     this.socket = io({ query: src && src !== 'main' ? { src } : {}, transports: ['websocket', 'polling'] });
@@ -66,7 +67,12 @@ export class LiveStore {
       const pendingMax = this.pendingAnomalies.reduce((m, a) => Math.max(m, a.seq), 0);
       s.emit('resume', Math.max(this.snap.lastSeq, pendingMax));
     });
-    s.on('disconnect', () => this.set({ connected: false }));
+    s.on('disconnect', (reason) => {
+      this.set({ connected: false });
+      // socket.io does not reconnect after a server-side disconnect (a server shutting down, a slow client cut
+      // off): try again like after any other drop, so a restarted server gets its pages back.
+      if (reason === 'io server disconnect' && !this.closed) setTimeout(() => !this.closed && s.connect(), 1000);
+    });
     s.on('source', (source) => this.set({ source }));
     s.on('session', (session) => this.set({ session }));
     s.on('status', (status) => this.set({ status }));
@@ -131,6 +137,7 @@ export class LiveStore {
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.socket.close();
     this.listeners.clear();
