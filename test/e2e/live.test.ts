@@ -192,6 +192,7 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
     const s = connect(server.url, { transports: ['websocket'], forceNew: true, reconnection: false });
     const got: number[] = [];
     s.on('anomaly', (a: { seq: number }) => got.push(a.seq));
+    s.on('anomalies', (page: { seq: number }[]) => got.push(...page.map((a) => a.seq)));
     const quiet = async () => {
       let n = -1;
       while (n !== got.length) {

@@ -31,7 +31,13 @@ interface ClientState {
 }
 
 /** Anomalies per resume page. */
-export const RESUME_PAGE = 200;
+export const RESUME_PAGE = 250;
+/**
+ * Anomalies per second all resumes together may send (pages are granted in turn, first come first served):
+ * a reload of 20,000 takes ~5 s, and a flood of sockets asking for everything takes the same share of this
+ * process, not all of it, so pages and /metrics keep answering.
+ */
+export const RESUME_RATE = 4000;
 /** 'resume' budget per socket: a burst of 3, then one every 5 s (a page sends one per connect). */
 const RESUME_BURST = 3;
 const RESUME_REFILL_MS = 5000;
@@ -63,6 +69,46 @@ async function drained(socket: WebSocket): Promise<void> {
   await new Promise((r) => setImmediate(r));
 }
 
+/** Grants resume pages in arrival order at RESUME_RATE anomalies a second, for every socket together. */
+export class ResumeScheduler {
+  private tokens: number;
+  private at = performance.now();
+  private readonly queue: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly rate = RESUME_RATE,
+    private readonly page = RESUME_PAGE,
+  ) {
+    this.tokens = page;
+  }
+
+  /** Resolves when a page of up to `page` anomalies may be sent. */
+  turn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.queue.push(resolve);
+      this.run();
+    });
+  }
+
+  private run(): void {
+    const now = performance.now();
+    this.tokens = Math.min(this.page * 2, this.tokens + ((now - this.at) * this.rate) / 1000);
+    this.at = now;
+    while (this.queue.length && this.tokens >= this.page) {
+      this.tokens -= this.page;
+      this.queue.shift()!();
+    }
+    if (this.queue.length && this.timer === null) {
+      const wait = Math.max(5, ((this.page - this.tokens) * 1000) / this.rate);
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.run();
+      }, wait);
+    }
+  }
+}
+
 function takeResumeToken(c: ClientState, now = Date.now()): boolean {
   c.tokens = Math.min(RESUME_BURST, c.tokens + (now - c.tokensAtMs) / RESUME_REFILL_MS);
   c.tokensAtMs = now;
@@ -80,8 +126,11 @@ class SourceChannel {
   private readonly clock: NodeJS.Timeout | null;
   private readonly listeners: [string, (...args: never[]) => void][];
 
-  constructor(source: DataSource) {
+  private readonly scheduler: ResumeScheduler;
+
+  constructor(source: DataSource, scheduler: ResumeScheduler) {
     this.source = source;
+    this.scheduler = scheduler;
     const onAnomaly = (a: Anomaly) => {
       for (const c of this.clients) {
         if (c.cursor !== undefined && a.seq > c.cursor) {
@@ -170,16 +219,19 @@ class SourceChannel {
           c.resumeFrom = null;
         }
         if (!c.socket.connected) return;
+        await this.scheduler.turn();
+        if (c.resumeFrom !== null) continue;
+        if (!c.socket.connected) return;
         const page = this.source.anomalyPage(cursor, RESUME_PAGE);
         if (page.length === 0) {
           // Synchronously after the last read: every later anomaly reaches this client live.
           c.cursor = cursor;
           return;
         }
-        for (const a of page) {
-          if (a.seq <= cursor) continue;
-          cursor = a.seq;
-          c.socket.emit('anomaly', a);
+        const fresh = page.filter((a) => a.seq > cursor);
+        if (fresh.length) {
+          cursor = fresh[fresh.length - 1]!.seq;
+          c.socket.emit('anomalies', fresh);
         }
         await drained(c.socket);
       }
@@ -252,11 +304,12 @@ export function attachSocket(http: HttpServer, sources: SourceRegistry, terminal
   });
   terminals?.on('term:data', (owner, runId, data) => io.sockets.sockets.get(owner)?.emit('term:data', runId, data));
   terminals?.on('term:exit', (owner, e) => io.sockets.sockets.get(owner)?.emit('term:exit', e));
+  const scheduler = new ResumeScheduler();
   const channels = new Map<DataSource, SourceChannel>();
   const channelFor = (source: DataSource): SourceChannel => {
     let ch = channels.get(source);
     if (!ch) {
-      ch = new SourceChannel(source);
+      ch = new SourceChannel(source, scheduler);
       channels.set(source, ch);
     }
     return ch;
@@ -279,12 +332,11 @@ export function attachSocket(http: HttpServer, sources: SourceRegistry, terminal
 
     socket.on('term:start', (req, reply) => {
       if (typeof reply !== 'function') return;
-      const refused =
-        source.info().kind === 'replay' || !terminals
+      const refused = !isLoopbackAddress(socket.handshake.address)
+        ? 'scenarios can only be started from the machine pinwatch runs on (a loopback client)'
+        : source.info().kind === 'replay' || !terminals
           ? 'this page shows a replayed recording: scenarios run only on the live server'
-          : !isLoopbackAddress(socket.handshake.address)
-            ? 'scenarios can only be started from the machine pinwatch runs on (a loopback client)'
-            : opts.canRunScenarios();
+          : opts.canRunScenarios();
       if (refused) {
         reply({ ok: false, error: refused });
         return;

@@ -20,8 +20,13 @@ export interface ServerHandle {
   stop(): Promise<number | null>;
 }
 
-export async function startServer(opts: ServeOptions, spawnOpts: { uid?: number; gid?: number; timeoutMs?: number } = {}): Promise<ServerHandle> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/e2e/support/serve-child.ts', JSON.stringify({ host: '127.0.0.1', port: 0, ...opts })], {
+export async function startServer(
+  opts: ServeOptions,
+  spawnOpts: { uid?: number; gid?: number; timeoutMs?: number; /** Command prefix, e.g. ['ip', 'netns', 'exec', 'ns1']. */ wrap?: string[] } = {},
+): Promise<ServerHandle> {
+  const argv = [process.execPath, '--import', 'tsx', 'test/e2e/support/serve-child.ts', JSON.stringify({ host: '127.0.0.1', port: 0, ...opts })];
+  const [cmd, ...args] = [...(spawnOpts.wrap ?? []), ...argv];
+  const child = spawn(cmd!, args, {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PINWATCH_LOG_LEVEL: process.env.PINWATCH_LOG_LEVEL ?? 'info' },

@@ -82,11 +82,18 @@ export class LiveStore {
       this.pendingRates.push(r);
       this.schedule();
     });
-    s.on('anomaly', (a) => {
+    const take = (a: Anomaly) => {
       if (this.seen.has(a.seq)) return;
       this.seen.add(a.seq);
       this.pendingAnomalies.push(a);
       for (const fn of this.anomalyListeners) fn(a);
+    };
+    s.on('anomaly', (a) => {
+      take(a);
+      this.schedule();
+    });
+    s.on('anomalies', (page) => {
+      for (const a of page) take(a);
       this.schedule();
     });
   }
