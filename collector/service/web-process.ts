@@ -116,7 +116,7 @@ export class WebProcess {
           if (!this.stopping) this.died(null, null);
         },
       );
-    }, delay).unref();
+    }, delay); // not unref'd: in replay mode this timer is all that keeps `serve` alive until the restart
   }
 
   /** The collector's SQLite file exists (or never will): the web process opens it, then drops root. */

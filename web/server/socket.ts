@@ -48,7 +48,7 @@ const MAX_CLIENT_BACKLOG = 2000;
 
 interface EngineConn {
   writeBuffer: unknown[];
-  transport: { writable: boolean };
+  transport: { writable: boolean; once(e: 'drain', fn: () => void): void; off(e: 'drain', fn: () => void): void };
   readyState: string;
 }
 
@@ -64,7 +64,17 @@ async function drained(socket: WebSocket): Promise<void> {
     if (!socket.connected) throw new Error('disconnected');
     if (conn.writeBuffer.length === 0 && conn.transport.writable) break;
     if (Date.now() > deadline) throw new Error('slow client');
-    await new Promise((r) => setTimeout(r, 10));
+    // The transport says 'drain' when its last send left this process; the timer covers a transport upgrade.
+    const transport = conn.transport;
+    await new Promise<void>((r) => {
+      const done = () => {
+        clearTimeout(t);
+        transport.off('drain', done);
+        r();
+      };
+      const t = setTimeout(done, 100);
+      transport.once('drain', done);
+    });
   }
   await new Promise((r) => setImmediate(r));
 }
