@@ -14,10 +14,12 @@ export interface EventRates {
 export interface ServerToClient {
   /** Sent on connect and whenever it changes. */
   session: (s: SessionInfo) => void;
-  /** Live anomalies, in seq order; after `resume` the missed ones first. */
+  /** Live anomalies, in seq order. */
   anomaly: (a: Anomaly) => void;
   /** An incident's latest state (after the anomalies it groups): opened, updated with a finding, or closed. */
   incident: (i: Incident) => void;
+  /** A page of what a `resume` asked for, oldest first (pages arrive in order, before the live ones). */
+  anomalies: (page: Anomaly[]) => void;
   /** Pins table snapshot (throttled, ≤ 2/s). */
   pins: (p: PinSummary[]) => void;
   /** Event counts per kind, once a second. */

@@ -68,8 +68,16 @@ export const ServeArgs = z
     hostLabel: z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'must be a host name (letters, digits, . _ -)' }).optional(),
     mode: mode.optional(),
     dev: z.boolean().default(false),
+    allowScenarios: z.boolean().default(false),
+    allowedHost: z.array(z.string().trim().regex(/^[A-Za-z0-9.-]+$|^\[?[0-9a-fA-F:.]+\]?$/, { error: 'must be a host name or address' })).default([]),
+    insecure: z.boolean().default(false),
+    tlsCert: existingFile.optional(),
+    tlsKey: existingFile.optional(),
+    tokenFile: z.string().min(1, { error: 'needs a file name' }).optional(),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a user name' }).optional(),
   })
-  .refine((a) => !(a.db && a.replay), { error: '--db (record live) and --replay (open a recording) cannot be used together', path: ['replay'] });
+  .refine((a) => !(a.db && a.replay), { error: '--db (record live) and --replay (open a recording) cannot be used together', path: ['replay'] })
+  .refine((a) => !a.tlsCert === !a.tlsKey, { error: '--tls-cert and --tls-key go together', path: ['tlsKey'] });
 export type ServeArgs = z.output<typeof ServeArgs>;
 
 export const ExportArgs = z.object({

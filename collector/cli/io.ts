@@ -1,5 +1,6 @@
 // The CLI's outputs and signals, injectable so commands can be driven in-process by tests.
-import pino from 'pino';
+import type pino from 'pino';
+import { createLogger } from '../service/log.ts';
 
 export interface CliIo {
   out(line: string): void;
@@ -42,7 +43,7 @@ export function processIo(logLevel: string): CliIo {
   };
 }
 
-/** pino to stderr, synchronous (log lines are not lost when the process exits right after). */
+/** pino to stderr, synchronous (log lines are not lost when the process exits right after); JSON or human (service/log.ts). */
 export function cliLogger(name: string, level: string): pino.Logger {
-  return pino({ name, level }, pino.destination({ dest: 2, sync: true }));
+  return createLogger(name, level);
 }

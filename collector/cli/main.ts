@@ -70,6 +70,13 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
     .option('--host-label <name>', 'the host label of this instance in /metrics (default: the host name)')
     .option('--mode <mode>', `trace mode for live capture: ${MODES.join(' | ')}`)
     .option('--dev', 'Next.js dev server (hot reload) instead of the production build', false)
+    .option('--allow-scenarios', 'let the scenario page run the bundled reproducers (as root, loopback clients only)', false)
+    .option('--allowed-host <name>', 'another name clients may use in the Host header (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--tls-cert <file>', 'serve https with this PEM certificate (with --tls-key)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--insecure', 'allow plain HTTP on a non-loopback --host (the token crosses the network in clear)', false)
+    .option('--token-file <file>', 'access token of a non-loopback bind (created 0600 when missing; default: the state directory)')
+    .option('--user <name>', 'unprivileged user the web server runs as when started as root (default: pinwatch if it exists, else nobody)')
     .action(async (opts: Record<string, unknown>) => {
       const args = validate('serve', ServeArgs, opts);
       const { serveCommand } = await import('./serve.ts');

@@ -1,22 +1,11 @@
-// `pinwatch serve`: hands the validated flags to the web server (web/server/serve.ts, imported only here so the
-// rest of the CLI works without the Next.js build) and keeps it running until SIGINT/SIGTERM.
+// `pinwatch serve`: hands the validated flags to collector/service/serve.ts (capture here, the dashboard in its
+// own unprivileged process), prints the banner and keeps both running until SIGINT/SIGTERM.
 import { EXIT_FAILURE, EXIT_OK, type ServeArgs } from './args.ts';
 import { describeFailure } from './errors.ts';
 import type { CliIo } from './io.ts';
 
-interface ServeHandle {
-  url: string;
-  close(): Promise<void>;
-}
-
 export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> {
-  let serve: (opts: Record<string, unknown>) => Promise<ServeHandle>;
-  try {
-    ({ serve } = (await import('../../web/server/serve.ts')) as unknown as { serve: typeof serve });
-  } catch (err) {
-    io.err(`pinwatch serve: the dashboard cannot load: ${(err as Error).message.split('\n')[0]}\n  fix: run \`npm ci\` in the repository (and \`npm run build:web\`)`);
-    return EXIT_FAILURE;
-  }
+  const { serve } = await import('../service/serve.ts');
   let stop: ((sig: string) => void) | null = null;
   const stopped = new Promise<string>((r) => (stop = r));
   let signals = 0;
@@ -32,6 +21,13 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
     if (args.mode) opts.mode = args.mode;
     if (args.prometheus) opts.prometheus = args.prometheus;
     if (args.hostLabel) opts.hostLabel = args.hostLabel;
+    opts.allowScenarios = args.allowScenarios;
+    opts.allowedHosts = args.allowedHost;
+    opts.insecure = args.insecure;
+    if (args.tlsCert) opts.tlsCert = args.tlsCert;
+    if (args.tlsKey) opts.tlsKey = args.tlsKey;
+    if (args.tokenFile) opts.tokenFile = args.tokenFile;
+    if (args.user) opts.user = args.user;
     const starting = serve(opts);
     const handle = await Promise.race([starting, stopped.then(() => null)]);
     if (handle === null) {
@@ -40,6 +36,7 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
       return EXIT_OK;
     }
     io.out(`pinwatch: dashboard at ${handle.url}`);
+    for (const note of handle.notes) io.out(`pinwatch: ${note}`);
     const sig = await stopped;
     io.err(`pinwatch: ${sig}: shutting down`);
     await handle.close();

@@ -78,7 +78,7 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
       // Built ahead so the 5 s are the collector's and the dashboard's, not cc's.
       await buildScenario(SCENARIO);
       hook = await startHook();
-      server = await startServer({ db: join(dir, 'live.db'), webhook: hook.url }, { timeoutMs: 240_000 });
+      server = await startServer({ db: join(dir, 'live.db'), webhook: hook.url, allowScenarios: true }, { timeoutMs: 240_000 });
       assert.equal(server.mode, 'live');
       assert.notEqual(server.status.level, 'error', `live capture must start as root: ${server.status.message}\n${server.output()}`);
       browser = await launchBrowser();
@@ -198,6 +198,7 @@ describe('live dashboard on this kernel (root, bpftrace, headless Chromium)', ga
     const s = connect(server.url, { transports: ['websocket'], forceNew: true, reconnection: false });
     const got: number[] = [];
     s.on('anomaly', (a: { seq: number }) => got.push(a.seq));
+    s.on('anomalies', (page: { seq: number }[]) => got.push(...page.map((a) => a.seq)));
     const quiet = async () => {
       let n = -1;
       while (n !== got.length) {

@@ -55,6 +55,7 @@ function collectAnomalies(s: Socket, quietMs = 400): Promise<number[]> {
     let timer = setTimeout(done, quietMs);
     function done() {
       s.off('anomaly', on);
+      s.off('anomalies', onPage);
       resolveSeqs(seqs);
     }
     function on(a: { seq: number }) {
@@ -62,7 +63,12 @@ function collectAnomalies(s: Socket, quietMs = 400): Promise<number[]> {
       clearTimeout(timer);
       timer = setTimeout(done, quietMs);
     }
+    // A resume arrives in pages; live anomalies one by one.
+    function onPage(page: { seq: number }[]) {
+      for (const a of page) on(a);
+    }
     s.on('anomaly', on);
+    s.on('anomalies', onPage);
   });
 }
 

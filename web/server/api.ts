@@ -14,10 +14,11 @@ import { FleetError, type FleetClient } from './fleet.ts';
 import type { DashboardMetrics } from './metrics.ts';
 import { RecordingError } from './recording.ts';
 import { listScenarioEntries } from './scenarios.ts';
-import { sameOrigin } from './socket.ts';
 import type { DataSource, SourceRegistry } from './sources.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
+/** One upload at a time: a second one while the first streams in is answered 429. */
+const MAX_CONCURRENT_UPLOADS = 1;
 
 export interface ApiContext {
   sources: SourceRegistry;
@@ -146,7 +147,9 @@ async function receiveUpload(ctx: ApiContext, req: IncomingMessage, uploadDir: (
   });
   await pipeline(req, createWriteStream(file));
   try {
-    return await ctx.sources.openReplay(file, name);
+    // Owned: the file is deleted when the source is closed or pushed out (the registry keeps a few), so
+    // uploads never pile up on disk.
+    return await ctx.sources.openReplay(file, name, { owned: true });
   } catch (err) {
     rmSync(file, { force: true });
     if (err instanceof RecordingError) throw new HttpError(400, err.message);
@@ -157,6 +160,7 @@ async function receiveUpload(ctx: ApiContext, req: IncomingMessage, uploadDir: (
 /** Returns a request handler: true when it answered, false to let Next render the page. */
 export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>; close(): void } {
   let uploads: string | null = null;
+  let uploading = 0;
   const uploadDir = () => (uploads ??= mkdtempSync(join(tmpdir(), 'pinwatch-uploads-')));
 
   async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
@@ -170,7 +174,6 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
       return true;
     }
     if (!path.startsWith('/api/')) return false;
-    if (method !== 'GET' && !sameOrigin(req)) throw new HttpError(403, 'cross-origin request refused');
 
     if (path === '/api/health') {
       sendJson(res, 200, { ok: true });
@@ -203,8 +206,14 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
       return true;
     }
     if (path === '/api/recordings/upload' && method === 'PUT') {
-      const s = await receiveUpload(ctx, req, uploadDir);
-      sendJson(res, 200, s.info());
+      if (uploading >= MAX_CONCURRENT_UPLOADS) throw new HttpError(429, 'another recording is being uploaded; try again when it is done');
+      uploading++;
+      try {
+        const s = await receiveUpload(ctx, req, uploadDir);
+        sendJson(res, 200, s.info());
+      } finally {
+        uploading--;
+      }
       return true;
     }
     if (method !== 'GET') throw new HttpError(405, `${method} not allowed on ${path}`);

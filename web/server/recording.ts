@@ -146,6 +146,11 @@ export class RecordingReader {
     return rows.reverse().map(anomalyFromRow);
   }
 
+  /** The oldest `limit` anomalies after afterSeq, oldest first: one page of a resume. */
+  anomalyPage(afterSeq: number, limit: number): Anomaly[] {
+    return (this.stmt('SELECT * FROM anomalies WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, limit) as AnomalyRow[]).map(anomalyFromRow);
+  }
+
   anomaly(seq: number): Anomaly | null {
     const row = this.stmt('SELECT * FROM anomalies WHERE seq = ?').get(seq) as AnomalyRow | undefined;
     return row ? anomalyFromRow(row) : null;

@@ -1,142 +1,95 @@
-// `pinwatch serve`: one Node http server with the Next.js dashboard (custom server), socket.io, the JSON API,
-// /metrics and the scenario terminals. Live mode starts the collector (collector/live-session.ts) into a SQLite
-// file and publishes through its Hub; --replay opens a recording read-only instead. When live capture is
-// impossible (not root, no bpftrace, no tracefs) the server still starts and the pages say why and how to fix it.
-import { mkdirSync } from 'node:fs';
+// The web process of `pinwatch serve` (started by collector/service/serve.ts, entry web/server/main.ts): one
+// Node http(s) server with the Next.js dashboard (custom server), socket.io, the JSON API and /metrics. It never
+// captures anything itself: live data comes over the collector link (a Unix socket) and from a read-only view
+// of the SQLite file the collector writes; --replay opens a recording instead. It starts as root only to build
+// and bind, then drops to an unprivileged user before it talks to the collector or accepts a request.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import next from 'next';
-import pino from 'pino';
-import { z } from 'zod';
-import { CaptureUnavailableError, LiveSession } from '../../collector/live-session.ts';
-import { Hub } from '../../collector/publish/hub.ts';
+import type pino from 'pino';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { CollectorStatus } from '../shared/wire.ts';
-import { createApi } from './api.ts';
-import { NEXT_ENV, REPO_ROOT, WEB_DIR, ensureWebBuild } from './build.ts';
 import { AlertInbox } from './alerts.ts';
+import { createApi } from './api.ts';
+import { NEXT_ENV, WEB_DIR, ensureWebBuild } from './build.ts';
+import { CollectorLink } from './collector-link.ts';
 import { FleetClient } from './fleet.ts';
+import { RequestGuard } from './guard.ts';
 import { DashboardMetrics } from './metrics.ts';
-import { ScenarioTerminals } from './scenarios.ts';
 import { attachSocket } from './socket.ts';
 import { LiveSource, ReplaySource, SourceRegistry, type DataSource } from './sources.ts';
 import { WebhookSender } from './webhook.ts';
 
-export const ServeOptionsSchema = z.object({
-  host: z.string().min(1).default('127.0.0.1'),
-  port: z.number().int().min(0).max(65535).default(3000),
-  /** Live recording file; default a new file under ./recordings/ (or the temp dir when that is not writable). */
-  db: z.string().min(1).optional(),
-  /** Serve this recording read-only instead of capturing. */
-  replay: z.string().min(1).optional(),
-  /** POST critical/high incidents here as JSON. */
-  webhook: z.url({ protocol: /^https?$/ }).optional(),
-  /** Next dev server (hot reload) instead of the production build. */
-  dev: z.boolean().default(false),
-  /** Prometheus server the Fleet page queries (web/server/fleet.ts); no Fleet page without it. */
-  prometheus: z.url({ protocol: /^https?$/ }).optional(),
-  /** The `host` label in /metrics (default: the session's host name). */
-  hostLabel: z.string().min(1).optional(),
-  /** Trace mode for the live collector (passed through to LiveSession; default auto). */
-  mode: z.enum(['tracepoint', 'kprobe', 'auto']).optional(),
-});
-export type ServeOptions = z.input<typeof ServeOptionsSchema>;
-
-export interface ServeHandle {
-  url: string;
-  /** 'live' when the collector runs (or tried to), 'replay' for --replay. */
+/** What the collector process hands the web process (over the IPC channel, never argv or the environment). */
+export interface WebConfig {
+  host: string;
+  port: number;
+  dev: boolean;
+  /** 'live': the collector link at `link`; 'replay': `db` read-only. */
   mode: 'live' | 'replay';
-  /** The SQLite file behind the main source. */
   db: string;
-  status(): CollectorStatus;
+  link: string | null;
+  webhook: string | null;
+  /** Prometheus server the Fleet page queries; null: no Fleet page. */
+  prometheus: string | null;
+  /** The `host` label in /metrics (null: the session's host name). */
+  hostLabel: string | null;
+  allowScenarios: boolean;
+  allowedHosts: string[];
+  /** PEM contents (read by the collector process, which may read root-only files). */
+  tls: { cert: string; key: string } | null;
+  /** Required from every client when set (non-loopback binds). */
+  token: string | null;
+  /** Drop to this user once listening (null: stay, e.g. not started as root). */
+  user: { uid: number; gid: number; name: string } | null;
+}
+
+export interface WebHandle {
+  url: string;
   close(): Promise<void>;
+  status(): CollectorStatus;
 }
 
-function defaultDbFile(): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const dir = resolve('recordings');
-  try {
-    mkdirSync(dir, { recursive: true });
-    return join(dir, `pinwatch-${stamp}.db`);
-  } catch {
-    return join(tmpdir(), `pinwatch-${stamp}-${process.pid}.db`);
-  }
-}
-
-const REPLAY_HINT = 'or open a recording: pinwatch serve --replay web/recordings/scenarios-6.18.db';
-
-async function startLive(dbFile: string, mode: ServeOptions['mode'], log: pino.Logger): Promise<{ source: DataSource; live: LiveSession | null }> {
-  const hub = new Hub();
-  const source = new LiveSource('main', hub, dbFile);
-  hub.setStatus({ level: 'warning', message: 'starting live capture: compiling and attaching bpftrace probes' });
-  const live = new LiveSession({ db: dbFile, hub, logger: log.child({ part: 'collector' }), ...(mode ? { mode } : {}) });
-  try {
-    const session = await live.start();
-    const attached = session.probes.filter((p) => p.attached).length;
-    const current = hub.status();
-    if (!current || current.message.startsWith('starting live capture')) {
-      hub.setStatus({ level: 'ok', message: `capturing in ${session.mode} mode: ${attached} of ${session.probes.length} scripts attached; recording to ${dbFile}` });
-    }
-    log.info({ db: dbFile, mode: session.mode, attached }, 'live capture started');
-    return { source, live };
-  } catch (err) {
-    if (err instanceof CaptureUnavailableError) {
-      hub.setStatus({ level: 'error', message: `Live capture unavailable: ${err.reason}`, fix: `${err.fix}; ${REPLAY_HINT}` });
-      log.warn({ reason: err.reason, fix: err.fix }, 'live capture unavailable; serving the dashboard without it');
-    } else {
-      const fix = (err as { fix?: unknown }).fix;
-      hub.setStatus({ level: 'error', message: `Live capture failed: ${(err as Error).message}`, fix: typeof fix === 'string' ? `${fix}; ${REPLAY_HINT}` : REPLAY_HINT });
-      log.error({ err: (err as Error).stack }, 'live capture failed');
-    }
-    // start() has already torn down what it started; stop() now would only overwrite the status above.
-    return { source, live: null };
+/** setgroups/setgid/setuid, checked: after this the process cannot regain root. */
+export function dropPrivileges(user: { uid: number; gid: number }): void {
+  process.setgroups?.([user.gid]);
+  process.setgid?.(user.gid);
+  process.setuid?.(user.uid);
+  if (process.getuid?.() !== user.uid || process.geteuid?.() !== user.uid || process.getgid?.() !== user.gid) {
+    throw new Error(`could not drop privileges to uid ${user.uid} gid ${user.gid}`);
   }
 }
 
-export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
-  const opts = ServeOptionsSchema.parse(input);
-  const log = pino({ name: 'pinwatch-serve', level: process.env.PINWATCH_LOG_LEVEL ?? 'info' }, pino.destination(2));
-
-  // The Next build (first start: about a minute on 2 cores) and bpftrace's compile/attach overlap.
-  const buildP = opts.dev ? Promise.resolve({ built: false, ms: 0 }) : ensureWebBuild((m) => log.info(m));
-  const dbFile = opts.replay ? resolve(opts.replay) : resolve(opts.db ?? defaultDbFile());
-  let sourceP: Promise<{ source: DataSource; live: LiveSession | null }>;
-  if (opts.replay) {
-    sourceP = Promise.resolve({ source: new ReplaySource('main', dbFile), live: null });
-  } else {
-    sourceP = startLive(dbFile, opts.mode, log);
-  }
-  // Both must settle before anything is left running on failure.
-  const [built, started] = await Promise.allSettled([buildP, sourceP]);
-  if (built.status === 'rejected' || started.status === 'rejected') {
-    if (started.status === 'fulfilled') {
-      await started.value.live?.stop().catch(() => undefined);
-      await started.value.source.close();
-    }
-    throw built.status === 'rejected' ? built.reason : (started as PromiseRejectedResult).reason;
-  }
-  const { source, live } = started.value;
+/**
+ * `dbReady` resolves once the collector has created its SQLite file (or knows it will not): the file is opened
+ * before root is dropped, so it may live in a directory only root can enter (the descriptors stay open).
+ */
+export async function startWeb(cfg: WebConfig, log: pino.Logger, dbReady: Promise<void> = Promise.resolve()): Promise<WebHandle> {
+  if (!cfg.dev) await ensureWebBuild((m) => log.info(m));
+  const link = cfg.mode === 'live' && cfg.link ? new CollectorLink(cfg.link) : null;
+  const source: DataSource = link ? new LiveSource('main', link, cfg.db) : new ReplaySource('main', cfg.db);
 
   Object.assign(process.env, NEXT_ENV);
-  const nextApp = next({ dev: opts.dev, dir: WEB_DIR, hostname: opts.host, port: opts.port, quiet: !opts.dev });
+  const nextApp = next({ dev: cfg.dev, dir: WEB_DIR, hostname: cfg.host, port: cfg.port, quiet: !cfg.dev });
   await nextApp.prepare();
   const nextHandler = nextApp.getRequestHandler();
+  await dbReady;
+  if (source.reader() === null && cfg.mode === 'live') log.warn({ db: cfg.db }, 'no recording to read yet: pages show live data only');
 
   const sources = new SourceRegistry();
   sources.setMain(source);
-  const metrics = new DashboardMetrics(source, { hostLabel: opts.hostLabel });
-  const terminals = new ScenarioTerminals();
-  const recordingDirs = [join(WEB_DIR, 'recordings'), resolve('recordings'), dirname(dbFile)];
-  const api = createApi({ sources, metrics, recordingDirs, log, alerts: new AlertInbox(), fleet: opts.prometheus ? new FleetClient(opts.prometheus) : undefined });
+  const metrics = new DashboardMetrics(source, cfg.hostLabel ? { hostLabel: cfg.hostLabel } : {});
+  const recordingDirs = [join(WEB_DIR, 'recordings'), resolve('recordings'), dirname(cfg.db)];
+  const api = createApi({ sources, metrics, recordingDirs, log, alerts: new AlertInbox(), fleet: cfg.prometheus ? new FleetClient(cfg.prometheus) : undefined });
 
   let publicUrl = '';
   let webhook: WebhookSender | null = null;
   let onIncidentForWebhook: ((i: Incident, change: IncidentChange) => void) | null = null;
-  if (opts.webhook && source.info().kind === 'live') {
+  if (cfg.webhook && link) {
     webhook = new WebhookSender({
-      url: opts.webhook,
+      url: cfg.webhook,
       session: () => source.session(),
       dashboardUrl: (i) => `${publicUrl}/anomalies/${i.anomalySeqs[0]}`,
       findings: (i) => i.anomalySeqs.flatMap((seq) => source.anomaly(seq) ?? []),
@@ -150,7 +103,16 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
     source.on('incident', onIncidentForWebhook);
   }
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const guard = new RequestGuard({ bindHost: cfg.host, port: cfg.port, allowedHosts: cfg.allowedHosts, token: cfg.token, tls: !!cfg.tls, dev: cfg.dev });
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    guard.apply(res);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const refused = guard.check(req, url.pathname);
+    if (refused) {
+      res.writeHead(refused.status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(`${refused.reason}\n`);
+      return;
+    }
+    if (url.pathname === '/login' && req.method === 'GET') return guard.login(req, res, url);
     api.handle(req, res).then(
       (done) => {
         if (!done) return nextHandler(req, res);
@@ -160,12 +122,21 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
         if (!res.headersSent) res.writeHead(500).end();
       },
     );
+  };
+  const server = cfg.tls ? createHttpsServer({ cert: cfg.tls.cert, key: cfg.tls.key }, handler) : createServer(handler);
+  // Bounds on what one client can hold open (socket.io has its own per-address cap).
+  server.maxConnections = 512;
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 5 * 60_000; // uploads of large recordings
+  const socket = attachSocket(server, sources, link, {
+    guard,
+    canRunScenarios: () => {
+      if (!cfg.allowScenarios) return 'running scenarios from the page is off: start the server with `pinwatch serve --allow-scenarios`';
+      if (!link?.capturing()) return `live capture is not running (${source.status().message}); a scenario would run unobserved`;
+      return null;
+    },
   });
-  const socket = attachSocket(server, sources, terminals, () => {
-    if (!live) return `live capture is not running (${source.status().message}); a scenario would run unobserved`;
-    return null;
-  });
-  if (opts.dev) {
+  if (cfg.dev) {
     const upgrade = nextApp.getUpgradeHandler();
     server.on('upgrade', (req, sock, head) => {
       if (!req.url?.startsWith('/socket.io')) void upgrade(req, sock, head);
@@ -174,40 +145,43 @@ export async function serve(input: ServeOptions = {}): Promise<ServeHandle> {
 
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
+    server.listen(cfg.port, cfg.host, () => {
       server.off('error', reject);
       resolvePromise();
     });
   });
   const addr = server.address() as AddressInfo;
+  guard.setPort(addr.port);
   const hostForUrl = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  publicUrl = `http://${hostForUrl}:${addr.port}`;
-  log.info({ url: publicUrl, mode: source.info().kind, db: dbFile, build: built.value }, 'dashboard listening');
+  publicUrl = `${cfg.tls ? 'https' : 'http'}://${hostForUrl}:${addr.port}`;
+
+  // Still before the first request is read (that happens on a later turn of the event loop).
+  if (cfg.user) {
+    dropPrivileges(cfg.user);
+    log.info({ user: cfg.user.name, uid: cfg.user.uid, gid: cfg.user.gid }, 'web server dropped root');
+  }
+  // Connected as the unprivileged user: the socket's 0660 root:<group> mode is what lets it in.
+  if (link) await link.start();
+  log.info({ url: publicUrl, mode: cfg.mode, db: cfg.db }, 'dashboard listening');
 
   let closing: Promise<void> | null = null;
   return {
     url: publicUrl,
-    mode: source.info().kind,
-    db: dbFile,
     status: () => source.status(),
     close() {
       closing ??= (async () => {
-        terminals.closeAll();
         webhook?.close();
         if (onIncidentForWebhook) source.off('incident', onIncidentForWebhook);
         await socket.close();
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
-        await live?.stop().catch((err: Error) => log.error({ err: err.stack }, 'stopping live capture failed'));
+        link?.close();
         metrics.close();
         api.close();
         await sources.closeAll();
         await nextApp.close().catch(() => undefined);
-        log.flush();
       })();
       return closing;
     },
   };
 }
-
-export { REPO_ROOT };

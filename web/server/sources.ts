@@ -1,8 +1,8 @@
-// Data sources behind the dashboard: the live collector (its publish Hub plus a read-only view of the SQLite
+// Data sources behind the dashboard: the live collector (mirrored over the collector link plus a read-only view of the SQLite
 // file its store writes) or a recording replayed read-only. Pages and sockets talk to a DataSource and never
 // care which one it is; a recording opened from the browser becomes one more source next to the main one.
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
@@ -10,13 +10,14 @@ import type { Incident } from '../../schema/incidents.ts';
 import type { PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
-import type { Hub } from '../../collector/publish/hub.ts';
+import type { CollectorLink } from './collector-link.ts';
 import type { ClockTick, CollectorStatus, SourceInfo } from '../shared/wire.ts';
 import { RecordingReader, RecordingError } from './recording.ts';
 
 /**
- * Emits 'anomaly'(Anomaly), 'incident'(Incident, IncidentChange) after the anomalies it groups, 'pins'(PinSummary[]) at most twice a second, 'rates'(EventRates),
- * 'session'(SessionInfo), 'status'(CollectorStatus), 'lost'(count).
+ * Emits 'anomaly'(Anomaly), 'incident'(Incident, IncidentChange) after the anomalies it groups, 'pins'(PinSummary[])
+ * at most twice a second, 'rates'(EventRates), 'session'(SessionInfo), 'status'(CollectorStatus), 'resync'() (live:
+ * the collector link reconnected; sockets catch up).
  */
 export interface DataSource extends EventEmitter {
   readonly id: string;
@@ -26,6 +27,11 @@ export interface DataSource extends EventEmitter {
   pins(): PinSummary[];
   rates(): EventRates[];
   anomaliesAfter(seq: number): Anomaly[];
+  /**
+   * At most `limit` anomalies with seq > afterSeq, oldest first: one page of a browser's resume. Live: from SQLite
+   * for what this process no longer keeps in memory, then from memory (the newest may not be written yet).
+   */
+  anomalyPage(afterSeq: number, limit: number): Anomaly[];
   anomaly(seq: number): Anomaly | null;
   /** Incidents (latest state), oldest first. */
   incidents(): Incident[];
@@ -44,8 +50,6 @@ export interface DataSource extends EventEmitter {
   close(): Promise<void>;
 }
 
-const PINS_THROTTLE_MS = 500;
-
 function monotonicNowNs(): number {
   // process.hrtime is CLOCK_MONOTONIC on Linux: the clock bpftrace's nsecs and the events use.
   return Number(process.hrtime.bigint());
@@ -53,37 +57,19 @@ function monotonicNowNs(): number {
 
 export class LiveSource extends EventEmitter implements DataSource {
   readonly id: string;
-  private readonly hub: Hub;
+  private readonly link: CollectorLink;
   private readonly file: string;
   private view: RecordingReader | null = null;
-  private pinsDirty = false;
-  private readonly pinsTimer: NodeJS.Timeout;
   private readonly forward: [string, (...args: unknown[]) => void][];
 
-  constructor(id: string, hub: Hub, file: string) {
+  constructor(id: string, link: CollectorLink, file: string) {
     super();
     this.id = id;
-    this.hub = hub;
+    this.link = link;
     this.file = file;
-    this.forward = [
-      ['anomaly', (a) => this.emit('anomaly', a as Anomaly)],
-      ['incident', (i, change) => this.emit('incident', i as Incident, change)],
-      ['rates', (r) => this.emit('rates', r as EventRates)],
-      ['session', (s) => this.emit('session', s as SessionInfo)],
-      ['status', (s) => this.emit('status', s as CollectorStatus)],
-      // No 'event' listener: the hub skips its per-event emit when nobody listens; counts come from totals().
-      ['lost', (n) => this.emit('lost', n as number)],
-      ['pin', () => {
-        this.pinsDirty = true;
-      }],
-    ];
-    for (const [name, fn] of this.forward) hub.on(name, fn);
-    this.pinsTimer = setInterval(() => {
-      if (!this.pinsDirty) return;
-      this.pinsDirty = false;
-      this.emit('pins', this.hub.pins());
-    }, PINS_THROTTLE_MS);
-    this.pinsTimer.unref();
+    // The link already throttles pins (≤ 2/s) and keeps the rest; re-emit as the DataSource events.
+    this.forward = ['anomaly', 'incident', 'rates', 'session', 'status', 'pins', 'resync'].map((name) => [name, (...a: unknown[]) => this.emit(name, ...a)]);
+    for (const [name, fn] of this.forward) link.on(name, fn);
   }
 
   info(): SourceInfo {
@@ -91,32 +77,46 @@ export class LiveSource extends EventEmitter implements DataSource {
   }
 
   session(): SessionInfo | null {
-    return this.hub.session() ?? null;
+    return this.link.session() ?? null;
   }
 
   status(): CollectorStatus {
-    return this.hub.status() ?? { level: 'warning', message: 'live capture not started' };
+    return this.link.status() ?? { level: 'warning', message: 'live capture not started' };
+  }
+
+  /** Live capture runs (scenarios started now would be observed). */
+  capturing(): boolean {
+    return this.link.capturing();
   }
 
   pins(): PinSummary[] {
-    return this.hub.pins();
+    return this.link.pins();
   }
 
   rates(): EventRates[] {
-    return this.hub.rates();
+    return this.link.rates();
   }
 
   anomaliesAfter(seq: number): Anomaly[] {
-    return this.hub.anomaliesAfter(seq);
+    return this.link.anomaliesAfter(seq);
+  }
+
+  anomalyPage(afterSeq: number, limit: number): Anomaly[] {
+    const firstKept = this.link.firstKeptSeq();
+    if (afterSeq + 1 < firstKept) {
+      const older = this.reader()?.anomalyPage(afterSeq, limit).filter((a) => a.seq < firstKept) ?? [];
+      if (older.length) return older;
+    }
+    return this.link.anomaliesAfter(afterSeq, limit);
   }
 
   anomaly(seq: number): Anomaly | null {
-    // The store may batch its writes: an anomaly the hub just published can be missing from SQLite for a moment.
-    return this.reader()?.anomaly(seq) ?? this.hub.anomaliesAfter(seq - 1).find((a) => a.seq === seq) ?? null;
+    // The store may batch its writes: an anomaly just published can be missing from SQLite for a moment.
+    return this.reader()?.anomaly(seq) ?? this.link.anomaliesAfter(seq - 1, 1).find((a) => a.seq === seq) ?? null;
   }
 
   incidents(): Incident[] {
-    return this.hub.incidents();
+    return this.link.incidents();
   }
 
   reader(): RecordingReader | null {
@@ -136,20 +136,19 @@ export class LiveSource extends EventEmitter implements DataSource {
   }
 
   eventCounts(): Partial<Record<EventKind, number>> {
-    return this.hub.totals().byKind;
+    return this.link.totals().byKind;
   }
 
   lostEvents(): number {
-    return Math.max(this.hub.totals().lost, this.session()?.lostEvents ?? 0);
+    return Math.max(this.link.totals().lost, this.session()?.lostEvents ?? 0);
   }
 
   capture(): { up: boolean; gaps: number; lastEventWallMs: number | null } {
-    return this.hub.captureState();
+    return this.link.captureState();
   }
 
   async close(): Promise<void> {
-    clearInterval(this.pinsTimer);
-    for (const [name, fn] of this.forward) this.hub.off(name, fn);
+    for (const [name, fn] of this.forward) this.link.off(name, fn);
     this.view?.close();
     this.view = null;
   }
@@ -164,9 +163,13 @@ export class ReplaySource extends EventEmitter implements DataSource {
   private readonly endNs: number;
   private readonly cachedIncidents: Incident[];
 
-  constructor(id: string, file: string, label = basename(file)) {
+  private readonly owned: boolean;
+
+  /** owned: the file is this source's (an upload) and is deleted on close. */
+  constructor(id: string, file: string, label = basename(file), owned = false) {
     super();
     this.id = id;
+    this.owned = owned;
     this.view = RecordingReader.open(file);
     this.label = label;
     // A recording does not change: aggregate it once.
@@ -217,6 +220,10 @@ export class ReplaySource extends EventEmitter implements DataSource {
     return this.view.anomaliesAfter(seq);
   }
 
+  anomalyPage(afterSeq: number, limit: number): Anomaly[] {
+    return this.view.anomalyPage(afterSeq, limit);
+  }
+
   anomaly(seq: number): Anomaly | null {
     return this.view.anomaly(seq);
   }
@@ -236,6 +243,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
 
   async close(): Promise<void> {
     this.view.close();
+    if (this.owned) rmSync(this.view.file, { force: true });
   }
 }
 
@@ -262,10 +270,10 @@ export class SourceRegistry {
   }
 
   /** Opens a recording as a new replay source (or returns the one already open on that file). */
-  async openReplay(file: string, label?: string): Promise<DataSource> {
+  async openReplay(file: string, label?: string, opts: { owned?: boolean } = {}): Promise<DataSource> {
     for (const s of this.sources.values()) if (s.info().kind === 'replay' && s.info().file === file) return s;
     const id = `r${this.nextId++}`;
-    const source = new ReplaySource(id, file, label);
+    const source = new ReplaySource(id, file, label, opts.owned ?? false);
     const opened = [...this.sources.keys()].filter((k) => k !== 'main');
     if (opened.length >= this.maxOpened) {
       const oldest = this.sources.get(opened[0]!)!;

@@ -123,29 +123,8 @@ export interface RecordingFile {
   mtimeMs: number;
 }
 
-export interface TermStartRequest {
-  name: string;
-  cols: number;
-  rows: number;
-}
-
-export interface TermRun {
-  runId: string;
-  name: string;
-  /** pid of the reproducer process (the pty's child): the pid its anomalies carry. */
-  pid: number;
-  /** The command line, shown above the terminal. */
-  command: string;
-  startedWallMs: number;
-}
-
-export type TermStartReply = { ok: true; run: TermRun } | { ok: false; error: string };
-
-export interface TermExit {
-  runId: string;
-  exitCode: number | null;
-  signal: number | null;
-}
+export type { TermExit, TermRun, TermStartReply, TermStartRequest } from '../../schema/link.ts';
+import type { TermExit, TermStartReply, TermStartRequest } from '../../schema/link.ts';
 
 /** socket.io server → browser: the collector protocol plus the dashboard's own messages. */
 export interface WebServerToClient extends ServerToClient {

@@ -1,10 +1,10 @@
-// Runs web/server/serve.ts in a child process for the browser tests: options as JSON in argv[2]; prints one
+// Runs collector/service/serve.ts in a child process for the browser tests: options as JSON in argv[2]; prints one
 // line `PINWATCH_SERVE {"url":…}` when listening, closes cleanly on SIGTERM/SIGINT.
-import { serve, type ServeOptions } from '../../../web/server/serve.ts';
+import { serve, type ServeOptions } from '../../../collector/service/serve.ts';
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as ServeOptions;
 const handle = await serve(opts);
-process.stdout.write(`PINWATCH_SERVE ${JSON.stringify({ url: handle.url, mode: handle.mode, db: handle.db, status: handle.status() })}\n`);
+process.stdout.write(`PINWATCH_SERVE ${JSON.stringify({ url: handle.url, mode: handle.mode, db: handle.db, status: handle.status(), webPid: handle.webPid(), access: handle.access, notes: handle.notes })}\n`);
 let closing = false;
 const stop = () => {
   if (closing) return;

@@ -1,8 +1,8 @@
-// Starts the dashboard server (web/server/serve.ts) in a child process for the browser tests, the way the CLI
+// Starts the dashboard server (collector/service/serve.ts) in a child process for the browser tests, the way the CLI
 // would call serve(), and stops it with SIGTERM (serve closes the collector, sockets and Next cleanly).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ServeOptions } from '../../../web/server/serve.ts';
+import type { ServeOptions } from '../../../collector/service/serve.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -11,13 +11,22 @@ export interface ServerHandle {
   mode: 'live' | 'replay';
   db: string;
   status: { level: string; message: string; fix?: string };
+  /** The web process (the dashboard) — the child's child. */
+  webPid: number | null;
+  access: { token: string; file: string; created: boolean } | null;
+  notes: string[];
   child: ChildProcess;
   output(): string;
   stop(): Promise<number | null>;
 }
 
-export async function startServer(opts: ServeOptions, spawnOpts: { uid?: number; gid?: number; timeoutMs?: number } = {}): Promise<ServerHandle> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/e2e/support/serve-child.ts', JSON.stringify({ host: '127.0.0.1', port: 0, ...opts })], {
+export async function startServer(
+  opts: ServeOptions,
+  spawnOpts: { uid?: number; gid?: number; timeoutMs?: number; /** Command prefix, e.g. ['ip', 'netns', 'exec', 'ns1']. */ wrap?: string[] } = {},
+): Promise<ServerHandle> {
+  const argv = [process.execPath, '--import', 'tsx', 'test/e2e/support/serve-child.ts', JSON.stringify({ host: '127.0.0.1', port: 0, ...opts })];
+  const [cmd, ...args] = [...(spawnOpts.wrap ?? []), ...argv];
+  const child = spawn(cmd!, args, {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PINWATCH_LOG_LEVEL: process.env.PINWATCH_LOG_LEVEL ?? 'info' },

@@ -64,6 +64,7 @@ export class LiveStore {
   private patch: Partial<LiveSnapshot> = {};
   private pendingRates: EventRates[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private closed = false;
 
   constructor(src: string) {
     this.socket = io({ query: src && src !== 'main' ? { src } : {}, transports: ['websocket', 'polling'] });
@@ -74,7 +75,12 @@ export class LiveStore {
       const pendingMax = this.pendingAnomalies.reduce((m, a) => Math.max(m, a.seq), 0);
       s.emit('resume', Math.max(this.snap.lastSeq, pendingMax));
     });
-    s.on('disconnect', () => this.set({ connected: false }));
+    s.on('disconnect', (reason) => {
+      this.set({ connected: false });
+      // socket.io does not reconnect after a server-side disconnect (a server shutting down, a slow client cut
+      // off): try again like after any other drop, so a restarted server gets its pages back.
+      if (reason === 'io server disconnect' && !this.closed) setTimeout(() => !this.closed && s.connect(), 1000);
+    });
     s.on('source', (source) => this.set({ source }));
     s.on('session', (session) => this.set({ session }));
     s.on('status', (status) => this.set({ status }));
@@ -93,11 +99,18 @@ export class LiveStore {
       for (const fn of this.incidentListeners) fn(i, before);
       this.schedule();
     });
-    s.on('anomaly', (a) => {
+    const take = (a: Anomaly) => {
       if (this.seen.has(a.seq)) return;
       this.seen.add(a.seq);
       this.pendingAnomalies.push(a);
       for (const fn of this.anomalyListeners) fn(a);
+    };
+    s.on('anomaly', (a) => {
+      take(a);
+      this.schedule();
+    });
+    s.on('anomalies', (page) => {
+      for (const a of page) take(a);
       this.schedule();
     });
   }
@@ -158,6 +171,7 @@ export class LiveStore {
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.incidentListeners.clear();
     this.socket.close();
