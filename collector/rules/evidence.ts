@@ -46,7 +46,10 @@ export function snapshotEvidence(pin: PinRecord, page: number): Evidence {
     pfn: Number.isNaN(pfn) ? null : pfn,
   };
   const late = (pin.flags[page] & PG_LATE) !== 0;
-  return { type: 'pagemap', read, note: late ? 'pin-time snapshot, read LATE (the page may have moved before it)' : 'pin-time snapshot: the pfn the device holds' };
+  const note = pin.origin === 'discovered'
+    ? 'snapshot at discovery (the pin predates pinwatch): the pfn the device holds, unless the page had already moved before'
+    : late ? 'pin-time snapshot, read LATE (the page may have moved before it)' : 'pin-time snapshot: the pfn the device holds';
+  return { type: 'pagemap', read, note };
 }
 
 export function pinnedPfnOrNull(pin: PinRecord, page: number): number | null {
