@@ -82,6 +82,10 @@ export class LiveStore {
       this.pendingRates.push(r);
       this.schedule();
     });
+    s.on('ratesHistory', (list) => {
+      this.pendingRates.push(...list);
+      this.schedule();
+    });
     const take = (a: Anomaly) => {
       if (this.seen.has(a.seq)) return;
       this.seen.add(a.seq);
