@@ -24,6 +24,8 @@ export interface ServerToClient {
   pins: (p: PinSummary[]) => void;
   /** Event counts per kind, once a second. */
   rates: (r: EventRates) => void;
+  /** The kept per-second counts (up to 10 minutes), once on connect, oldest first. */
+  ratesHistory: (r: EventRates[]) => void;
   /** Collector status banner (capture impossible, bpftrace died, …). */
   status: (s: { level: 'ok' | 'warning' | 'error'; message: string; fix?: string }) => void;
 }

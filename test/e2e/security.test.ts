@@ -57,6 +57,12 @@ async function timed(url: string, init?: RequestInit): Promise<{ ms: number; sta
   return { ms: performance.now() - t0, status: res.status };
 }
 
+/** The live web process of a server: the collector's child running web/server/main.ts (never a stale pid). */
+function webPidOf(server: ServerHandle): number {
+  const out = execFileSync('pgrep', ['-P', String(server.child.pid), '-f', 'web/server/main.ts'], { encoding: 'utf8' }).trim();
+  return Number(out.split('\n')[0]);
+}
+
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : NaN;
@@ -154,10 +160,24 @@ describe('attacks from a client on 127.0.0.1 are refused (live server, root)', l
   });
 
   test(`flood: ${FLOOD_SOCKETS} sockets asking resume(0) over ${STORED} stored anomalies; / and /metrics answer within ${LATENCY_MS} ms, capture loses nothing`, { timeout: 180_000 }, async () => {
-    for (let i = 0; i < 3; i++) {
-      await timed(server.url + '/');
-      await timed(server.url + '/metrics');
-    }
+    const sample = async (ms: number) => {
+      const out: { page: number; metrics: number }[] = [];
+      const t0 = Date.now();
+      while (Date.now() - t0 < ms) {
+        const page = await timed(server.url + '/');
+        const m = await timed(server.url + '/metrics');
+        assert.equal(page.status, 200);
+        assert.equal(m.status, 200);
+        out.push({ page: page.ms, metrics: m.ms });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      return out;
+    };
+    const q = (a: number[], f: number) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * f))]!;
+    const fmt = (xs: { page: number; metrics: number }[]) =>
+      `/ median ${q(xs.map((x) => x.page), 0.5).toFixed(1)} p95 ${q(xs.map((x) => x.page), 0.95).toFixed(1)} max ${q(xs.map((x) => x.page), 1).toFixed(1)} ms; /metrics median ${q(xs.map((x) => x.metrics), 0.5).toFixed(1)} p95 ${q(xs.map((x) => x.metrics), 0.95).toFixed(1)} max ${q(xs.map((x) => x.metrics), 1).toFixed(1)} ms`;
+    // Side by side in one run: the same requests without the flood first (the host is shared).
+    const baseline = await sample(8000);
     const before = await (await fetch(server.url + '/metrics')).text();
     const lostBefore = metric(before, 'pinwatch_lost_events_total');
 
@@ -174,30 +194,26 @@ describe('attacks from a client on 127.0.0.1 are refused (live server, root)', l
       });
       socks.push(s);
     }
-    const samples: { page: number; metrics: number }[] = [];
-    const t0 = Date.now();
     const reproducer = (async () => {
       await new Promise((r) => setTimeout(r, 1000));
       return runScenario('uring-dontneed');
     })();
     try {
-      while (Date.now() - t0 < 15_000) {
-        const page = await timed(server.url + '/');
-        const m = await timed(server.url + '/metrics');
-        assert.equal(page.status, 200);
-        assert.equal(m.status, 200);
-        samples.push({ page: page.ms, metrics: m.ms });
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      const samples = await sample(15_000);
       const run = await reproducer;
+      assert.doesNotMatch(server.output(), /the web process died/, 'the web process survived the flood');
       const total = [...received.values()].reduce((a, b) => a + b, 0);
-      const pages = samples.map((s) => s.page).sort((a, b) => a - b);
-      const mets = samples.map((s) => s.metrics).sort((a, b) => a - b);
-      const q = (a: number[], f: number) => a[Math.min(a.length - 1, Math.floor(a.length * f))]!.toFixed(1);
       console.log(`# flood samples (/, /metrics ms): ${samples.map((x) => `${x.page.toFixed(0)}/${x.metrics.toFixed(0)}`).join(' ')}`);
-      console.log(`# flood: ${samples.length} samples; / median ${q(pages, 0.5)} ms p95 ${q(pages, 0.95)} max ${q(pages, 1)}; /metrics median ${q(mets, 0.5)} ms p95 ${q(mets, 0.95)} max ${q(mets, 1)}; ${total} anomalies sent to ${FLOOD_SOCKETS} sockets in 15 s`);
-      assert.ok(Number(q(pages, 0.95)) < LATENCY_MS, `/ p95 ${q(pages, 0.95)} ms`);
-      assert.ok(Number(q(mets, 0.95)) < LATENCY_MS, `/metrics p95 ${q(mets, 0.95)} ms`);
+      console.log(`# without flood: ${baseline.length} samples; ${fmt(baseline)}`);
+      console.log(`# flood: ${samples.length} samples; ${fmt(samples)}; ${total} anomalies sent to ${FLOOD_SOCKETS} sockets in 15 s`);
+      for (const k of ['page', 'metrics'] as const) {
+        const base = q(baseline.map((x) => x[k]), 0.95);
+        const flood = q(samples.map((x) => x[k]), 0.95);
+        if (base < LATENCY_MS) assert.ok(flood < LATENCY_MS, `${k} p95 ${flood.toFixed(1)} ms under the flood (${base.toFixed(1)} without)`);
+        // An overloaded host (p95 over the bound without any flood) cannot judge the bound: the flood must not
+        // make it much worse.
+        else assert.ok(q(samples.map((x) => x[k]), 0.5) <= 2 * q(baseline.map((x) => x[k]), 0.5) + 50, `${k}: flood median vs baseline`);
+      }
 
       // The collector kept capturing: no lost events, and the reproducer's divergence is in the database.
       const after = await (await fetch(server.url + '/metrics')).text();
@@ -249,25 +265,45 @@ describe('attacks from a client on 127.0.0.1 are refused (live server, root)', l
     }
   });
 
+});
+
+describe('the dashboard comes back after it stops; the open page misses nothing (live server, root, Chromium)', liveGate(), () => {
+  let server: ServerHandle;
+  let dir: string;
+
+  before(
+    async () => {
+      await ensureWebBuild((m) => console.log(`# ${m}`));
+      await buildScenario('uring-dontneed');
+      dir = mkdtempSync(join(tmpdir(), 'pinwatch-e2e-back-'));
+      server = await startServer({ db: join(dir, 'back.db') }, { timeoutMs: 240_000 });
+      assert.notEqual(server.status.level, 'error', server.status.message);
+    },
+    { timeout: 10 * 60_000 },
+  );
+
+  after(async () => {
+    if (server) assert.equal(await server.stop(), 0, server.output());
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
   test('kill -9 of the web process: capture goes on, the dashboard comes back on its URL, the open page shows what was recorded meanwhile exactly once', { timeout: 240_000 }, async () => {
     const browser = await launchBrowser();
     try {
       const page = await browser.newPage();
       await page.goto(server.url + '/anomalies');
-      await page.locator('[data-connected="yes"]').waitFor({ timeout: 20_000 });
-      // The page first takes in the 10,000 newest of 20,000+ anomalies (a busy main thread): wait until it is done.
-      const rowCount = () => page.locator('[data-testid="anomaly-table"] tbody tr').count();
-      for (let last = -1, now = await rowCount(); now !== last; last = now, now = await rowCount()) await new Promise((r) => setTimeout(r, 1500));
-      const oldWeb = server.webPid!;
+      await page.locator('[data-connected="yes"]').waitFor({ timeout: 60_000 });
+      const oldWeb = webPidOf(server);
+      assert.equal(oldWeb, server.webPid, 'the first web process is still the one serving');
       process.kill(oldWeb, 'SIGKILL');
       await page.locator('[data-connected="no"]').waitFor({ timeout: 30_000 });
       // Recorded while no dashboard process exists (it is restarted after 1 s and needs a few to listen).
       const run = await runScenario('uring-dontneed');
       await page.locator('[data-connected="yes"]').waitFor({ timeout: 60_000 });
-      const newWeb = Number(execFileSync('pgrep', ['-P', String(server.child.pid), '-f', 'web/server/main.ts'], { encoding: 'utf8' }).trim().split('\n')[0]);
+      const newWeb = webPidOf(server);
       assert.ok(newWeb > 0 && newWeb !== oldWeb, `a new web process (${newWeb}) replaced ${oldWeb}`);
       const rows = page.locator(`[data-testid="anomaly-table"] tr[data-pid="${run.pid}"]`);
-      await page.locator(`tr[data-rule="pin-pte-divergence"][data-pid="${run.pid}"]`).first().waitFor({ timeout: 20_000 });
+      await page.locator(`tr[data-rule="pin-pte-divergence"][data-pid="${run.pid}"]`).first().waitFor({ timeout: 60_000 });
       await new Promise((r) => setTimeout(r, 1500)); // let any duplicate arrive
       const shown = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-seq'))));
       const db = new Database(server.db, { readonly: true });
@@ -275,6 +311,31 @@ describe('attacks from a client on 127.0.0.1 are refused (live server, root)', l
       db.close();
       assert.deepEqual(shown, want, 'every anomaly of the run, once, as stored');
       assert.deepEqual(browser.errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)), []);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('a clean stop and a new start on the same port and database: the open page reconnects and shows the new anomalies once', { timeout: 300_000 }, async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      await page.goto(server.url + '/anomalies');
+      await page.locator('[data-connected="yes"]').waitFor({ timeout: 60_000 });
+      const { db, url } = server;
+      assert.equal(await server.stop(), 0, server.output());
+      await page.locator('[data-connected="no"]').waitFor({ timeout: 30_000 });
+      server = await startServer({ db, port: Number(new URL(url).port) }, { timeoutMs: 240_000 });
+      assert.equal(server.url, url);
+      await page.locator('[data-connected="yes"]').waitFor({ timeout: 60_000 });
+      const run = await runScenario('uring-dontneed');
+      await page.locator(`tr[data-rule="pin-pte-divergence"][data-pid="${run.pid}"]`).first().waitFor({ timeout: 60_000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      const shown = await page.locator(`[data-testid="anomaly-table"] tr[data-pid="${run.pid}"]`).evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-seq'))));
+      const d = new Database(db, { readonly: true });
+      const want = (d.prepare('SELECT seq FROM anomalies WHERE pid = ? ORDER BY seq DESC').all(run.pid) as { seq: number }[]).map((r) => r.seq);
+      d.close();
+      assert.deepEqual(shown, want);
     } finally {
       await browser.close();
     }

@@ -208,7 +208,8 @@ class SourceChannel {
     if (session) c.socket.emit('session', session);
     c.socket.emit('clock', s.now());
     c.socket.emit('pins', s.pins());
-    for (const r of s.rates()) c.socket.emit('rates', r);
+    // One message, not one per second of history: 60 sockets connecting at once cost 60 messages, not 36,000.
+    c.socket.emit('ratesHistory', s.rates());
   }
 
   resume(c: ClientState, afterSeq: unknown): void {

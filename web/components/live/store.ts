@@ -99,6 +99,10 @@ export class LiveStore {
       for (const fn of this.incidentListeners) fn(i, before);
       this.schedule();
     });
+    s.on('ratesHistory', (list) => {
+      this.pendingRates.push(...list);
+      this.schedule();
+    });
     const take = (a: Anomaly) => {
       if (this.seen.has(a.seq)) return;
       this.seen.add(a.seq);
