@@ -142,6 +142,17 @@ export const rule = defineRule<State>({
       st.early.delete(pid);
       for (const x of l) raiseOrphaned(ctx, st, x.pin, x.e);
     }
+    for (const pin of ctx.model.livePins()) {
+      const hold = promiseOf(pin.source).longHold;
+      if (!hold || hold.verdict.severity === null || st.old.has(pin) || nowNs - pin.createdNs <= hold.afterS * 1e9) continue;
+      st.old.add(pin);
+      ctx.raise({
+        rule: info.id, severity: hold.verdict.severity, pid: pin.pid, comm: pin.comm, addr: pin.vaOf(0), len: pin.len,
+        pfn: pinnedPfnOrNull(pin, 0), tsNs: nowNs, pinId: pin.id,
+        summary: `${pin.handleText} held ${Math.round((nowNs - pin.createdNs) / 1e9)} s after vmsplice: ${hold.verdict.why}`,
+        evidence: [pinCreatedEvidence(pin)],
+      });
+    }
     const maxAge = ctx.config.pinMaxAgeS;
     if (!(maxAge > 0)) return;
     const limit = maxAge * 1e9;

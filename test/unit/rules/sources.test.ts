@@ -42,6 +42,18 @@ describe('vmsplice: a pipe reference, not a DMA pin', () => {
     }
   });
 
+  test('a pipe still open 5 minutes after vmsplice: pin-leak info, once', () => {
+    const h = new Harness().anonBuffer(100, BUF, 1, 0x1000);
+    vmsplice(h, 100, 9, BUF, PAGE);
+    h.tick(299_000);
+    assert.equal(h.sink.of('pin-leak').length, 0);
+    h.tick(2000);
+    h.tick(2000);
+    const l = h.sink.of('pin-leak');
+    assert.deepEqual(l.map((a) => a.severity), ['info']);
+    assert.match(l[0].summary, /pipe fd 9 held 30\d s after vmsplice/);
+  });
+
   test('a page the kernel replaced without the application asking stays critical (seed 002)', () => {
     const h = new Harness().anonBuffer(100, BUF, 1, 0x1000);
     vmsplice(h, 100, 9, BUF, PAGE);
