@@ -114,7 +114,7 @@ export const rule = defineRule<State>({
           summary: `${f.how} unmapped ${pages(f.count)} of ${pin.handleText} at ${hex(f.va)}; the pin still holds them: no process can see what the device writes there`,
           evidence: [...eventEvidence(e, `${f.how} ${hex(f.va)}: the pinned range is no longer mapped`), pinCreatedEvidence(pin)],
         };
-        if (st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
+        if (ctx.config.submissionsTraced && st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
         else ctx.raise(draft);
       }
     }

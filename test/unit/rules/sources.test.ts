@@ -139,6 +139,13 @@ describe('io_uring teardown vs hazard', () => {
     assert.match(h.sink.anomalies[0].summary, /the process exited 1\.0 ms after the zap/);
   });
 
+  test('submissions not traced (uring_enter.bt left out): never judged teardown', () => {
+    const h = new Harness({ config: { submissionsTraced: false } }).anonBuffer(100, BUF, 2, 0x1000);
+    h.registerRing(100, 5, [[BUF, 2 * PAGE]]);
+    h.feed(h.ev.munmap(100, BUF, 2 * PAGE), h.ev.exit(100));
+    assert.deepEqual(h.sink.of('pinned-range-zapped').map((a) => a.severity), ['high']);
+  });
+
   test('a SQPOLL ring submits without io_uring_enter: never judged teardown', () => {
     const h = new Harness().anonBuffer(100, BUF, 2, 0x1000);
     h.feed({ kind: 'uring_sqpoll', tsNs: h.time.nowNs(), pid: 100, tid: 100, comm: 'app', fd: 5 });
