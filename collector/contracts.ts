@@ -82,6 +82,11 @@ export interface CollectorConfig {
   pinMaxAgeS: number;
   /** An anomaly within this many ns of lost events is marked low confidence. */
   lostWindowNs: number;
+  /**
+   * io_uring submissions after a zap are traced (bpf/tracepoint/uring_enter.bt attached): without them a zap
+   * followed by a quick release cannot be told from a hazard and is never judged teardown (rules/sources/teardown.ts).
+   */
+  submissionsTraced: boolean;
   /** Release of the traced kernel (os.release() unless replaying or testing): rules that depend on kernel fixes read it. */
   kernelRelease: string;
 }
@@ -90,6 +95,7 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   verifyIntervalMs: 500,
   verifyDelayMs: 20,
   readSettleMs: 250,
+  submissionsTraced: true,
   pinMaxAgeS: 0,
   lostWindowNs: 1_000_000_000,
   kernelRelease: release(),

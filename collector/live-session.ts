@@ -253,7 +253,7 @@ export class LiveSession {
     let sinkErrorReported = false;
     this.collector = deps.createCollector({
       sinks,
-      config: this.opts.config,
+      config: { submissionsTraced: selection.scripts.some((s) => s.name === 'tracepoint/uring_enter'), ...this.opts.config },
       ...(follNumbering ? { follNumbering } : {}),
       ...next,
       onFaultRegions: (r) => this.faults?.setRegions(r),

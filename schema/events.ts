@@ -327,6 +327,11 @@ export interface MmapBackingEvent extends EventBase {
   name: string;
 }
 
+/** A pinning process called execve: its old address space (and what its pins were mapped at) is gone (exec.bt). */
+export interface ExecEvent extends EventBase {
+  kind: 'exec';
+}
+
 /** A process that printed mmap_backing lines exited: forget them (mmap_backing.bt). */
 export interface MmapForgetEvent extends EventBase {
   kind: 'mmap_forget';
@@ -362,6 +367,7 @@ export type TraceEvent =
   | UringSqpollEvent
   | MmapBackingEvent
   | MmapForgetEvent
+  | ExecEvent
   | GupEvent
   | UnpinEvent
   | WpPageEvent
@@ -380,7 +386,7 @@ export const EVENT_KINDS: readonly EventKind[] = [
   'uffd_register', 'fault', 'collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate', 'ksm_merge',
   'writeback', 'migrate_pte', 'close', 'gup', 'unpin', 'wp_page', 'unmap', 'mkclean', 'split_pmd',
   'mmu_invalidate', 'mmu_invalidate_end', 'copy_page_range', 'anon_rmap_move', 'shmdt', 'uring_enter', 'uring_sqpoll', 'mmap_backing',
-  'mmap_forget', 'lost',
+  'mmap_forget', 'exec', 'lost',
 ];
 
 /** An event once the collector has numbered it (events.seq in SQLite). */

@@ -21,7 +21,7 @@ import { release as kernelRelease } from 'node:os';
 import type {
   CloseEvent, CollapseFileEvent, ExitEvent, ForkEvent, GupEvent, MadviseEvent, MigratePteEvent, MmapFixedEvent,
   MmuInvalidateEvent, MremapEvent, MunmapEvent, PinIovecEvent, PinResultEvent, PinSource, SequencedEvent, SplitPmdEvent,
-  FaultEvent, ShmdtEvent, UffdRegisterEvent, UnpinEvent, VfioDmaEvent, WpPageEvent,
+  ExecEvent, FaultEvent, ShmdtEvent, UffdRegisterEvent, UnpinEvent, VfioDmaEvent, WpPageEvent,
 } from '../../schema/events.ts';
 import {
   CLONE_VM, FOLL_6_3, MAP_HUGETLB, FOLL_PRE_6_3, IORING_REGISTER, MADV, MADV_ZAPPING, MREMAP_DONTUNMAP, MREMAP_FIXED, PAGE_SIZE, PF_WRITE,
@@ -249,6 +249,8 @@ export class ShadowModel {
         return this.onFork(e);
       case 'exit':
         return this.onExit(e);
+      case 'exec':
+        return this.onExec(e);
       case 'close':
         return this.onClose(e);
       case 'uffd_register':
@@ -719,6 +721,15 @@ export class ShadowModel {
     const p = this.procs.get(e.pid);
     if (p === undefined) return;
     this.exitProcess(p, e.tsNs, 'process exit', e);
+  }
+
+  /** execve: the old mm is gone; its pins end as at exit (a surviving ring/pipe fd keeps them as orphans). */
+  private onExec(e: ExecEvent & Seq): void {
+    this.cleanPending(e.pid);
+    this.mmapBackings.forget(e.pid);
+    const p = this.procs.get(e.pid);
+    if (p === undefined) return;
+    this.exitProcess(p, e.tsNs, 'exec replaced the address space', null);
   }
 
   private exitProcess(p: ProcessState, tsNs: number, reason: string, cause: (ExitEvent & Seq) | null): void {

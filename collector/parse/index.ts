@@ -381,6 +381,12 @@ function mmapBacking(): void {
   if (state === OK) emit({ kind: 'mmap_backing', tsNs, pid, tid, comm: tailComm, addr, len, flags, magic, name });
 }
 
+function exec(): void {
+  const tsNs = num(), pid = num(), tid = num();
+  const comm = rest();
+  if (state === OK) emit({ kind: 'exec', tsNs, pid, tid, comm });
+}
+
 function mmapForget(): void {
   const tsNs = num(), pid = num(), tid = num();
   const comm = rest();
@@ -502,6 +508,7 @@ const READERS: Record<string, () => void> = {
   uring_sqpoll: uringSqpoll,
   mmap_backing: mmapBacking,
   mmap_forget: mmapForget,
+  exec,
   fault,
   collapse_file: collapseFile,
   scan_file: scanFile,

@@ -114,7 +114,7 @@ export const rule = defineRule<State>({
           summary: `${f.how} unmapped ${pages(f.count)} of ${pin.handleText} at ${hex(f.va)}; the pin still holds them: no process can see what the device writes there`,
           evidence: [...eventEvidence(e, `${f.how} ${hex(f.va)}: the pinned range is no longer mapped`), pinCreatedEvidence(pin)],
         };
-        if (st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
+        if (ctx.config.submissionsTraced && st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
         else ctx.raise(draft);
       }
     }
@@ -141,6 +141,17 @@ export const rule = defineRule<State>({
       if (nowNs - l[0].e.tsNs < EARLY_EXIT_GRACE_NS) continue;
       st.early.delete(pid);
       for (const x of l) raiseOrphaned(ctx, st, x.pin, x.e);
+    }
+    for (const pin of ctx.model.livePins()) {
+      const hold = promiseOf(pin.source).longHold;
+      if (!hold || hold.verdict.severity === null || st.old.has(pin) || nowNs - pin.createdNs <= hold.afterS * 1e9) continue;
+      st.old.add(pin);
+      ctx.raise({
+        rule: info.id, severity: hold.verdict.severity, pid: pin.pid, comm: pin.comm, addr: pin.vaOf(0), len: pin.len,
+        pfn: pinnedPfnOrNull(pin, 0), tsNs: nowNs, pinId: pin.id,
+        summary: `${pin.handleText} held ${Math.round((nowNs - pin.createdNs) / 1e9)} s after vmsplice: ${hold.verdict.why}`,
+        evidence: [pinCreatedEvidence(pin)],
+      });
     }
     const maxAge = ctx.config.pinMaxAgeS;
     if (!(maxAge > 0)) return;

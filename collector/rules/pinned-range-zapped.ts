@@ -122,7 +122,7 @@ function report(ctx: RuleContext, e: SequencedEvent, pin: PinRecord, parts: Part
     summary,
     evidence,
   };
-  if (verdict.teardown && st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
+  if (verdict.teardown && ctx.config.submissionsTraced && st.watch.canJudge(pin)) st.watch.hold(pin, e.tsNs, draft);
   else ctx.raise(draft);
 }
 

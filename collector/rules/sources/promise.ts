@@ -27,6 +27,8 @@ export interface SourcePromise {
   unmappedLeak: Verdict;
   /** fork() while the pin lives, on this kernel release. */
   fork(kernelRelease: string): Verdict;
+  /** A holder that should let go soon but has not (pin-leak by age, independent of --pin-max-age). */
+  longHold?: { afterS: number; verdict: Verdict };
 }
 
 /** Kernel release as major * 1000 + minor (0 when unparsable: treated as old). */

@@ -26,4 +26,10 @@ export const vmsplicePromise: SourcePromise = {
     kernelVersion(rel) >= 5019
       ? { severity: 'info', why: 'fork while a pipe references vmspliced pages: harmless since 5.19 (PG_anon_exclusive), noted for older kernels (CVE-2020-29374)' }
       : { severity: 'warning', why: 'before 5.19 a COW after fork may let the pipe or the child see modifications it must not see (CVE-2020-29374)' },
+  // A pipe normally hands its pages to the reader within moments. Tracepoints do not show the read, only the
+  // pipe's close: an open pipe may well have been read long ago, so this is info, worded as a possibility.
+  longHold: {
+    afterS: 300,
+    verdict: { severity: 'info', why: 'the pipe fd is still open: unless it was read, the pipe still references (and keeps in memory) the vmspliced pages' },
+  },
 };

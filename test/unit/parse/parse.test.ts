@@ -117,6 +117,7 @@ test('fork (childComm = comm, cloneFlags -1), exit, close, fault', () => {
   assert.deepEqual(one(line('mmap_backing', 1, 2, 3, 4096, 8192, 1, 61267, 'a\tfile', 'gup')), {
     kind: 'mmap_backing', tsNs: 1, pid: 2, tid: 3, comm: 'gup', addr: 4096, len: 8192, flags: 1, magic: 61267, name: 'a\tfile',
   });
+  assert.deepEqual(one(line('exec', 1, 2, 3, 'sh')), { kind: 'exec', tsNs: 1, pid: 2, tid: 3, comm: 'sh' });
   assert.deepEqual(one(line('mmap_forget', 1, 2, 3, 'gup')), { kind: 'mmap_forget', tsNs: 1, pid: 2, tid: 3, comm: 'gup' });
   assert.deepEqual(one(line('uring_sqpoll', 1, 2, 3, 4, 'fio')), { kind: 'uring_sqpoll', tsNs: 1, pid: 2, tid: 3, comm: 'fio', fd: 4 });
   assert.deepEqual(one(line('fault', 1, 2, 3, 139779106430976, 7, 94823749234, 'app')), {
@@ -157,7 +158,7 @@ test('ksm_merge, writeback, migrate_pte', () => {
 
 test('every tracepoint kind has a reader and is exercised above', () => {
   assert.deepEqual([...TRACEPOINT_KINDS].sort(), [
-    'close', 'collapse_file', 'collapse_isolate', 'exit', 'fault', 'fork', 'ksm_merge', 'madvise', 'migrate_pte', 'mmap_backing',
+    'close', 'collapse_file', 'collapse_isolate', 'exec', 'exit', 'fault', 'fork', 'ksm_merge', 'madvise', 'migrate_pte', 'mmap_backing',
     'mmap_fixed', 'mmap_forget',
     'mremap', 'munmap', 'pin_iovec', 'pin_result', 'scan_file', 'scan_pmd', 'shmdt', 'uffd_register', 'uring_enter',
     'uring_sqpoll', 'vfio_dma', 'writeback',

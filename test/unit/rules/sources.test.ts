@@ -42,6 +42,18 @@ describe('vmsplice: a pipe reference, not a DMA pin', () => {
     }
   });
 
+  test('a pipe still open 5 minutes after vmsplice: pin-leak info, once', () => {
+    const h = new Harness().anonBuffer(100, BUF, 1, 0x1000);
+    vmsplice(h, 100, 9, BUF, PAGE);
+    h.tick(299_000);
+    assert.equal(h.sink.of('pin-leak').length, 0);
+    h.tick(2000);
+    h.tick(2000);
+    const l = h.sink.of('pin-leak');
+    assert.deepEqual(l.map((a) => a.severity), ['info']);
+    assert.match(l[0].summary, /pipe fd 9 held 30\d s after vmsplice/);
+  });
+
   test('a page the kernel replaced without the application asking stays critical (seed 002)', () => {
     const h = new Harness().anonBuffer(100, BUF, 1, 0x1000);
     vmsplice(h, 100, 9, BUF, PAGE);
@@ -125,6 +137,13 @@ describe('io_uring teardown vs hazard', () => {
     h.feed(exit);
     assert.deepEqual(h.sink.anomalies.map((a) => `${a.rule} ${a.severity}`), ['pinned-range-zapped info']);
     assert.match(h.sink.anomalies[0].summary, /the process exited 1\.0 ms after the zap/);
+  });
+
+  test('submissions not traced (uring_enter.bt left out): never judged teardown', () => {
+    const h = new Harness({ config: { submissionsTraced: false } }).anonBuffer(100, BUF, 2, 0x1000);
+    h.registerRing(100, 5, [[BUF, 2 * PAGE]]);
+    h.feed(h.ev.munmap(100, BUF, 2 * PAGE), h.ev.exit(100));
+    assert.deepEqual(h.sink.of('pinned-range-zapped').map((a) => a.severity), ['high']);
   });
 
   test('a SQPOLL ring submits without io_uring_enter: never judged teardown', () => {

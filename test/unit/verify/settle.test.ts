@@ -41,6 +41,18 @@ describe('read settling (stale pagemap reads)', () => {
     assert.deepEqual(h.sink.summary(100), []);
   });
 
+  test('exec before the stream shows it: pagemap now describes the new program; the read raises nothing', () => {
+    const h = new Harness({ config: SETTLE }).anonBuffer(100, BUF, 1, 0x1000);
+    h.registerRing(100, 5, [[BUF, PAGE]]);
+    const exec = { kind: 'exec' as const, tsNs: h.time.nowNs(), pid: 100, tid: 100, comm: 'sh' };
+    h.pagemap.map(100, BUF, 0x3000); // the new program's page at the same address
+    h.tick(500);
+    h.feed(exec);
+    h.tick(300);
+    assert.deepEqual(h.sink.summary(100), []);
+    assert.equal(h.c.pins().length, 0, 'exec ended the pin');
+  });
+
   test('a real divergence still confirms: the pin lives when the stream passes the read', () => {
     const h = new Harness({ config: SETTLE }).anonBuffer(100, BUF, 2, 0x1000);
     h.registerRing(100, 5, [[BUF, 2 * PAGE]]);

@@ -108,8 +108,18 @@ export function AnomalyDetailView({ seq }: { seq: number }) {
           <div className="body explain">
             {rule ? (
               <>
+                {a.severity !== rule.severity ? (
+                  // The source's promise or the teardown evidence changed the verdict: say so first, and do not
+                  // present the hazard text as what happened here.
+                  <div data-testid="judged">
+                    <div className="label">this finding</div>
+                    <div className="text">
+                      judged {a.severity}, not {rule.severity}: {a.summary}
+                    </div>
+                  </div>
+                ) : null}
                 <div>
-                  <div className="label">why it corrupts data</div>
+                  <div className="label">{a.severity !== rule.severity ? `why it would corrupt data (as ${rule.severity})` : 'why it corrupts data'}</div>
                   <div className="text">
                     <RichText text={rule.whyItMatters} />
                   </div>
