@@ -2,8 +2,8 @@
 // through try_to_unmap_one in kprobe mode; with tracepoints: reclaim writing a pinned pfn out, which
 // happens only after it was unmapped, or a migration entry set at a pinned address of the owner).
 // From 5.19 the swap PTE keeps PageAnonExclusive (COW fixes part 3, seed 002), so the refault maps the same
-// anonymous page back writable: an rmap unmap of a referenced *anon* page is no hazard there and stays
-// silent; a real divergence after it is still caught by pin-pte-divergence through pagemap.
+// anonymous page back writable: an rmap unmap or a swap writeback of a referenced *anon* page is no hazard
+// there and stays silent; a real divergence after it is still caught by pin-pte-divergence through pagemap.
 import type { RuleInfo } from '../../schema/anomalies.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
@@ -67,7 +67,12 @@ export const rule = defineRule({
         }
         return;
       case 'writeback':
-        for (const h of ctx.effects.pfnHits) if (h.cause === e) fire(h.pin, h.page, 'reclaim unmapped and wrote out', h.pfn);
+        // swap-out of an anon page is the same unmap as above: benign on 5.19+ (seen on 6.1: vmsplice-pageout
+        // swapped out and faulted back as the same page, no divergence)
+        for (const h of ctx.effects.pfnHits) {
+          if (h.cause !== e || (h.pin.backing === 'anon' && keepsAnonExclusiveInSwap(ctx.config.kernelRelease))) continue;
+          fire(h.pin, h.page, 'reclaim unmapped and wrote out', h.pfn);
+        }
         return;
       case 'migrate_pte':
         if (e.op !== 'set') return;

@@ -9,7 +9,8 @@
 # scenario, prebuilt by the host test into /tmp/out/scen and listed in /tmp/out/scenarios.list
 # ("NAME BINARY" lines; PW_SCENARIOS="a b" picks some), then the workload's `collapse` so every kernel
 # gives the product a collapse_file (5.10 has no MADV_COLLAPSE: khugepaged does it):
-#   pinwatch.db (copied from tmpfs after the stop), record.log, sc-<name>.txt, wl-record-collapse.txt
+#   pinwatch.db (copied from tmpfs after the stop), record.log, sc-<name>.txt, wl-record-collapse.txt,
+#   rdma.txt (soft-RoCE setup), nested-qemu.txt/.log (a nested TCG qemu with edu passed through)
 set -u
 OUT=/tmp/out
 # the host test copies the static workload binary (test/kernels/workload.c) into the output share
@@ -99,6 +100,19 @@ if [ "${PW_RECORD:-1}" = 1 ]; then
       echo "rc=$?" >> $OUT/sc-$name.txt
       echo "scenario $name $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
     done < $OUT/scenarios.list
+    # nested QEMU (issue 9): a TCG qemu, no guest OS (-S), edu passed through with vfio-pci. It maps its 32 MiB of
+    # RAM (and ROMs) for DMA at start (VFIO_IOMMU_MAP_DMA per RAM region); 8 s running, then SIGTERM: a clean exit.
+    bdf=$(sed -n 's/.*edu_bdf=\([^ ]*\).*/\1/p' $OUT/devices.txt)
+    ts=$(date +%s.%N)
+    qemu-system-x86_64 -accel tcg -machine q35 -m 32 -nographic -nodefaults -S -monitor none -serial none \
+      -device vfio-pci,host=$bdf > $OUT/nested-qemu.log 2>&1 &
+    q=$!
+    sleep 8
+    { echo "pid=$q"; grep '^VmLck' /proc/$q/status | tr -d ' \t' | tr : =; } > $OUT/nested-qemu.txt
+    kill -TERM $q
+    wait $q
+    echo "exit=$?" >> $OUT/nested-qemu.txt
+    echo "nested-qemu $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
     ts=$(date +%s.%N)
     "$WL" collapse > $OUT/wl-record-collapse.txt 2>&1
     echo "record-collapse $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
