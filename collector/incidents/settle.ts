@@ -5,9 +5,14 @@
 // incident counters, so all three count the same thing.
 import { SEVERITIES } from '../../schema/anomalies.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
+import { QUIET_CAP_NS } from '../rules/sources/teardown.ts';
 
-/** Default wait: well past the verifier's 20 ms re-read after an event, short enough to feel immediate. */
-export const SETTLE_MS = 300;
+/**
+ * Default wait: past the verifier's 20 ms re-read after an event, and past the longest a zap of an io_uring buffer
+ * waits for teardown evidence (rules/sources/teardown.ts: its window ends by the quiet-stream cap at the latest), so
+ * the one POST of an incident carries the zap as well as the divergence it caused.
+ */
+export const SETTLE_MS = QUIET_CAP_NS / 1e6 + 500;
 
 const rank = (s: string) => SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
 

@@ -6,7 +6,8 @@
 // shows the three hosts, the live host's open incident and the alert in Chromium. Nothing fires for hv-b/hv-c.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -105,6 +106,7 @@ describe('fleet: Prometheus + Alertmanager over three pinwatch hosts in network 
   let alertmanager: Daemon;
   let browser: Browser;
   let dir: string;
+  let tokenFile: string;
 
   before(
     async () => {
@@ -113,7 +115,11 @@ describe('fleet: Prometheus + Alertmanager over three pinwatch hosts in network 
       await buildScenario(SCENARIO);
       const tag = String(process.pid);
       HOSTS.forEach((_, i) => namespaces.push(createNetNs(tag, i + 1)));
-      const flags = bindFlags();
+      // Network binds need the access token (docs/security.md): one token file for the three hosts, which
+      // Prometheus sends as a bearer token and the browser exchanges at /login for its cookie.
+      tokenFile = join(dir, 'token');
+      writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+      const flags = [...bindFlags(), '--token-file', tokenFile];
       const [a, b, c] = namespaces as [NetNs, NetNs, NetNs];
       // One at a time: each first start of Next and bpftrace's attach are CPU-heavy on 2 cores.
       hosts.set('hv-a', await startPinwatch(a, ['--db', join(dir, 'hv-a.db'), '--host', a.addr, '--port', '3000', '--host-label', 'hv-a', ...flags]));
@@ -122,7 +128,7 @@ describe('fleet: Prometheus + Alertmanager over three pinwatch hosts in network 
       const promPort = await freePort();
       monitor = await startPinwatch(null, ['--replay', RECORDING, '--host', '127.0.0.1', '--port', '0', '--host-label', 'monitor', '--prometheus', `http://127.0.0.1:${promPort}`]);
       alertmanager = await startAlertmanager(dir, `${monitor.url}/api/alerts`);
-      prometheus = await startPrometheus(dir, promPort, namespaces.map((n) => `${n.addr}:3000`), RULES, alertmanager.url);
+      prometheus = await startPrometheus(dir, promPort, namespaces.map((n) => `${n.addr}:3000`), RULES, alertmanager.url, tokenFile);
       browser = await launchBrowser();
     },
     { timeout: 15 * 60_000 },
@@ -195,6 +201,8 @@ describe('fleet: Prometheus + Alertmanager over three pinwatch hosts in network 
     await screenshot(page, 'fleet');
 
     // The host's own dashboard (the Fleet page's link) has the incident: one critical line, its findings underneath.
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    await page.goto(`http://${namespaces[0]!.addr}:3000/login?token=${encodeURIComponent(token)}`);
     await page.goto(`http://${namespaces[0]!.addr}:3000/anomalies?q=${pid}`);
     const incident = page.locator(`[data-incident-id][data-pid="${pid}"][data-severity="critical"]`);
     await incident.waitFor();

@@ -198,7 +198,8 @@ describe('dashboard in replay mode (headless Chromium)', browserGate(), () => {
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="pins-table"] tbody tr[data-pin-id]').length === n, rec.pins.length);
     const got = await rows.evaluateAll((trs) => trs.map((tr) => `${tr.getAttribute('data-pin-id')} ${tr.getAttribute('data-state')}`).sort());
     assert.deepEqual(got, rec.pins.map((p) => `${p.id} ${p.state}`).sort());
-    await page.locator('th', { hasText: 'pin' }).first().click();
+    // the pins table's own header (the buffer sets above it have a 'pins' column too)
+    await page.locator('[data-testid="pins-table"] th', { hasText: 'pin' }).first().click();
     const ids = await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute('data-pin-id'))));
     assert.deepEqual(ids, [...ids].sort((x, y) => x - y), 'sorted by pin id after a click on the header');
     const diverged = rec.anomalies.find((x) => x.rule === 'pin-pte-divergence');

@@ -291,7 +291,7 @@ describe('the dashboard comes back after it stops; the open page misses nothing 
     const browser = await launchBrowser();
     try {
       const page = await browser.newPage();
-      await page.goto(server.url + '/anomalies');
+      await page.goto(server.url + '/anomalies?view=rows'); // every anomaly as a row (the default view groups incidents)
       await page.locator('[data-connected="yes"]').waitFor({ timeout: 60_000 });
       const oldWeb = webPidOf(server);
       assert.equal(oldWeb, server.webPid, 'the first web process is still the one serving');
@@ -320,7 +320,7 @@ describe('the dashboard comes back after it stops; the open page misses nothing 
     const browser = await launchBrowser();
     try {
       const page = await browser.newPage();
-      await page.goto(server.url + '/anomalies');
+      await page.goto(server.url + '/anomalies?view=rows'); // every anomaly as a row (the default view groups incidents)
       await page.locator('[data-connected="yes"]').waitFor({ timeout: 60_000 });
       const { db, url } = server;
       assert.equal(await server.stop(), 0, server.output());

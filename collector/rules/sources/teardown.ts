@@ -16,7 +16,7 @@ export const TEARDOWN_WINDOW_NS = 200_000_000;
  * Windows are measured on the stream's clock (it lags the wall clock by the pipe latency, seen > 250 ms on a
  * loaded host). Only a stream silent for this long on the wall clock ends a window by the timer.
  */
-const QUIET_CAP_NS = 3_000_000_000;
+export const QUIET_CAP_NS = 3_000_000_000;
 
 export interface Judgement {
   teardown: boolean;

@@ -78,7 +78,8 @@ export async function startAlertmanager(dir: string, webhookUrl: string): Promis
   );
 }
 
-export async function startPrometheus(dir: string, port: number, targets: string[], rulesFile: string, alertmanager: string): Promise<Daemon> {
+/** `tokenFile`: the pinwatch hosts' access token, sent as a bearer token (their network binds require it). */
+export async function startPrometheus(dir: string, port: number, targets: string[], rulesFile: string, alertmanager: string, tokenFile?: string): Promise<Daemon> {
   const config = join(dir, 'prometheus.yml');
   writeFileSync(
     config,
@@ -95,6 +96,7 @@ export async function startPrometheus(dir: string, port: number, targets: string
       `        - targets: ['${new URL(alertmanager).host}']`,
       'scrape_configs:',
       '  - job_name: pinwatch',
+      ...(tokenFile ? ['    authorization:', `      credentials_file: ${tokenFile}`] : []),
       '    static_configs:',
       `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
       '',

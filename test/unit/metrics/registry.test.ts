@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildRegistry } from '../../../collector/metrics/registry.ts';
 import { MetricsTracker } from '../../../collector/metrics/snapshot.ts';
+import { SETTLE_MS } from '../../../collector/incidents/settle.ts';
 import { Hub } from '../../../collector/publish/hub.ts';
 import type { SessionInfo } from '../../../schema/session.ts';
 import { BUF, Harness, PAGE } from '../pipeline/harness.ts';
@@ -47,7 +48,7 @@ describe('metrics registry', () => {
     h.tick(100);
     h.pastTeardown(); // the zap of an io_uring buffer waits for teardown evidence: still pinned, it is a hazard
     hub.tick(h.time.wallMs());
-    await new Promise((r) => setTimeout(r, 400)); // incidents are counted once their findings settle (300 ms)
+    await new Promise((r) => setTimeout(r, SETTLE_MS + 100)); // incidents are counted once their findings settle
     const m = await registry.metrics();
     const L = 'host="hv-01",kernel="6.18.0-test"';
     assert.equal(value(m, `pinwatch_incidents_total{${L},rule="pin-pte-divergence",severity="critical"}`), 1, m);
