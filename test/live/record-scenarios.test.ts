@@ -77,7 +77,7 @@ describe('scenarios under pinwatch record (live, this kernel)', gate, () => {
           .prepare("SELECT rule, pid FROM anomalies WHERE pid IN (SELECT json_extract(payload, '$.childPid') FROM events WHERE kind = 'fork' AND pid = ?)")
           .all(run.pid);
         assert.deepEqual(children, [], `anomalies for children of ${run.pid}`);
-        for (const e of s.expect) {
+        for (const e of s.silent || missing ? [] : s.expect) {
           const row = rows.find((r) => r.rule === e.rule)!;
           if (e.severity) assert.equal(row.severity, e.severity, `${e.rule} severity`);
         }
