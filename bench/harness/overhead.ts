@@ -57,7 +57,7 @@ export function pinwatchRecord(extraArgs: string[] = []): Tracer {
         async stop() {
           const code = await rec.stop('SIGINT');
           rmSync(dir, { recursive: true, force: true });
-          if (code !== 0) throw new Error(`pinwatch record exited ${code} on SIGINT\n${rec.stderr().slice(-2000)}`);
+          if (code !== 0) throw new Error(`pinwatch record exited ${code ?? `by ${rec.child.signalCode}`} on SIGINT\n${rec.stderr().slice(-2000)}`);
         },
       };
     },
@@ -302,9 +302,12 @@ export async function measureOverheadGroup(g: OverheadGroup): Promise<Figure[]> 
       const settleMs = await waitIdle(t.pid, g.idleMaxMs);
       log(`    ${g.tracer.name} attached, idle after ${settleMs} ms`);
       for (const c of g.cases) await runCase(c, withS.get(c.id)!, t.pid);
-    } finally {
-      await t.stop();
+    } catch (err) {
+      // The case's own failure is the one to report; a failing stop after it would hide it.
+      await t.stop().catch((stopErr: unknown) => log(`    stopping ${g.tracer.name} after a failed case also failed: ${String(stopErr)}`));
+      throw err;
     }
+    await t.stop();
   };
   for (let i = 0; i < g.reps; i++) {
     if (i % 2 === 0) {

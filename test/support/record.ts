@@ -44,7 +44,11 @@ export async function startRecord(db: string, extraArgs: string[] = [], readyTim
     stderr: () => err,
     async stop(signal: NodeJS.Signals = 'SIGINT') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      // A collector that has not exited 30 s after the signal is killed, and the stderr says so (exit code null).
+      const timeout = setTimeout(() => {
+        err += `\n[test harness: no exit 30 s after ${signal}; sent SIGKILL]\n`;
+        child.kill('SIGKILL');
+      }, 30_000);
       const code = await exited;
       clearTimeout(timeout);
       return code;
