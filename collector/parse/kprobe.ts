@@ -23,7 +23,7 @@
 //   anon_rmap_move  pfn addr order
 //   kcollapse_file  mm hpfn index addr isShmem nr result filename   -> a collapse_file event
 import type { ParseSink } from '../contracts.ts';
-import { eventRangeProblem } from './ranges.ts';
+import { ADDR_LIMIT, eventRangeProblem } from './ranges.ts';
 import type { PinSource, TraceEvent, WpPageEvent } from '../../schema/events.ts';
 
 type Parser = (fields: string[], sink: ParseSink, line: string) => void;
@@ -37,6 +37,13 @@ function int(fields: string[], i: number, what: string): number {
   const n = Number(s);
   if (!Number.isInteger(n)) throw new Bad(`${what} not an integer: ${JSON.stringify(s.slice(0, 30))}`);
   return n;
+}
+
+/** A range end; the kernel passes ULONG_MAX for "to the end of the address space" (e.g. 5.10's whole-mm
+ * notifier invalidations), which is clamped to ADDR_LIMIT rather than rejected. */
+function rangeEnd(fields: string[], i: number): number {
+  const n = int(fields, i, 'end');
+  return n > ADDR_LIMIT ? ADDR_LIMIT : n;
 }
 
 function ptr(fields: string[], i: number, what: string): string {
@@ -145,12 +152,12 @@ export const kprobeParsers: Record<string, Parser> = {
 
   mmu_invalidate: guard('mmu_invalidate', (f) => ({
     kind: 'mmu_invalidate', tsNs: int(f, 1, 'tsNs'), pid: int(f, 2, 'pid'), tid: int(f, 3, 'tid'), comm: commFrom(f, 8),
-    mm: ptr(f, 4, 'mm'), start: int(f, 5, 'start'), end: int(f, 6, 'end'), event: int(f, 7, 'event'),
+    mm: ptr(f, 4, 'mm'), start: int(f, 5, 'start'), end: rangeEnd(f, 6), event: int(f, 7, 'event'),
   })),
 
   mmu_invalidate_end: guard('mmu_invalidate_end', (f) => ({
     kind: 'mmu_invalidate_end', tsNs: int(f, 1, 'tsNs'), pid: int(f, 2, 'pid'), tid: int(f, 3, 'tid'), comm: commFrom(f, 9),
-    mm: ptr(f, 4, 'mm'), start: int(f, 5, 'start'), end: int(f, 6, 'end'), event: int(f, 7, 'event'), startTsNs: int(f, 8, 'startTsNs'),
+    mm: ptr(f, 4, 'mm'), start: int(f, 5, 'start'), end: rangeEnd(f, 6), event: int(f, 7, 'event'), startTsNs: int(f, 8, 'startTsNs'),
   })),
 
   copy_page_range: guard('copy_page_range', (f) => {

@@ -161,3 +161,20 @@ test('copy_page_range: an empty range, a bad child mm or a missing field is malf
   assert.match(malformed[2], /copy_page_range: (missing|anon)/);
   assert.match(malformed[3], /mmu_invalidate_end: (missing|startTsNs)/);
 });
+
+test('a whole-address-space invalidation (end = ULONG_MAX, seen on 5.10) is clamped to the address limit, not rejected; 5-level (la57) stack addresses are accepted', () => {
+  const { events, malformed } = collect([
+    'mmu_invalidate\t41672674730\t258\t258\t0xffff962b02096640\t0\t18446744073709551615\t0\tpw-workload',
+    'mmu_invalidate_end\t41673314850\t258\t258\t0xffff962b02096640\t0\t18446744073709551615\t0\t41672674730\tpw-workload',
+    'gup\t59467856370\t271\t271\tget_user_pages_remote\t72057594037923817\t1\t1\t1\t0\tbash',
+  ]);
+  assert.deepEqual(malformed, []);
+  assert.deepEqual(events.slice(0, 2).map((e) => [e.kind, (e as { start: number }).start, (e as { end: number }).end]), [
+    ['mmu_invalidate', 0, 2 ** 57],
+    ['mmu_invalidate_end', 0, 2 ** 57],
+  ]);
+  // 0xffffffffffefe9 (a 6.1 la57 guest's stack): exact to 8 bytes, on the same page.
+  const gup = events[2] as { kind: string; addr: number };
+  assert.equal(gup.kind, 'gup');
+  assert.equal(Math.floor(gup.addr / 4096), Math.floor(72057594037923817 / 4096));
+});
