@@ -7,8 +7,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WebConfig } from '../../web/server/serve.ts';
 
-export type WebProcessConfig = WebConfig;
-
 const WEB_MAIN = fileURLToPath(new URL('../../web/server/main.ts', import.meta.url));
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
@@ -37,12 +35,12 @@ export class WebProcess {
   private child: ChildProcess | null = null;
   private stopping = false;
   private readonly deaths: number[] = [];
-  private cfg: WebProcessConfig;
+  private cfg: WebConfig;
   private dbIsReady = false;
   url = '';
 
   constructor(
-    cfg: WebProcessConfig,
+    cfg: WebConfig,
     private readonly opts: WebProcessOptions,
   ) {
     this.cfg = cfg;
