@@ -1,5 +1,6 @@
-// The seams between the collector's layers: runner → parse → model/rules (Collector) → store / publish.
-// Each layer implements its side in its own folder; only these types cross folder boundaries.
+// The interfaces at the seams of the collector's stream (runner → parse → Collector → sinks such as store and
+// publish), so each side is written against an interface, not the other's class, and tests can put a fake on
+// either side. Not the only types shared between folders: stages also import each other's modules directly.
 import { release } from 'node:os';
 import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../schema/events.ts';

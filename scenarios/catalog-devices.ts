@@ -5,7 +5,7 @@
 // other kernels' differences are in test/kernels/expectations.ts. Each program proves its outcome through
 // the device itself: edu writes the buffer's iova, then reads the iova back into a second DMA-mapped page;
 // a second process RDMA-WRITEs the MR, then RDMA-READs it back.
-import type { ScenarioSpec } from './catalog.ts';
+import type { ScenarioSpec } from './spec.ts';
 
 /** Where the device scenarios' expect/silent were decided (no edu or IOMMU on the development machine). */
 export const DEVICE_EXPECTATIONS_KERNEL = '6.12 (QEMU guest: q35, intel-iommu, edu)';

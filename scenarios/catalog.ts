@@ -2,47 +2,8 @@
 // make the collector report ON THE KERNEL THE EXPECTATIONS WERE DECIDED ON (6.18, see EXPECTATIONS_KERNEL).
 // The expectations were decided by running every program as root on that kernel and reading pagemap and
 // the huge_memory tracepoints; scenarios/README.md has the conventions (fact lines, timing, exit codes).
-import type { RuleId, Severity } from '../schema/anomalies.ts';
 import { DEVICE_SCENARIOS } from './catalog-devices.ts';
-
-/** One anomaly a scenario must produce, for the scenario's main process (the pid runScenario returns). */
-export interface ExpectedAnomaly {
-  rule: RuleId;
-  /** A key of a PINWATCH fact line whose value (a "0x..." string or a number) is the anomaly's addr. */
-  addrFact: string;
-  /** The severity it must carry (rules that go to info when the kernel refuses say so here). */
-  severity: Severity;
-  /** pin-pte-divergence: must be confirmed by pagemap (true) or may be inferred (omitted). */
-  confirmed?: boolean;
-}
-
-export interface ScenarioSpec {
-  /** CLI name: `pinwatch scenario NAME`. Also the binary's name and the C file's base name. */
-  name: string;
-  title: string;
-  /** What it does, which kernel mechanism, which seed thread. One paragraph. */
-  description: string;
-  /** What the kernel does with it on EXPECTATIONS_KERNEL, with the numbers seen there (one line). */
-  seenOnKernel: string;
-  /** Seed threads (/work/shared/seeds, e.g. '000') the scenario comes from. */
-  seeds: string[];
-  /** C source file name under scenarios/c/. */
-  source: string;
-  /**
-   * Exactly the anomalies the main process must produce, each once: (rule, addr, severity, confirmed).
-   * Any other anomaly for that pid is wrong. Empty with silent=false: nothing for the main process, but a
-   * forked child is not judged.
-   */
-  expect: ExpectedAnomaly[];
-  /** Must-stay-silent: no anomaly at all for the main process nor for a child it forks (expect is empty). */
-  silent: boolean;
-  /**
-   * A device the program needs (absent: none). 'vfio-edu': QEMU's edu PCI device bound to vfio-pci behind an
-   * IOMMU. Without it the program exits 2 naming what is missing; such scenarios are judged in the kernel
-   * guests (`npm run test:kernels`), their expectations decided there (catalog-devices.ts).
-   */
-  needs?: 'vfio-edu' | 'rdma-rxe';
-}
+import type { ScenarioSpec } from './spec.ts';
 
 /** The kernel the `expect` / `silent` data were decided on. */
 export const EXPECTATIONS_KERNEL = '6.18';

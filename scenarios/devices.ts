@@ -1,7 +1,7 @@
 // Whether this machine has the device a scenario needs (catalog `needs`), so the live tests can say exactly
 // why a device scenario cannot run here instead of failing or skipping silently.
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import type { ScenarioSpec } from './catalog.ts';
+import type { ScenarioSpec } from './spec.ts';
 
 const PCI = '/sys/bus/pci/devices';
 

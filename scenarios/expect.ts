@@ -5,7 +5,7 @@
 import type { Anomaly, RuleId, Severity } from '../schema/anomalies.ts';
 import { PAGE_SIZE } from '../schema/kernel.ts';
 import { factNumber, type Fact } from './build.ts';
-import type { ScenarioSpec } from './catalog.ts';
+import type { ScenarioSpec } from './spec.ts';
 
 export interface ResolvedExpectation {
   rule: RuleId;

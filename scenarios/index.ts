@@ -1,10 +1,11 @@
 // pinwatch scenarios: the public face of scenarios/ for the CLI (`pinwatch scenario --list`,
 // `pinwatch scenario NAME`), the dashboard (runs scenarioCommand() in a pty), the live tests and the
 // benchmark. Conventions of the C programs: scenarios/README.md.
-import { SCENARIOS, type ScenarioSpec } from './catalog.ts';
+import { SCENARIOS } from './catalog.ts';
+import type { ScenarioSpec } from './spec.ts';
 
 export { SCENARIOS, EXPECTATIONS_KERNEL, getScenario } from './catalog.ts';
-export type { ScenarioSpec, ExpectedAnomaly } from './catalog.ts';
+export type { ScenarioSpec, ExpectedAnomaly } from './spec.ts';
 export {
   buildScenario,
   buildSource,

@@ -354,6 +354,3 @@ export function selectScripts(caps: Capabilities, mode: SelectMode, opts: { excl
   probes.sort((a, b) => a.script.localeCompare(b.script));
   return { mode: resolved, scripts, probes };
 }
-
-export { runDoctor, formatDoctor } from './doctor.ts';
-export type { DoctorLine, DoctorReport } from './doctor.ts';

@@ -1,4 +1,4 @@
-// The five mailing-list threads the anomaly rules come from (docs: /work/shared/seeds/README.md), so an
+// The five mailing-list threads the anomaly rules come from (ids '000'–'004': title, authors, year, lesson), so an
 // anomaly's explanation can name its source thread rather than a bare number.
 export interface SeedThread {
   id: string;

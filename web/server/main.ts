@@ -1,4 +1,4 @@
-// Entry of the web process (spawned by collector/service/web-process.ts with an IPC channel): waits for its
+// Entry of the web process (spawned by cli/compose/web-process.ts with an IPC channel): waits for its
 // WebConfig on the channel, starts the dashboard (web/server/serve.ts), answers `listening` or `failed`, and
 // closes on `shutdown` or when the collector process goes away (the channel closes). ^C in a terminal reaches
 // the whole process group: the collector decides when this process stops, so SIGINT is ignored here.

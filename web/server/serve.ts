@@ -1,4 +1,4 @@
-// The web process of `pinwatch serve` (started by collector/service/serve.ts, entry web/server/main.ts): one
+// The web process of `pinwatch serve` (started by cli/compose/serve.ts, entry web/server/main.ts): one
 // Node http(s) server with the Next.js dashboard (custom server), socket.io, the JSON API and /metrics. It never
 // captures anything itself: live data comes over the collector link (a Unix socket) and from a read-only view
 // of the SQLite file the collector writes; --replay opens a recording instead. It starts as root only to build
@@ -22,7 +22,7 @@ import { attachSocket } from './socket.ts';
 import { LiveSource, ReplaySource, SourceRegistry, type DataSource } from './sources.ts';
 import { WebhookSender } from './webhook.ts';
 
-/** What the collector process hands the web process (over the IPC channel, never argv or the environment). */
+/** What the capture process hands the web process (over the IPC channel, never argv or the environment). */
 export interface WebConfig {
   host: string;
   port: number;

@@ -1,6 +1,6 @@
-// Runs collector/service/serve.ts in a child process for the browser tests: options as JSON in argv[2]; prints one
+// Runs cli/compose/serve.ts in a child process for the browser tests: options as JSON in argv[2]; prints one
 // line `PINWATCH_SERVE {"url":…}` when listening, closes cleanly on SIGTERM/SIGINT.
-import { serve, type ServeOptions } from '../../../collector/service/serve.ts';
+import { serve, type ServeOptions } from '../../../cli/compose/serve.ts';
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as ServeOptions;
 const handle = await serve(opts);

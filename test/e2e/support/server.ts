@@ -1,8 +1,8 @@
-// Starts the dashboard server (collector/service/serve.ts) in a child process for the browser tests, the way the CLI
+// Starts the dashboard server (cli/compose/serve.ts) in a child process for the browser tests, the way the CLI
 // would call serve(), and stops it with SIGTERM (serve closes the collector, sockets and Next cleanly).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ServeOptions } from '../../../collector/service/serve.ts';
+import type { ServeOptions } from '../../../cli/compose/serve.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 

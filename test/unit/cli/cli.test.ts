@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { RULE_IDS } from '../../../schema/anomalies.ts';
 import type { SessionInfo } from '../../../schema/session.ts';
-import type { CliIo } from '../../../collector/cli/io.ts';
-import { main } from '../../../collector/cli/main.ts';
-import { record, type MakeRecordSession } from '../../../collector/cli/record.ts';
+import type { CliIo } from '../../../cli/io.ts';
+import { main } from '../../../cli/main.ts';
+import { record, type MakeRecordSession } from '../../../cli/record.ts';
 import { Store } from '../../../collector/store/index.ts';
 import { anomaly, tempDir } from '../store/helpers.ts';
 

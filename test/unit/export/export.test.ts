@@ -12,7 +12,7 @@ import { parseJsonl, jsonlLines } from '../../../collector/export/jsonl.ts';
 import { perfettoTrace, perfettoTypes } from '../../../collector/export/perfetto.ts';
 import { RecordingRows } from '../../../collector/export/recording.ts';
 import { Store } from '../../../collector/store/index.ts';
-import { main as run } from '../../../collector/cli/main.ts';
+import { main as run } from '../../../cli/main.ts';
 import { BUF, Harness, PAGE } from '../pipeline/harness.ts';
 import { SESSION, tempDir } from '../store/helpers.ts';
 
@@ -151,7 +151,7 @@ describe('export', () => {
     lines.length = 0;
     assert.equal(await run(['export', '--format', 'jsonl', '--db', join(dir, 'missing.db')], io), 2);
     assert.match(lines.join('\n'), /--db file .*missing\.db does not exist/);
-    const { exportCommand } = await import('../../../collector/cli/export.ts');
+    const { exportCommand } = await import('../../../cli/export.ts');
     lines.length = 0;
     assert.equal(await exportCommand({ format: 'perfetto', db: SHIPPED }, io, true), 2);
     assert.match(lines.join('\n'), /fix: pass --out/);

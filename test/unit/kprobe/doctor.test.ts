@@ -3,7 +3,8 @@
 // without, one line with the reason and what tracepoint mode covers.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatDoctor, runDoctor, type Capabilities } from '../../../collector/capabilities/index.ts';
+import type { Capabilities } from '../../../collector/capabilities/index.ts';
+import { formatDoctor, runDoctor } from '../../../collector/doctor.ts';
 import { parseKallsyms } from '../../../collector/kprobe/kallsyms.ts';
 import type { KprobeHost } from '../../../collector/kprobe/index.ts';
 import type { Btf } from '../../../collector/kprobe/btf.ts';

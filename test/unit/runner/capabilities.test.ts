@@ -4,13 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   describeScript,
-  formatDoctor,
   listScripts,
   parseFormatFields,
-  runDoctor,
   selectScripts,
   type Capabilities,
 } from '../../../collector/capabilities/index.ts';
+import { formatDoctor, runDoctor } from '../../../collector/doctor.ts';
 import { fakeCapabilities } from '../../support/capabilities.ts';
 
 const FORK_FORMAT = `name: sched_process_fork

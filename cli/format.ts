@@ -1,7 +1,7 @@
 // What the CLI prints: one line per anomaly (grep-friendly key=value), the ready line, the end-of-record summary.
-import type { Anomaly } from '../../schema/anomalies.ts';
-import type { RuleInfo } from '../../schema/anomalies.ts';
-import type { ProbeStatus } from '../../schema/session.ts';
+import type { Anomaly } from '../schema/anomalies.ts';
+import type { RuleInfo } from '../schema/anomalies.ts';
+import type { ProbeStatus } from '../schema/session.ts';
 
 function hex(n: number | null): string {
   return n === null || !Number.isFinite(n) ? '?' : `0x${n.toString(16)}`;

@@ -11,14 +11,14 @@ export async function exportCommand(args: ExportArgs, io: CliIo, stdoutIsTty = p
     io.err('pinwatch export: a Perfetto trace is binary and stdout is a terminal\n  fix: pass --out trace.pftrace (or redirect stdout)');
     return EXIT_USAGE;
   }
-  const { RecordingRows } = await import('../export/recording.ts');
+  const { RecordingRows } = await import('../collector/export/recording.ts');
   let rec: InstanceType<typeof RecordingRows> | null = null;
   const tmp = args.out ? `${args.out}.tmp-${process.pid}` : null;
   const fd = tmp ? openSync(tmp, 'w') : 1;
   try {
     rec = new RecordingRows(args.db);
     if (args.format === 'jsonl') {
-      const { jsonlLines } = await import('../export/jsonl.ts');
+      const { jsonlLines } = await import('../collector/export/jsonl.ts');
       let buf = '';
       let lines = 0;
       for (const line of jsonlLines(rec)) {
@@ -33,7 +33,7 @@ export async function exportCommand(args: ExportArgs, io: CliIo, stdoutIsTty = p
       if (tmp) closeSync(fd), renameSync(tmp, args.out!);
       io.err(`pinwatch export: ${lines} JSON lines${args.out ? ` to ${args.out}` : ''}`);
     } else {
-      const { perfettoTrace } = await import('../export/perfetto.ts');
+      const { perfettoTrace } = await import('../collector/export/perfetto.ts');
       const t = perfettoTrace(rec);
       writeSync(fd, t.bytes);
       if (tmp) closeSync(fd), renameSync(tmp, args.out!);

@@ -2,8 +2,8 @@
 // address without --insecure, TLS without its key, --allowed-host garbage.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BindRefusedError, serve } from '../../../collector/service/serve.ts';
-import { main } from '../../../collector/cli/main.ts';
+import { BindRefusedError, serve } from '../../../cli/compose/serve.ts';
+import { main } from '../../../cli/main.ts';
 
 test('plain HTTP on a non-loopback address is refused without --insecure, with the fix', async () => {
   for (const host of ['0.0.0.0', '::', '10.1.2.3', 'pinwatch.example.org']) {

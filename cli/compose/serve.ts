@@ -1,18 +1,19 @@
-// `pinwatch serve`: two processes, one command. This (privileged) process captures: bpftrace, pagemap reads,
-// the SQLite writer (collector/live-session.ts) and the scenario terminals; it publishes over a Unix socket
-// (link-server.ts). The web process (web/server/main.ts, spawned by web-process.ts) serves the dashboard as an
-// unprivileged user and reads the SQLite file read-only. The collector never waits on the web process, and the
+// The composition root of `pinwatch serve`: two processes, one command. This (privileged) process builds the
+// live session — bpftrace, pagemap reads, the SQLite writer (collector/live-session.ts) and the scenario
+// terminals — and publishes it over a Unix socket (collector/service/link-server.ts). The web process
+// (web/server/main.ts, spawned by web-process.ts) serves the dashboard as an unprivileged user, reads the SQLite
+// file read-only and mirrors the live session over that socket. Capture never waits on the web process, and the
 // web process can die and come back without a gap in capture.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type pino from 'pino';
 import { z } from 'zod';
-import { CaptureUnavailableError, LiveSession } from '../live-session.ts';
-import { Hub } from '../publish/hub.ts';
-import { LinkServer } from './link-server.ts';
-import { createLogger } from './log.ts';
-import { ScenarioTerminals } from './terminals.ts';
+import { CaptureUnavailableError, LiveSession } from '../../collector/live-session.ts';
+import { Hub } from '../../collector/publish/hub.ts';
+import { LinkServer } from '../../collector/service/link-server.ts';
+import { createLogger } from '../../collector/service/log.ts';
+import { ScenarioTerminals } from '../../collector/service/terminals.ts';
 import { loadOrCreateToken, type AccessToken } from './token.ts';
 import { webUser, type UnprivilegedUser } from './users.ts';
 import { WebProcess } from './web-process.ts';

@@ -1,6 +1,6 @@
 // The CLI's outputs and signals, injectable so commands can be driven in-process by tests.
 import type pino from 'pino';
-import { createLogger } from '../service/log.ts';
+import { createLogger } from '../collector/service/log.ts';
 
 export interface CliIo {
   out(line: string): void;
@@ -43,7 +43,7 @@ export function processIo(logLevel: string): CliIo {
   };
 }
 
-/** pino to stderr, synchronous (log lines are not lost when the process exits right after); JSON or human (service/log.ts). */
+/** pino to stderr, synchronous (log lines are not lost when the process exits right after); JSON or human (collector/service/log.ts). */
 export function cliLogger(name: string, level: string): pino.Logger {
   return createLogger(name, level);
 }

@@ -14,7 +14,7 @@ const MODES = ['auto', 'tracepoint', 'kprobe'];
 
 function version(): string {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }
@@ -102,7 +102,7 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
     .option('--attach', 'also start the selected bpftrace program once and time the attach', false)
     .action(async (opts: Record<string, unknown>) => {
       const args = validate('doctor', DoctorArgs, opts);
-      const { runDoctor, formatDoctor } = await import('../capabilities/index.ts');
+      const { runDoctor, formatDoctor } = await import('../collector/doctor.ts');
       const report = await runDoctor({ mode: args.mode, attach: args.attach });
       io.out(formatDoctor(report));
       code = report.ok ? EXIT_OK : EXIT_FAILURE;
@@ -123,7 +123,7 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
     .description('list the anomaly rules: id, severity, title')
     .option('--json', 'print the full rule descriptions as JSON', false)
     .action(async (opts: { json: boolean }) => {
-      const { RULE_INFOS } = await import('../rules/index.ts');
+      const { RULE_INFOS } = await import('../collector/rules/index.ts');
       io.out(opts.json ? JSON.stringify(RULE_INFOS, null, 2) : formatRules(RULE_INFOS));
       code = EXIT_OK;
     });

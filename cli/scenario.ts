@@ -4,7 +4,7 @@ import { EXIT_USAGE, UsageError } from './args.ts';
 import type { CliIo } from './io.ts';
 
 export async function scenarioCommand(name: string | undefined, list: boolean, io: CliIo): Promise<number> {
-  const scenarios = await import('../../scenarios/index.ts');
+  const scenarios = await import('../scenarios/index.ts');
   const all = scenarios.listScenarios();
   if (list) {
     if (name) throw new UsageError('pinwatch scenario: give a NAME or --list, not both');

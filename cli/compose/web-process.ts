@@ -1,12 +1,11 @@
-// Starts and keeps the web process (web/server/main.ts) running for `pinwatch serve`. It is spawned — never
-// imported: the collector does not load the dashboard's code — with an IPC channel that carries its WebConfig
-// (the token and TLS key never appear in argv or the environment) and its `listening` answer. If it dies the
-// collector keeps capturing and starts it again (1 s, 2 s, 4 s …); five deaths within a minute and it stays down,
-// said in the log and the status banner of the next start.
+// Starts and keeps the web process (web/server/main.ts) running for `pinwatch serve`. It is spawned, not
+// imported, so the privileged capture process never loads the dashboard's code; an IPC channel carries its
+// WebConfig (the token and TLS key never appear in argv or the environment) and its `listening` answer. If it
+// dies, capture goes on and it is started again (1 s, 2 s, 4 s …); five deaths within a minute and it stays
+// down, said in the log and the status banner of the next start.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-
-export type WebProcessConfig = Record<string, unknown> & { port: number };
+import type { WebConfig } from '../../web/server/serve.ts';
 
 const WEB_MAIN = fileURLToPath(new URL('../../web/server/main.ts', import.meta.url));
 const MAX_RESTARTS = 5;
@@ -36,12 +35,12 @@ export class WebProcess {
   private child: ChildProcess | null = null;
   private stopping = false;
   private readonly deaths: number[] = [];
-  private cfg: WebProcessConfig;
+  private cfg: WebConfig;
   private dbIsReady = false;
   url = '';
 
   constructor(
-    cfg: WebProcessConfig,
+    cfg: WebConfig,
     private readonly opts: WebProcessOptions,
   ) {
     this.cfg = cfg;

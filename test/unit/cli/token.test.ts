@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { loadOrCreateToken, stateDir, TokenFileError } from '../../../collector/service/token.ts';
+import { loadOrCreateToken, stateDir, TokenFileError } from '../../../cli/compose/token.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pinwatch-token-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

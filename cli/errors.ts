@@ -1,5 +1,5 @@
 // Turning failures into what a user reads: the message and the fix, never a stack trace (unless --log-level debug).
-import { StoreError } from '../store/errors.ts';
+import { StoreError } from '../collector/store/errors.ts';
 
 interface WithFix {
   message: string;

@@ -1,11 +1,12 @@
-// `pinwatch serve`: hands the validated flags to collector/service/serve.ts (capture here, the dashboard in its
-// own unprivileged process), prints the banner and keeps both running until SIGINT/SIGTERM.
+// `pinwatch serve`: hands the validated flags to the composition root (compose/serve.ts: capture in this
+// process, the dashboard in its own unprivileged process), prints the banner and keeps both running until
+// SIGINT/SIGTERM.
 import { EXIT_FAILURE, EXIT_OK, type ServeArgs } from './args.ts';
 import { describeFailure } from './errors.ts';
 import type { CliIo } from './io.ts';
 
 export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> {
-  const { serve } = await import('../service/serve.ts');
+  const { serve } = await import('./compose/serve.ts');
   let stop: ((sig: string) => void) | null = null;
   const stopped = new Promise<string>((r) => (stop = r));
   let signals = 0;

@@ -2,9 +2,9 @@
 // attached, one line per anomaly as it happens, and on SIGINT/SIGTERM (or --duration) drains bpftrace, flushes
 // every row and exits 0. A second signal while stopping exits at once (the store's exit hook still flushes).
 import type pino from 'pino';
-import type { Anomaly } from '../../schema/anomalies.ts';
-import type { SessionEndReason, SessionInfo } from '../../schema/session.ts';
-import type { Hub } from '../publish/hub.ts';
+import type { Anomaly } from '../schema/anomalies.ts';
+import type { SessionEndReason, SessionInfo } from '../schema/session.ts';
+import type { Hub } from '../collector/publish/hub.ts';
 import { EXIT_FAILURE, EXIT_OK, type RecordArgs } from './args.ts';
 import { describeFailure } from './errors.ts';
 import { formatAnomalyLine, formatReadyLine } from './format.ts';
@@ -27,8 +27,8 @@ export type MakeRecordSession = (opts: {
 const CAPTURE_LOST = 'bpftrace exited';
 
 export async function record(args: RecordArgs, io: CliIo, makeSession?: MakeRecordSession): Promise<number> {
-  const { Hub } = await import('../publish/hub.ts');
-  const make: MakeRecordSession = makeSession ?? (await import('../live-session.ts').then((m) => (o) => new m.LiveSession(o)));
+  const { Hub } = await import('../collector/publish/hub.ts');
+  const make: MakeRecordSession = makeSession ?? (await import('../collector/live-session.ts').then((m) => (o) => new m.LiveSession(o)));
   const log = cliLogger('pinwatch', io.logLevel);
   const hub = new Hub();
   // A repeated finding is re-sent with a higher count: printed once, when first raised.

@@ -3,12 +3,12 @@
 // In kprobe mode the kprobe scripts are shown as record runs them (collector/kprobe: kallsyms, BTF
 // signatures, optional probes pruned), each with one line per probe; without kprobes, one line says so
 // and what tracepoint mode covers instead.
-import type { Capabilities, SelectMode, Selection } from './index.ts';
-import { KPROBE_PMU, SENTINEL_FIELDS, SENTINEL_PROBE, probeCapabilities, probeProblem, selectScripts } from './index.ts';
-import type { ScriptInput } from '../runner/program.ts';
-import { BpftraceRunner } from '../runner/index.ts';
-import type { KprobeHost, KprobeScriptPlan } from '../kprobe/index.ts';
-import { sourceCoverage } from '../../schema/pin-sources.ts';
+import type { Capabilities, SelectMode, Selection } from './capabilities/index.ts';
+import { KPROBE_PMU, SENTINEL_FIELDS, SENTINEL_PROBE, probeCapabilities, probeProblem, selectScripts } from './capabilities/index.ts';
+import type { ScriptInput } from './runner/program.ts';
+import { BpftraceRunner } from './runner/index.ts';
+import type { KprobeHost, KprobeScriptPlan } from './kprobe/index.ts';
+import { sourceCoverage } from '../schema/pin-sources.ts';
 
 const countOf = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
@@ -145,7 +145,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   let kprobePlans: KprobeScriptPlan[] | null = null;
   let kprobeHost: KprobeHost | null = null;
   if (kprobeScripts > 0 && selection.mode === 'kprobe' && caps.kprobes) {
-    const kprobe = await import('../kprobe/index.ts');
+    const kprobe = await import('./kprobe/index.ts');
     kprobeHost = opts.kprobeHost ?? kprobe.detectKprobeHost();
     kprobePlans = kprobe.planKprobeScripts(kprobeHost, {
       vmemmapBase: kprobe.VMEMMAP_BASE_DEFAULT,
@@ -184,7 +184,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     let scripts: ScriptInput[] = selection.scripts.filter((s) => s.mode !== 'kprobe');
     if (kprobePlans) {
       // as record runs them: specialised for this kernel, vmemmap calibrated (bpftrace, a few seconds)
-      const kprobe = await import('../kprobe/index.ts');
+      const kprobe = await import('./kprobe/index.ts');
       Object.assign(process.env, kprobe.bpftraceEnv());
       const set = await kprobe.prepareKprobeSet({ bpftrace: caps.bpftrace.path, host: kprobeHost ?? undefined });
       scripts = [...scripts, ...set.specs];
