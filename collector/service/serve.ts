@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type pino from 'pino';
 import { z } from 'zod';
+import type { CollectorStatus } from '../../schema/status.ts';
 import { CaptureUnavailableError, LiveSession } from '../live-session.ts';
 import { Hub } from '../publish/hub.ts';
 import { LinkServer } from './link-server.ts';
@@ -50,11 +51,7 @@ export const ServeOptionsSchema = z.object({
 });
 export type ServeOptions = z.input<typeof ServeOptionsSchema>;
 
-export interface ServeStatus {
-  level: 'ok' | 'warning' | 'error';
-  message: string;
-  fix?: string;
-}
+export type ServeStatus = CollectorStatus;
 
 export interface ServeHandle {
   url: string;
