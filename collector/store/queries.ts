@@ -72,6 +72,14 @@ function filtered(
   return { sql, args };
 }
 
+/** The largest seq / id of each numbered table (0 when empty). */
+export interface LastIds {
+  event: number;
+  anomaly: number;
+  pin: number;
+  incident: number;
+}
+
 export class StoreQueries {
   private readonly q: Statements;
   private closed = false;
@@ -156,6 +164,16 @@ export class StoreQueries {
       endReason: 'crashed',
       endDetail: 'the collector stopped without ending the session',
       lastEventNs: last,
+    };
+  }
+
+  lastIds(): LastIds {
+    const max = (sql: string) => ((this.q.get(sql).get() as { m: number | null }).m ?? 0);
+    return {
+      event: max(`SELECT max(seq) AS m FROM events`),
+      anomaly: max(`SELECT max(seq) AS m FROM anomalies`),
+      pin: max(`SELECT max(id) AS m FROM pins`),
+      incident: max(`SELECT max(id) AS m FROM incidents`),
     };
   }
 

@@ -86,7 +86,8 @@ export class Store implements CollectorSink {
    * received.
    */
   endSession(lostEvents?: number, how: { reason: SessionEndReason; detail?: string } = { reason: 'clean' }): SessionInfo | null {
-    return this.w.endSession(lostEvents, how);
+    const id = this.w.endSession(lostEvents, how);
+    return id === null ? null : this.queries.session(id);
   }
 
   get currentSessionId(): number | null {
@@ -95,7 +96,7 @@ export class Store implements CollectorSink {
 
   /** Next event seq, anomaly seq and pin id after everything already in the file (and queued). */
   nextSeqs(): NextSeqs {
-    return this.w.nextSeqs();
+    return this.w.nextSeqs(this.queries.lastIds());
   }
 
   // ------------------------------------------------------------------ CollectorSink (hot path: queue only)

@@ -18,7 +18,7 @@ import { writeGap } from './gaps.ts';
 import { releaseWriter } from './lock.ts';
 import { META_MAX_LEN, clockKey, metaValue, setMeta } from './meta.ts';
 import { writePinnedMemory } from './pinned-memory.ts';
-import { sessionFromRow, type SessionRow } from './rows.ts';
+import type { LastIds } from './queries.ts';
 
 export interface WriterOptions {
   /** Write queued rows at most this long after they were handed over (ms). Default 50. */
@@ -163,7 +163,8 @@ export class StoreWriter {
     this.retryingWrite('updating the session', () => this.db.prepare(`UPDATE sessions SET probes_json = ? WHERE id = ?`).run(JSON.stringify(probes), id));
   }
 
-  endSession(lostEvents: number | undefined, how: { reason: SessionEndReason; detail?: string }): SessionInfo | null {
+  /** Returns the id of the session it ended (null: none was open). */
+  endSession(lostEvents: number | undefined, how: { reason: SessionEndReason; detail?: string }): number | null {
     this.assertOpen();
     if (this.sessionId === null) return null;
     this.flush();
@@ -175,20 +176,16 @@ export class StoreWriter {
         .run(Date.now(), lost, how.reason, (how.detail ?? '') + dropped || null, this.lastEventNs >= 0 ? this.lastEventNs : null, id),
     );
     this.sessionId = null;
-    const row = this.db.prepare(`SELECT * FROM sessions WHERE id = ?`).get(id) as SessionRow | undefined;
-    return row ? sessionFromRow(row) : null;
+    return id;
   }
 
   get currentSessionId(): number | null {
     return this.sessionId;
   }
 
-  nextSeqs(): NextSeqs {
-    const q = (sql: string) => ((this.db.prepare(sql).get() as { m: number | null }).m ?? 0);
-    let ev = q(`SELECT max(seq) AS m FROM events`);
-    let an = q(`SELECT max(seq) AS m FROM anomalies`);
-    let pin = q(`SELECT max(id) AS m FROM pins`);
-    let inc = q(`SELECT max(id) AS m FROM incidents`);
+  /** What continues after `stored` (the file's last ids) and everything queued. */
+  nextSeqs(stored: LastIds): NextSeqs {
+    let { event: ev, anomaly: an, pin, incident: inc } = stored;
     for (const e of this.eventQ) if (e.seq > ev) ev = e.seq;
     for (const a of this.anomaliesQ) if (a.seq > an) an = a.seq;
     for (const id of this.pinsQ.keys()) if (id > pin) pin = id;

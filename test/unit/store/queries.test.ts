@@ -36,12 +36,18 @@ function fixture(file: string): Store {
   return w;
 }
 
-test('beside a live writer: stored events keep their columns and a typed payload; counts and bounds', (t) => {
+/** The fixture's writer (left open: a live writer) and a reader on its own read-only connection. */
+function writerAndReader(t: { after(fn: () => void): void }): { w: Store; q: StoreQueries } {
   const file = join(tempDir(t), 'q.db');
   const w = fixture(file);
   t.after(() => w.close());
   const q = StoreQueries.open(file);
   t.after(() => q.close());
+  return { w, q };
+}
+
+test('beside a live writer: stored events keep their columns and a typed payload; counts and bounds', (t) => {
+  const { w, q } = writerAndReader(t);
 
   const [gup, madvise] = q.storedEvents([3, 2, 2, 99, Number.NaN]);
   assert.equal(gup.kind, 'gup');
@@ -70,12 +76,7 @@ test('beside a live writer: stored events keep their columns and a typed payload
 });
 
 test('timeline of one page: covering pins with the page row, its anomalies, events with why, numbered reads, lost marks', (t) => {
-  const file = join(tempDir(t), 'tl.db');
-  const w = fixture(file);
-  t.after(() => w.close());
-  const q = StoreQueries.open(file);
-  t.after(() => q.close());
-
+  const { q } = writerAndReader(t);
   const d = q.timeline(100, A + 4096 + 5, 777);
   assert.deepEqual([d.pid, d.addr, d.comm, d.nowNs], [100, A + 4096, 'app', 777]);
   assert.deepEqual(d.pins.map((p) => [p.id, p.page]), [[1, { addr: A + 4096, pinnedPfn: 0x1001, currentPfn: 0x9999, snapshotLate: false }]]);
