@@ -244,9 +244,12 @@ export class StoreQueries {
   /** One pin with its pages, or null. */
   pinDetail(id: number): Pin | null {
     const r = this.q.get(`SELECT p.*, 0 AS diverged_pages FROM pins p WHERE id = ?`).get(id) as PinRow | undefined;
-    if (!r) return null;
-    const { pageCount: _n, divergedPages: _d, ...rest } = pinSummaryFromRow(r);
-    return { ...rest, pages: this.pinPages(id) };
+    return r ? this.pinWithPages(r) : null;
+  }
+
+  private pinWithPages(r: PinRow): Pin {
+    const { pageCount: _n, divergedPages: _d, ...pin } = pinSummaryFromRow(r);
+    return { ...pin, pages: this.pinPages(r.id) };
   }
 
   pinPages(pinId: number): PinPage[] {
@@ -255,10 +258,7 @@ export class StoreQueries {
 
   /** Every pin with its pages, in id order, as recorded (for export). */
   *eachPin(): Generator<Pin> {
-    for (const r of this.db.prepare(`SELECT p.*, 0 AS diverged_pages FROM pins p ORDER BY id`).all() as PinRow[]) {
-      const { pageCount: _n, divergedPages: _d, ...pin } = pinSummaryFromRow(r);
-      yield { ...pin, pages: this.pinPages(r.id) };
-    }
+    for (const r of this.db.prepare(`SELECT p.*, 0 AS diverged_pages FROM pins p ORDER BY id`).all() as PinRow[]) yield this.pinWithPages(r);
   }
 
   // ------------------------------------------------------------------ events and pagemap reads
