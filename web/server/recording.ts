@@ -11,7 +11,7 @@ export function openRecording(file: string): StoreQueries {
   try {
     return StoreQueries.open(file);
   } catch (err) {
-    if (isStoreError(err)) throw new RecordingError(`${err.message} (fix: ${err.fix})`);
+    if (isStoreError(err)) throw new RecordingError(`${err.message} (${err.fix})`);
     throw new RecordingError(`cannot read ${file}: ${(err as Error).message} (fix: pass a file written by pinwatch record or pinwatch serve --db; a damaged copy may open with sqlite3's .recover)`);
   }
 }

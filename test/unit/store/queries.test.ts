@@ -117,5 +117,5 @@ test('a file whose writer died: sessions and pins read as crashed, as recorded f
   assert.throws(() => StoreQueries.open(foreign), (e: unknown) => e instanceof StoreError && e.code === 'not-a-database');
   assert.throws(() => StoreQueries.open(join(dir, 'missing.db')), (e: unknown) => e instanceof StoreError && e.code === 'not-found');
   writeFileSync(join(dir, 'text.db'), 'not sqlite at all, just text that is long enough to be read as a header');
-  assert.throws(() => openRecording(join(dir, 'text.db')), (e: unknown) => e instanceof RecordingError && /fix: /.test((e as Error).message));
+  assert.throws(() => openRecording(join(dir, 'text.db')), (e: unknown) => e instanceof RecordingError && /not a usable SQLite database .*pass a different --db path/.test((e as Error).message));
 });
