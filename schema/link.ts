@@ -8,12 +8,10 @@ import type { Incident, IncidentChange } from './incidents.ts';
 import type { PinSummary } from './pins.ts';
 import type { EventRates } from './protocol.ts';
 import type { SessionInfo } from './session.ts';
+import type { CollectorStatus } from './status.ts';
 
-export interface LinkStatus {
-  level: 'ok' | 'warning' | 'error';
-  message: string;
-  fix?: string;
-}
+/** The collector's status banner (schema/status.ts), as the link carries it. */
+export type LinkStatus = CollectorStatus;
 
 export interface LinkTotals {
   events: number;

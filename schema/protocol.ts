@@ -4,6 +4,7 @@ import type { SequencedEvent } from './events.ts';
 import type { Incident } from './incidents.ts';
 import type { PinSummary } from './pins.ts';
 import type { SessionInfo } from './session.ts';
+import type { CollectorStatus } from './status.ts';
 
 export interface EventRates {
   /** Wall-clock ms at the end of the 1 s bucket. */
@@ -27,7 +28,7 @@ export interface ServerToClient {
   /** The kept per-second counts (up to 10 minutes), once on connect, oldest first. */
   ratesHistory: (r: EventRates[]) => void;
   /** Collector status banner (capture impossible, bpftrace died, …). */
-  status: (s: { level: 'ok' | 'warning' | 'error'; message: string; fix?: string }) => void;
+  status: (s: CollectorStatus) => void;
 }
 
 export interface ClientToServer {

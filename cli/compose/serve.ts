@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type pino from 'pino';
 import { z } from 'zod';
+import type { CollectorStatus } from '../../schema/status.ts';
 import { CaptureUnavailableError, LiveSession } from '../../collector/live-session.ts';
 import { Hub } from '../../collector/publish/hub.ts';
 import { LinkServer } from '../../collector/service/link-server.ts';
@@ -51,11 +52,7 @@ export const ServeOptionsSchema = z.object({
 });
 export type ServeOptions = z.input<typeof ServeOptionsSchema>;
 
-export interface ServeStatus {
-  level: 'ok' | 'warning' | 'error';
-  message: string;
-  fix?: string;
-}
+export type ServeStatus = CollectorStatus;
 
 export interface ServeHandle {
   url: string;

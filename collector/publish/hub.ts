@@ -18,13 +18,10 @@ import type { EventRates } from '../../schema/protocol.ts';
 import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import type { CollectorSink } from '../contracts.ts';
+import type { CollectorStatus } from '../../schema/status.ts';
 import { pageDiverged } from '../store/rows.ts';
 
-export interface HubStatus {
-  level: 'ok' | 'warning' | 'error';
-  message: string;
-  fix?: string;
-}
+export type HubStatus = CollectorStatus;
 
 export interface HubOptions {
   /** Anomalies kept for anomaliesAfter() (default 10,000). */

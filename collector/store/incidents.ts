@@ -6,6 +6,7 @@ import type { Anomaly, RuleId, Severity } from '../../schema/anomalies.ts';
 import type { PinSource } from '../../schema/events.ts';
 import type { Incident } from '../../schema/incidents.ts';
 import { IncidentGrouper } from '../incidents/grouper.ts';
+import { hasTable } from './meta.ts';
 import { anomalyFromRow, eventFromRow, type AnomalyRow, type EventRow } from './rows.ts';
 
 export interface IncidentRow {
@@ -64,10 +65,6 @@ export class IncidentWriter {
   }
 }
 
-export function hasIncidentTables(db: Database.Database): boolean {
-  return db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'incidents'`).get() !== undefined;
-}
-
 export function incidentFromRow(r: IncidentRow, anomaliesBySeq: Map<number, Anomaly>): Incident {
   const seqs = r.seqs ? r.seqs.split(',').map(Number).sort((a, b) => a - b) : [];
   const anomalies = seqs.map((s) => anomaliesBySeq.get(s)).filter((a): a is Anomaly => a !== undefined);
@@ -102,7 +99,7 @@ function rulesBySeverity(anomalies: Anomaly[]): RuleId[] {
 
 /** Incidents of a file, oldest first (stored ones, or derived from the anomalies of a schema-1 file). */
 export function readIncidents(db: Database.Database, f: IncidentFilter = {}): Incident[] {
-  const all = hasIncidentTables(db) ? storedIncidents(db, f) : deriveIncidents(db);
+  const all = hasTable(db, 'incidents') ? storedIncidents(db, f) : deriveIncidents(db);
   let out = all;
   if (f.afterId !== undefined) out = out.filter((i) => i.id > f.afterId!);
   if (f.open !== undefined) out = out.filter((i) => (i.closedWallMs === null) === f.open);

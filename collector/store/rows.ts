@@ -6,6 +6,7 @@ import type { EventKind, SequencedEvent, TraceEvent } from '../../schema/events.
 import { PAGE_SIZE, PMD_SIZE } from '../../schema/kernel.ts';
 import type { PinPage, PinState, PinSummary } from '../../schema/pins.ts';
 import type { ProbeStatus, SessionEndReason, SessionInfo, TraceMode } from '../../schema/session.ts';
+import type { StoredEvent } from '../../schema/stored.ts';
 
 /** The event's main user address (the `addr` column), or null for kinds without one. */
 export function eventAddr(e: TraceEvent): number | null {
@@ -132,9 +133,20 @@ export interface EventRow {
   payload: string;
 }
 
+/** The event as the collector handed it over (kind-specific fields flat). */
 export function eventFromRow(r: EventRow): SequencedEvent {
   const payload = JSON.parse(r.payload) as Record<string, unknown>;
   return { seq: r.seq, tsNs: r.ts_ns, pid: r.pid, tid: r.tid, comm: r.comm, kind: r.kind as EventKind, ...payload } as SequencedEvent;
+}
+
+/** The row as the dashboard shows it: the addr/len columns, kind-specific fields under `payload` (a damaged cell reads as {}). */
+export function storedEventFromRow(r: EventRow, match?: StoredEvent['match']): StoredEvent {
+  const e = {
+    seq: r.seq, tsNs: r.ts_ns, kind: r.kind, pid: r.pid, tid: r.tid, comm: r.comm, addr: r.addr, len: r.len,
+    payload: parseJsonOr<Record<string, unknown>>(r.payload, {}),
+  } as StoredEvent;
+  if (match) e.match = match;
+  return e;
 }
 
 export interface SessionRow {
@@ -235,6 +247,10 @@ export interface PinRow {
   /** Absent in version-1 files. */
   origin?: string;
 }
+
+/** Pins with the count of their diverged pages (both pfns known and different: pageDiverged). */
+export const PIN_SELECT = `SELECT p.*, (SELECT count(*) FROM pin_pages pp WHERE pp.pin_id = p.id AND pp.pinned_pfn IS NOT NULL
+    AND pp.current_pfn IS NOT NULL AND pp.current_pfn != pp.pinned_pfn) AS diverged_pages FROM pins p`;
 
 export function pinSummaryFromRow(r: PinRow): PinSummary {
   return {

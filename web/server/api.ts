@@ -282,7 +282,7 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
       const body: AnomalyDetail = {
         anomaly,
         rule: rules.find((r) => r.id === anomaly.rule) ?? null,
-        events: reader?.eventsBySeq(seqs) ?? [],
+        events: reader?.storedEvents(seqs) ?? [],
         pin: anomaly.pinId !== null ? (reader?.pin(anomaly.pinId) ?? source.pins().find((p) => p.id === anomaly.pinId) ?? null) : null,
       };
       sendJson(res, 200, body);

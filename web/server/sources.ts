@@ -10,9 +10,11 @@ import type { Incident } from '../../schema/incidents.ts';
 import type { PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
+import type { CollectorStatus } from '../../schema/status.ts';
+import type { StoreQueries } from '../../collector/store/index.ts';
 import type { CollectorLink } from './collector-link.ts';
-import type { ClockTick, CollectorStatus, SourceInfo } from '../shared/wire.ts';
-import { RecordingReader, RecordingError } from './recording.ts';
+import type { ClockTick, SourceInfo } from '../shared/wire.ts';
+import { RecordingError, openRecording } from './recording.ts';
 
 /**
  * Emits 'anomaly'(Anomaly), 'incident'(Incident, IncidentChange) after the anomalies it groups, 'pins'(PinSummary[])
@@ -35,8 +37,8 @@ export interface DataSource extends EventEmitter {
   anomaly(seq: number): Anomaly | null;
   /** Incidents (latest state), oldest first. */
   incidents(): Incident[];
-  /** The SQLite view, or null while live capture has not created the file. */
-  reader(): RecordingReader | null;
+  /** The SQLite view (read-only), or null while live capture has not created the file. */
+  reader(): StoreQueries | null;
   /**
    * Events by kind: live, counted as they arrive since this server started (never a scan of a growing table on
    * the collector's event loop); replay, counted once from the file.
@@ -59,7 +61,7 @@ export class LiveSource extends EventEmitter implements DataSource {
   readonly id: string;
   private readonly link: CollectorLink;
   private readonly file: string;
-  private view: RecordingReader | null = null;
+  private view: StoreQueries | null = null;
   private readonly forward: [string, (...args: unknown[]) => void][];
 
   constructor(id: string, link: CollectorLink, file: string) {
@@ -104,7 +106,7 @@ export class LiveSource extends EventEmitter implements DataSource {
   anomalyPage(afterSeq: number, limit: number): Anomaly[] {
     const firstKept = this.link.firstKeptSeq();
     if (afterSeq + 1 < firstKept) {
-      const older = this.reader()?.anomalyPage(afterSeq, limit).filter((a) => a.seq < firstKept) ?? [];
+      const older = this.reader()?.anomalies({ afterSeq, limit }).filter((a) => a.seq < firstKept) ?? [];
       if (older.length) return older;
     }
     return this.link.anomaliesAfter(afterSeq, limit);
@@ -119,10 +121,10 @@ export class LiveSource extends EventEmitter implements DataSource {
     return this.link.incidents();
   }
 
-  reader(): RecordingReader | null {
+  reader(): StoreQueries | null {
     if (!this.view && existsSync(this.file)) {
       try {
-        this.view = RecordingReader.open(this.file);
+        this.view = openRecording(this.file);
       } catch (err) {
         // The store creates its tables on start; until then the file is not a recording yet.
         if (!(err instanceof RecordingError)) throw err;
@@ -156,7 +158,7 @@ export class LiveSource extends EventEmitter implements DataSource {
 
 export class ReplaySource extends EventEmitter implements DataSource {
   readonly id: string;
-  private readonly view: RecordingReader;
+  private readonly view: StoreQueries;
   private readonly label: string;
   private readonly cachedRates: EventRates[];
   private readonly cachedCounts: Partial<Record<EventKind, number>>;
@@ -164,13 +166,15 @@ export class ReplaySource extends EventEmitter implements DataSource {
   private readonly cachedIncidents: Incident[];
 
   private readonly owned: boolean;
+  private readonly file: string;
 
   /** owned: the file is this source's (an upload) and is deleted on close. */
   constructor(id: string, file: string, label = basename(file), owned = false) {
     super();
     this.id = id;
     this.owned = owned;
-    this.view = RecordingReader.open(file);
+    this.file = file;
+    this.view = openRecording(file);
     this.label = label;
     // A recording does not change: aggregate it once.
     this.cachedRates = this.view.rates();
@@ -192,7 +196,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
   }
 
   info(): SourceInfo {
-    return { id: this.id, kind: 'replay', name: this.label, file: this.view.file };
+    return { id: this.id, kind: 'replay', name: this.label, file: this.file };
   }
 
   session(): SessionInfo | null {
@@ -202,10 +206,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
   status(): CollectorStatus {
     const s = this.view.lastSession();
     const what = s ? `recorded on ${s.host}, kernel ${s.kernel}, ${s.mode} mode` : 'no session in the file';
-    const warn = this.view.warnings.join('; ');
-    return warn
-      ? { level: 'warning', message: `Replay of ${this.label} (${what}): ${warn}` }
-      : { level: 'ok', message: `Replay of ${this.label} (${what}); read-only, no live capture` };
+    return { level: 'ok', message: `Replay of ${this.label} (${what}); read-only, no live capture` };
   }
 
   pins(): PinSummary[] {
@@ -217,11 +218,12 @@ export class ReplaySource extends EventEmitter implements DataSource {
   }
 
   anomaliesAfter(seq: number): Anomaly[] {
-    return this.view.anomaliesAfter(seq);
+    // The newest 10,000 after seq, oldest first (the order the socket sends them in).
+    return this.view.anomalies({ afterSeq: seq, order: 'desc' }).reverse();
   }
 
   anomalyPage(afterSeq: number, limit: number): Anomaly[] {
-    return this.view.anomalyPage(afterSeq, limit);
+    return this.view.anomalies({ afterSeq, limit });
   }
 
   anomaly(seq: number): Anomaly | null {
@@ -232,7 +234,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
     return this.cachedIncidents;
   }
 
-  reader(): RecordingReader {
+  reader(): StoreQueries {
     return this.view;
   }
 
@@ -243,7 +245,7 @@ export class ReplaySource extends EventEmitter implements DataSource {
 
   async close(): Promise<void> {
     this.view.close();
-    if (this.owned) rmSync(this.view.file, { force: true });
+    if (this.owned) rmSync(this.file, { force: true });
   }
 }
 

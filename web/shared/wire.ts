@@ -1,11 +1,16 @@
 // What the dashboard's own server (web/server) and its pages (web/app) exchange beyond schema/protocol.ts:
 // the JSON shapes of /api/* and the web-only socket.io messages (data source, host clock, scenario terminals).
 // Types only, so both sides import it without pulling server code into a bundle.
-import type { Anomaly, PagemapRead, RuleInfo, Severity } from '../../schema/anomalies.ts';
+import type { Anomaly, RuleInfo, Severity } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
-import type { PinPage, PinSummary } from '../../schema/pins.ts';
+import type { PinSummary } from '../../schema/pins.ts';
 import type { ClientToServer, ServerToClient } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
+import type { StoredEvent } from '../../schema/stored.ts';
+
+// The recording's shapes (the read side builds them) and the status banner are the schema's.
+export type { StoredEvent, StoredPagemapRead, TimelineData, TimelinePageRef, TimelinePin } from '../../schema/stored.ts';
+export type { CollectorStatus } from '../../schema/status.ts';
 
 /** Where a page's data comes from: the server's own session (live capture or --replay) or a recording opened later. */
 export interface SourceInfo {
@@ -18,37 +23,10 @@ export interface SourceInfo {
   file: string | null;
 }
 
-export interface CollectorStatus {
-  level: 'ok' | 'warning' | 'error';
-  message: string;
-  fix?: string;
-}
-
 /** The host's CLOCK_MONOTONIC now (live) or the recording's last timestamp (replay), to age pins in the browser. */
 export interface ClockTick {
   nowNs: number;
   wallMs: number;
-}
-
-/** One row of the events table, payload decoded. */
-export interface StoredEvent {
-  seq: number;
-  tsNs: number;
-  kind: EventKind;
-  pid: number;
-  tid: number;
-  comm: string;
-  addr: number | null;
-  len: number | null;
-  payload: Record<string, unknown>;
-  /** Why it is on a page's timeline: range, process, mm, pfn, result (the pin call's return), lost. */
-  match?: string;
-}
-
-/** One row of pagemap_reads: a pagemap read and what triggered it. */
-export interface StoredPagemapRead extends PagemapRead {
-  id: number;
-  reason: string;
 }
 
 /** GET /api/anomalies/:seq */
@@ -58,36 +36,6 @@ export interface AnomalyDetail {
   /** Evidence events resolved from their seqs (missing ones are not yet flushed by the store). */
   events: StoredEvent[];
   pin: PinSummary | null;
-}
-
-/** A pin that covers the timeline's page, with that page's row. */
-export interface TimelinePin extends PinSummary {
-  page: PinPage | null;
-}
-
-/** GET /api/timeline?pid=&addr= — everything that touched one page of one process, in seq/time order. */
-export interface TimelineData {
-  pid: number;
-  /** Page-aligned user virtual address. */
-  addr: number;
-  comm: string;
-  pins: TimelinePin[];
-  events: StoredEvent[];
-  reads: StoredPagemapRead[];
-  anomalies: Anomaly[];
-  /** The host clock at the time of the answer (live) or the end of the recording (replay), for open pin spans. */
-  nowNs: number;
-}
-
-/** A page that the timeline page can offer: pinned pages, with how much happened to them. */
-export interface TimelinePageRef {
-  pid: number;
-  comm: string;
-  addr: number;
-  pinId: number;
-  pinnedPfn: number | null;
-  currentPfn: number | null;
-  anomalies: number;
 }
 
 export type { RuleSeverityCount } from '../../schema/metrics.ts';

@@ -1,0 +1,186 @@
+// The statements of one write transaction: multi-row event INSERTs, upserts of anomalies, pins (only the pages
+// that changed since the pin was last written) and incidents, pagemap reads, session counters. The writer
+// (writer.ts) decides what goes into a transaction; this file only turns rows into statements.
+import type Database from 'better-sqlite3';
+import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
+import type { SequencedEvent } from '../../schema/events.ts';
+import type { Pin } from '../../schema/pins.ts';
+import { IncidentWriter } from './incidents.ts';
+import { META_MAX_LEN } from './meta.ts';
+import { eventAddr, eventLen, payloadJson } from './rows.ts';
+
+const EVENT_COLS = 10;
+/** Rows per multi-row INSERT: one native call binds this many events. */
+const EVENT_CHUNK = 64;
+
+/** Written state of a pin's pages, to write only pages that changed (NaN = null). */
+interface WrittenPages {
+  addr: Float64Array;
+  pinned: Float64Array;
+  current: Float64Array;
+  late: Uint8Array;
+}
+
+function sameNum(a: number, b: number): boolean {
+  return a === b || (Number.isNaN(a) && Number.isNaN(b));
+}
+
+export function finiteOrNull(v: number | null | undefined): number | null {
+  return v === null || v === undefined || !Number.isFinite(v) ? null : v;
+}
+
+export class BatchStatements {
+  readonly incidents: IncidentWriter;
+  private readonly eventMany: Database.Statement;
+  private readonly eventOne: Database.Statement;
+  private readonly anomalyStmt: Database.Statement;
+  private readonly readStmt: Database.Statement;
+  private readonly pinStmt: Database.Statement;
+  private readonly pageStmt: Database.Statement;
+  private readonly lostStmt: Database.Statement;
+  private readonly lastEventStmt: Database.Statement;
+  private readonly metaStmt: Database.Statement;
+  private readonly args: unknown[] = new Array(EVENT_COLS * EVENT_CHUNK);
+  private readonly written = new Map<number, WrittenPages>();
+
+  constructor(db: Database.Database) {
+    const values = `(${new Array(EVENT_COLS).fill('?').join(',')})`;
+    const eventSql = `INSERT INTO events (seq, session_id, ts_ns, kind, pid, tid, comm, addr, len, payload) VALUES `;
+    this.eventMany = db.prepare(eventSql + new Array(EVENT_CHUNK).fill(values).join(','));
+    this.eventOne = db.prepare(eventSql + values);
+    this.anomalyStmt = db.prepare(
+      `INSERT INTO anomalies (seq, session_id, rule, severity, pid, comm, addr, len, pfn, new_pfn, confirmed, low_confidence,
+         ts_ns, wall_ms, pin_id, summary, evidence, count, last_ts_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+       ON CONFLICT(seq) DO UPDATE SET rule=excluded.rule, severity=excluded.severity, pid=excluded.pid, comm=excluded.comm,
+         addr=excluded.addr, len=excluded.len, pfn=excluded.pfn, new_pfn=excluded.new_pfn, confirmed=excluded.confirmed,
+         low_confidence=excluded.low_confidence, ts_ns=excluded.ts_ns, wall_ms=excluded.wall_ms, pin_id=excluded.pin_id,
+         summary=excluded.summary, evidence=excluded.evidence, count=excluded.count, last_ts_ns=excluded.last_ts_ns`,
+    );
+    this.readStmt = db.prepare(
+      `INSERT INTO pagemap_reads (session_id, ts_ns, pid, addr, present, swapped, pfn, error, reason) VALUES (?,?,?,?,?,?,?,?,?)`,
+    );
+    this.pinStmt = db.prepare(
+      `INSERT INTO pins (id, session_id, pid, comm, source, handle, addr, len, pages, writable, longterm, backing, created_ns,
+         released_ns, state, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+       ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, comm=excluded.comm, source=excluded.source, handle=excluded.handle,
+         addr=excluded.addr, len=excluded.len, pages=excluded.pages, writable=excluded.writable, longterm=excluded.longterm,
+         backing=excluded.backing, created_ns=excluded.created_ns, released_ns=excluded.released_ns, state=excluded.state,
+         origin=excluded.origin`,
+    );
+    this.pageStmt = db.prepare(
+      `INSERT INTO pin_pages (pin_id, page_index, addr, pinned_pfn, current_pfn, snapshot_late) VALUES (?,?,?,?,?,?)
+       ON CONFLICT(pin_id, page_index) DO UPDATE SET addr=excluded.addr, pinned_pfn=excluded.pinned_pfn,
+         current_pfn=excluded.current_pfn, snapshot_late=excluded.snapshot_late`,
+    );
+    this.lostStmt = db.prepare(`UPDATE sessions SET lost_events = ? WHERE id = ?`);
+    this.lastEventStmt = db.prepare(`UPDATE sessions SET last_event_ns = ? WHERE id = ?`);
+    this.metaStmt = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`);
+    this.incidents = new IncidentWriter(db);
+  }
+
+  anomaly(sid: number, a: Anomaly): void {
+    this.anomalyStmt.run(
+      a.seq, sid, a.rule, a.severity, a.pid, a.comm, a.addr, a.len, a.pfn, a.newPfn, a.confirmed ? 1 : 0, a.lowConfidence ? 1 : 0,
+      a.tsNs, a.wallMs, a.pinId, a.summary, JSON.stringify(a.evidence), a.count ?? 1, a.lastTsNs ?? null,
+    );
+  }
+
+  /** The first `n` events; returns the largest len among them (0 when none has one). */
+  events(sid: number, evs: readonly SequencedEvent[], n: number): number {
+    const args = this.args;
+    let batchMaxLen = 0;
+    let i = 0;
+    for (; i + EVENT_CHUNK <= n; i += EVENT_CHUNK) {
+      let j = 0;
+      for (let k = i; k < i + EVENT_CHUNK; k++) {
+        const e = evs[k];
+        args[j++] = e.seq;
+        args[j++] = sid;
+        args[j++] = e.tsNs;
+        args[j++] = e.kind;
+        args[j++] = e.pid;
+        args[j++] = e.tid;
+        args[j++] = e.comm;
+        args[j++] = eventAddr(e);
+        const len = eventLen(e);
+        if (len !== null && len > batchMaxLen) batchMaxLen = len;
+        args[j++] = len;
+        args[j++] = payloadJson(e);
+      }
+      this.eventMany.run(args);
+    }
+    for (; i < n; i++) {
+      const e = evs[i];
+      const len = eventLen(e);
+      if (len !== null && len > batchMaxLen) batchMaxLen = len;
+      this.eventOne.run(e.seq, sid, e.tsNs, e.kind, e.pid, e.tid, e.comm, eventAddr(e), len, payloadJson(e));
+    }
+    return batchMaxLen;
+  }
+
+  maxLen(len: number): void {
+    this.metaStmt.run(META_MAX_LEN, String(len));
+  }
+
+  read(sid: number, x: PagemapRead, reason: string): void {
+    this.readStmt.run(sid, x.tsNs, x.pid, x.addr, x.present ? 1 : 0, x.swapped ? 1 : 0, finiteOrNull(x.pfn), x.error ?? null, reason);
+  }
+
+  lost(sid: number, total: number): void {
+    this.lostStmt.run(total, sid);
+  }
+
+  lastEvent(sid: number, ns: number): void {
+    this.lastEventStmt.run(ns, sid);
+  }
+
+  /** Upsert the pin row and the pages that changed since the last write of this pin; returns rows written. */
+  pin(sid: number, p: Pin): number {
+    const pages = p.pages;
+    this.pinStmt.run(
+      p.id, sid, p.pid, p.comm, p.source, p.handle, p.addr, p.len, pages.length, p.writable ? 1 : 0, p.longterm ? 1 : 0, p.backing,
+      p.createdNs, p.releasedNs, p.state, p.origin ?? 'event',
+    );
+    let prev = this.written.get(p.id);
+    if (!prev || prev.addr.length !== pages.length) {
+      prev = {
+        addr: new Float64Array(pages.length).fill(NaN),
+        pinned: new Float64Array(pages.length).fill(NaN),
+        current: new Float64Array(pages.length).fill(NaN),
+        late: new Uint8Array(pages.length).fill(2), // 2: never written
+      };
+      this.written.set(p.id, prev);
+    }
+    let rows = 1;
+    for (let i = 0; i < pages.length; i++) {
+      const pg = pages[i];
+      const pinned = pg.pinnedPfn ?? NaN;
+      const current = pg.currentPfn ?? NaN;
+      const late = pg.snapshotLate ? 1 : 0;
+      if (prev.late[i] === late && prev.addr[i] === pg.addr && sameNum(prev.pinned[i], pinned) && sameNum(prev.current[i], current)) continue;
+      this.pageStmt.run(p.id, i, pg.addr, finiteOrNull(pg.pinnedPfn), finiteOrNull(pg.currentPfn), late);
+      rows++;
+    }
+    return rows;
+  }
+
+  /** After COMMIT: remember the pages written (a rolled-back transaction leaves them to be written again). */
+  committedPins(pins: Iterable<Pin>): void {
+    for (const p of pins) {
+      const prev = this.written.get(p.id);
+      if (p.state === 'released') {
+        this.written.delete(p.id); // a released pin does not change again
+        continue;
+      }
+      if (!prev) continue;
+      const pages = p.pages;
+      for (let i = 0; i < pages.length; i++) {
+        const pg = pages[i];
+        prev.addr[i] = pg.addr;
+        prev.pinned[i] = pg.pinnedPfn ?? NaN;
+        prev.current[i] = pg.currentPfn ?? NaN;
+        prev.late[i] = pg.snapshotLate ? 1 : 0;
+      }
+    }
+  }
+}
