@@ -12,7 +12,7 @@ import type { Pin } from '../schema/pins.ts';
 import { MADV, PAGE_SIZE } from '../schema/kernel.ts';
 import type { CollectorSink, PagemapReader } from '../collector/contracts.ts';
 import { Collector } from '../collector/pipeline.ts';
-import { FakeMapsReader, FakeTime } from '../collector/verify/fakes.ts';
+import { FakeMapsReader, FakeTime } from '../test/support/fakes.ts';
 import { PM_PRESENT, ProcPagemapReader, type PagemapBulkReader } from '../collector/verify/pagemap.ts';
 
 /** A pagemap where every page is present and its pfn is a function of (pid, addr): nothing ever diverges. */

@@ -21,7 +21,7 @@ import { RuleEngine } from './rules/engine.ts';
 import { ALL_RULES } from './rules/index.ts';
 import type { Rule } from './rules/rule.ts';
 import { ProcPagemapReader, type PagemapBulkReader } from './verify/pagemap.ts';
-import { systemClock, systemScheduler, type Clock, type Scheduler } from './verify/time.ts';
+import { systemClock, systemScheduler, type Clock, type Scheduler } from './clock.ts';
 import { Verifier } from './verify/verifier.ts';
 
 export interface CollectorOptions {

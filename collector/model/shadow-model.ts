@@ -29,7 +29,7 @@ import {
 } from '../../schema/kernel.ts';
 import type { FaultRegion, PagemapReader } from '../contracts.ts';
 import { readPagesInto } from '../verify/pagemap.ts';
-import type { Clock } from '../verify/time.ts';
+import type { Clock } from '../clock.ts';
 import { ModelEffects, type BufferOutcome, type PageSpan, type Registration } from './effects.ts';
 import { backingOf, type MapsReader, type RangeBacking } from './maps.ts';
 import { MmapBackings } from './mmap-backings.ts';

@@ -14,7 +14,7 @@
 // "The stream passed the read" = an event stamped at least `slackNs` after the read (per-CPU buffers reorder by
 // a little), or, when nothing arrives, `holdMs` of quiet: no events means nothing was in flight to change it.
 import type { PinRecord } from '../model/pin-record.ts';
-import type { Scheduler, TimerHandle } from './time.ts';
+import type { Scheduler, TimerHandle } from '../clock.ts';
 import type { PageCheck } from './verifier.ts';
 
 /** Consecutive dropped reads of one pin after which it is not re-read (the periodic pass still covers it). */

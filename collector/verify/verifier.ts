@@ -17,7 +17,7 @@ import { hex } from '../model/ranges.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { PM_HIDDEN, PM_PRESENT, isProcessGoneError, readPagesInto, toPagemapRead } from './pagemap.ts';
 import { ReadSettler } from './settle.ts';
-import type { Clock, Scheduler, TimerHandle } from './time.ts';
+import type { Clock, Scheduler, TimerHandle } from '../clock.ts';
 import type { ModelEffects } from '../model/effects.ts';
 
 /** Per-CPU perf buffers reorder events by a little: an event this much after a read proves the stream passed it. */

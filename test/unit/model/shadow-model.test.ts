@@ -8,7 +8,7 @@ import { ShadowModel } from '../../../collector/model/shadow-model.ts';
 import {
   PG_DIVERGED, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, type PinRecord,
 } from '../../../collector/model/pin-record.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 import { BUF, EventBuilder, MiB2, PAGE } from '../pipeline/harness.ts';
 
 function setup() {

@@ -8,7 +8,7 @@ import { MADV } from '../../../schema/kernel.ts';
 import { DEFAULT_COLLECTOR_CONFIG } from '../../../collector/contracts.ts';
 import { PG_HARD_ZAP, PG_LATE, PG_WRITE_AFTER_ZAP, PG_DIVERGED } from '../../../collector/model/pin-record.ts';
 import { ShadowModel } from '../../../collector/model/shadow-model.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 import { Verifier, classifyPage, type PageCheck } from '../../../collector/verify/verifier.ts';
 import { BUF, EventBuilder, PAGE } from '../pipeline/harness.ts';
 
