@@ -30,6 +30,8 @@ export interface SettleOptions {
   deliver(check: PageCheck): void;
   /** The verdict was stale; re-read the page while the pin lives (false: give up). */
   reread(check: PageCheck): void;
+  /** The hold timer settled what it could (the verdicts went to deliver()). */
+  afterTimer?(): void;
 }
 
 interface Held {
@@ -71,6 +73,7 @@ export class ReadSettler {
       this.timer = this.o.scheduler.setTimeout(() => {
         this.timer = null;
         this.settle(Infinity);
+        this.o.afterTimer?.();
       }, this.o.holdMs);
     }
   }
