@@ -277,6 +277,11 @@ export class Collector {
     this.publish();
   }
 
+  /** A periodic pass now (all pages when `full`), its results handed on as the timer's are (benchmarks). */
+  verifyPass(full = false): void {
+    this.verified(this.verifier.runPeriodic(full));
+  }
+
   /** Live pins (including orphans), as the schema's Pin. */
   pins(): Pin[] {
     return [...this.model.livePins()].map((p) => p.toPin());

@@ -18,7 +18,10 @@ import type {
 import { CLONE_VM, PAGE_SIZE, SCAN_SUCCEEDED } from '../../schema/kernel.ts';
 import type { FaultRegion } from '../contracts.ts';
 import type { PageSpan } from './effects.ts';
-import * as page from './page-events.ts';
+import {
+  onCollapseFile, onFault, onMadvise, onMigratePte, onMmapFixed, onMmuInvalidate, onMremap, onMunmap, onShmdt, onSplitPmd,
+  onWpPage, pfnHit, replayEvent, touchMm,
+} from './page-events.ts';
 import { PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, type PinRecord } from './pin-record.ts';
 import { ProcessState } from './process.ts';
 import { pageDown, pageUp, pmdIndex } from './ranges.ts';
@@ -34,7 +37,7 @@ type Seq = { seq: number };
 
 export class ShadowModel extends ModelState {
   constructor(opts: ShadowModelOptions = {}) {
-    super(opts, page.replayEvent);
+    super(opts, replayEvent);
   }
 
   // ---------------------------------------------------------------- queries
@@ -42,7 +45,6 @@ export class ShadowModel extends ModelState {
   get livePinCount(): number {
     return this.pinsById.size;
   }
-
 
   process(pid: number): ProcessState | undefined {
     return this.procs.get(pid);
@@ -112,17 +114,17 @@ export class ShadowModel extends ModelState {
     this.effects.reset();
     switch (e.kind) {
       case 'madvise':
-        return page.onMadvise(this, e);
+        return onMadvise(this, e);
       case 'munmap':
-        return page.onMunmap(this, e);
+        return onMunmap(this, e);
       case 'fault':
-        return page.onFault(this, e);
+        return onFault(this, e);
       case 'mremap':
-        return page.onMremap(this, e);
+        return onMremap(this, e);
       case 'mmap_fixed':
-        return page.onMmapFixed(this, e);
+        return onMmapFixed(this, e);
       case 'shmdt':
-        return page.onShmdt(this, e);
+        return onShmdt(this, e);
       case 'mmap_backing':
         return this.mmapBackings.onMmap(e);
       case 'mmap_forget':
@@ -146,28 +148,28 @@ export class ShadowModel extends ModelState {
       case 'uffd_register':
         return this.onUffd(e);
       case 'collapse_file':
-        return page.onCollapseFile(this, e);
+        return onCollapseFile(this, e);
       case 'scan_pmd':
       case 'collapse_isolate':
-        return page.pfnHit(this, e.pfn, e, e.status === SCAN_SUCCEEDED, e.kind);
+        return pfnHit(this, e.pfn, e, e.status === SCAN_SUCCEEDED, e.kind);
       case 'ksm_merge':
-        return page.pfnHit(this, e.pfn, e, e.err === 0, 'ksm_merge');
+        return pfnHit(this, e.pfn, e, e.err === 0, 'ksm_merge');
       case 'writeback':
-        return page.pfnHit(this, e.pfn, e, true, 'writeback');
+        return pfnHit(this, e.pfn, e, true, 'writeback');
       case 'migrate_pte':
-        return page.onMigratePte(this, e);
+        return onMigratePte(this, e);
       case 'wp_page':
-        return page.onWpPage(this, e);
+        return onWpPage(this, e);
       case 'unmap':
       case 'mkclean':
-        page.pfnHit(this, e.pfn, e, true, e.kind);
-        return page.touchMm(this, e.mm, e, pageDown(e.addr), pageDown(e.addr) + PAGE_SIZE, e.kind, e.kind === 'unmap');
+        pfnHit(this, e.pfn, e, true, e.kind);
+        return touchMm(this, e.mm, e, pageDown(e.addr), pageDown(e.addr) + PAGE_SIZE, e.kind, e.kind === 'unmap');
       case 'anon_rmap_move':
-        return page.pfnHit(this, e.pfn, e, true, 'anon_rmap_move');
+        return pfnHit(this, e.pfn, e, true, 'anon_rmap_move');
       case 'split_pmd':
-        return page.onSplitPmd(this, e);
+        return onSplitPmd(this, e);
       case 'mmu_invalidate':
-        return page.onMmuInvalidate(this, e);
+        return onMmuInvalidate(this, e);
       default: {
         const own = SOURCE_EVENTS.get(e.kind); // a source's own kinds (vfio_dma)
         if (own !== undefined) own(this, e);

@@ -154,6 +154,7 @@ export class Verifier {
 
   /** The event stream reached tsNs (before that event is applied): verdicts of reads it passed are settled. */
   streamAt(tsNs: number): Verification | null {
+    if (this.settler.pending === 0) return null; // every event: nothing held, nothing to hand over
     this.settler.settle(tsNs);
     return this.take();
   }
