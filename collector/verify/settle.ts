@@ -15,7 +15,7 @@
 // a little), or, when nothing arrives, `holdMs` of quiet: no events means nothing was in flight to change it.
 import type { PinRecord } from '../model/pin-record.ts';
 import type { Scheduler, TimerHandle } from '../clock.ts';
-import type { PageCheck } from './verifier.ts';
+import type { PageCheck } from './classify.ts';
 
 /** Consecutive dropped reads of one pin after which it is not re-read (the periodic pass still covers it). */
 const MAX_REREADS = 3;

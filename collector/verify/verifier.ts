@@ -11,11 +11,11 @@
 // pinned pages must not mean 1M rows per pass). The timer's pass reads at most maxPagesPerPass pages, sweeping round-robin.
 import type { PagemapRead } from '../../schema/anomalies.ts';
 import type { CollectorConfig, PagemapReader } from '../contracts.ts';
-import { PG_DIVERGED, PG_HARD_ZAP, PG_LATE, PG_WRITE_AFTER_ZAP, type PinRecord } from '../model/pin-record.ts';
+import { PG_DIVERGED, type PinRecord } from '../model/pin-record.ts';
 import type { ShadowModel } from '../model/shadow-model.ts';
-import { hex } from '../model/ranges.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { PM_HIDDEN, PM_PRESENT, isProcessGoneError, readPagesInto, toPagemapRead } from './pagemap.ts';
+import { classifyPage, type PageCheck } from './classify.ts';
 import { ReadSettler } from './settle.ts';
 import type { Clock, Scheduler, TimerHandle } from '../clock.ts';
 import type { Admission, ModelEffects, PinTimeReads } from '../model/effects.ts';
@@ -25,57 +25,7 @@ import { PinTimeReader } from './pin-time.ts';
 /** Per-CPU perf buffers reorder events by a little: an event this much after a read proves the stream passed it. */
 const READ_SLACK_NS = 2_000_000;
 
-export type Divergence = 'confirmed' | 'inferred' | null;
-
-/** One pinned page compared with a pagemap read. */
-export interface PageCheck {
-  pin: PinRecord;
-  page: number;
-  /** Where the page was read (its current address). */
-  addr: number;
-  read: PagemapRead;
-  /** What triggered the read: 'fault', 'MADV_DONTNEED', 'timer', 'exit', ... */
-  reason: string;
-  divergence: Divergence;
-  /** Why the verdict is what it is (evidence note). */
-  why: string;
-}
-
-/** The verdict for one page (pure; see the header). */
-export function classifyPage(
-  flags: number,
-  pinnedPfn: number,
-  present: boolean,
-  hidden: boolean,
-  pfn: number,
-  error: string | null | undefined,
-): { divergence: Divergence; why: string } {
-  const implied = (flags & PG_HARD_ZAP) !== 0 && (flags & PG_WRITE_AFTER_ZAP) !== 0;
-  const late = (flags & PG_LATE) !== 0;
-  if (error) {
-    return implied
-      ? { divergence: 'inferred', why: `zapped then written after the pin; pagemap unreadable (${error})` }
-      : { divergence: null, why: error };
-  }
-  if (!present || hidden) {
-    const what = hidden ? 'pfns hidden from this reader (not root)' : 'page not present';
-    return implied ? { divergence: 'inferred', why: `zapped then written after the pin; ${what}` } : { divergence: null, why: what };
-  }
-  if (Number.isNaN(pinnedPfn)) {
-    return implied
-      ? { divergence: 'inferred', why: 'zapped then written after the pin; the pinned pfn is unknown' }
-      : { divergence: null, why: 'pinned pfn unknown' };
-  }
-  if (pfn !== pinnedPfn) {
-    return late
-      ? { divergence: 'inferred', why: `pfn ${hex(pfn)} differs from ${hex(pinnedPfn)}, but the pin-time snapshot was late (the page may have moved before it)` }
-      : { divergence: 'confirmed', why: `pagemap maps pfn ${hex(pfn)}; the pin holds pfn ${hex(pinnedPfn)}` };
-  }
-  if (late && implied) {
-    return { divergence: 'inferred', why: 'same pfn as the late snapshot, but the page was zapped then written after the pin' };
-  }
-  return { divergence: null, why: 'same page' };
-}
+export { classifyPage, type Divergence, type PageCheck } from './classify.ts';
 
 /** One thing a pass found, in the order found: a read (for the sinks) or a check whose verdict stands (for the rules). */
 export type Finding =
