@@ -12,7 +12,7 @@ import type { Pin } from '../schema/pins.ts';
 import { MADV, PAGE_SIZE } from '../schema/kernel.ts';
 import type { CollectorSink, PagemapReader } from '../collector/contracts.ts';
 import { Collector } from '../collector/pipeline.ts';
-import { FakeMapsReader, FakeTime } from '../collector/verify/fakes.ts';
+import { FakeMapsReader, FakeTime } from '../test/support/fakes.ts';
 import { PM_PRESENT, ProcPagemapReader, type PagemapBulkReader } from '../collector/verify/pagemap.ts';
 
 /** A pagemap where every page is present and its pfn is a function of (pid, addr): nothing ever diverges. */
@@ -164,10 +164,10 @@ function memory() {
   gc?.();
   const after = process.memoryUsage();
   const pass0 = process.hrtime.bigint();
-  c.verifier.runPeriodic(true);
+  c.verifyPass(true);
   const passS = Number(process.hrtime.bigint() - pass0) / 1e9;
   const budget0 = process.hrtime.bigint();
-  c.verifier.runPeriodic(); // the timer's pass: at most 65536 pages
+  c.verifyPass(); // the timer's pass: at most 65536 pages
   const budgetS = Number(process.hrtime.bigint() - budget0) / 1e9;
   const pins = c.model.livePinCount;
   return {

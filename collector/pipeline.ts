@@ -1,6 +1,8 @@
-// The collector's core: numbers each TraceEvent, hands it to the sinks, the shadow model and the rules,
-// and schedules pagemap verification from what the model says the event did. The runner's parser feeds
-// `parseSink` directly; the store and the publish hub are CollectorSinks.
+// The collector's core: runs the stages in one direction for each TraceEvent — number it, sinks, model
+// (then the verifier's pin-time reads of what it registered, back into the model), rules, verification
+// scheduling, publish — and hands each verification pass's results on the same way: reads to the sinks,
+// checks to the rules, vanished processes to the model, the tick to the rules. The runner's parser feeds
+// `parseSink` directly; the store and the publish hub are CollectorSinks, reached through one SinkFanOut.
 //
 // Hot path (ingest): one seq assignment, the sinks, a switch in the model that returns after a Map lookup
 // for processes without pins, and a per-kind rule table; nothing allocated unless a pin is involved.
@@ -15,14 +17,17 @@ import {
 import { IncidentGrouper, type IncidentUpdate } from './incidents/grouper.ts';
 import { RecentEvents } from './incidents/recent-events.ts';
 import type { ModelEffects } from './model/effects.ts';
+import type { PinRecord } from './model/pin-record.ts';
 import { ProcMapsReader, type MapsReader } from './model/maps.ts';
 import { ShadowModel, type FollNumbering } from './model/shadow-model.ts';
+import { PIN_RELEASING_KINDS } from './model/sources/index.ts';
+import { SinkFanOut } from './publish/fan-out.ts';
 import { RuleEngine } from './rules/engine.ts';
 import { ALL_RULES } from './rules/index.ts';
 import type { Rule } from './rules/rule.ts';
 import { ProcPagemapReader, type PagemapBulkReader } from './verify/pagemap.ts';
-import { systemClock, systemScheduler, type Clock, type Scheduler } from './verify/time.ts';
-import { Verifier } from './verify/verifier.ts';
+import { systemClock, systemScheduler, type Clock, type Scheduler } from './clock.ts';
+import { Verifier, type Verification } from './verify/verifier.ts';
 
 export interface CollectorOptions {
   sinks: CollectorSink[];
@@ -58,11 +63,6 @@ export interface CollectorOptions {
   onMessage?: (text: string) => void;
 }
 
-/** Kinds that can release pins: pending verification of the process runs first, while the pin lives. */
-function mayReleasePins(kind: string): boolean {
-  return kind === 'exit' || kind === 'close' || kind === 'pin_result' || kind === 'vfio_dma' || kind === 'unpin';
-}
-
 export class Collector {
   readonly parseSink: ParseSink;
   readonly config: CollectorConfig;
@@ -73,6 +73,8 @@ export class Collector {
   readonly counters = { events: 0, anomalies: 0, incidents: 0, lostEvents: 0, malformed: 0, sinkErrors: 0 };
 
   private readonly sinks: CollectorSink[];
+  /** Every call to the sinks goes through here (one sink failing does not keep the others from it). */
+  private readonly out: SinkFanOut;
   private readonly clock: Clock;
   private readonly reader: PagemapReader;
   private readonly ownReader: ProcPagemapReader | null;
@@ -88,6 +90,7 @@ export class Collector {
 
   constructor(opts: CollectorOptions) {
     this.sinks = [...opts.sinks];
+    this.out = new SinkFanOut(this.sinks, (err) => this.sinkFailed(err));
     this.config = { ...DEFAULT_COLLECTOR_CONFIG, ...opts.config };
     this.clock = opts.clock ?? systemClock;
     this.ownReader = opts.pagemap ? null : new ProcPagemapReader({ clock: this.clock });
@@ -104,9 +107,6 @@ export class Collector {
     this.nextSeq = opts.firstEventSeq ?? 1;
 
     this.model = new ShadowModel({
-      pagemap: this.reader,
-      maps: opts.maps ?? new ProcMapsReader(),
-      clock: this.clock,
       firstPinId: opts.firstPinId,
       follNumbering: opts.follNumbering,
       kernelRelease: this.config.kernelRelease,
@@ -114,14 +114,11 @@ export class Collector {
     this.verifier = new Verifier({
       model: this.model,
       reader: this.reader,
+      maps: opts.maps ?? new ProcMapsReader(),
       clock: this.clock,
       scheduler: opts.scheduler ?? systemScheduler,
       config: this.config,
-      onRead: (r, reason) => this.emitRead(r, reason),
-      onCheck: (c) => this.engine.onPagemap(c),
-      onProcessGone: (pid) => this.processGone(pid),
-      onTick: (now) => this.engine.onTick(now),
-      afterPass: () => this.publish(),
+      onTimerPass: (v) => this.verified(v),
       maxPagesPerPass: opts.verifyPagesPerPass,
     });
     this.engine = new RuleEngine({
@@ -130,7 +127,7 @@ export class Collector {
       config: this.config,
       clock: this.clock,
       emit: (a) => this.emitAnomaly(a),
-      readNow: (pin, first, count, reason) => this.verifier.readNow(pin, first, count, reason),
+      readNow: (pin, first, count, reason) => this.readNow(pin, first, count, reason),
       firstAnomalySeq: opts.firstAnomalySeq,
       onError: opts.onRuleError,
     });
@@ -176,19 +173,14 @@ export class Collector {
     const se = e as SequencedEvent;
     se.seq = this.nextSeq++;
     this.counters.events++;
-    const sinks = this.sinks;
-    for (let i = 0; i < sinks.length; i++) {
-      try {
-        sinks[i].event(se);
-      } catch (err) {
-        this.sinkFailed(err);
-      }
-    }
+    this.out.event(se);
     if (se.kind === 'lost') this.onLost(se);
-    this.verifier.streamAt(se.tsNs);
-    if (this.verifier.hasPending && mayReleasePins(se.kind)) this.verifier.flushPid(se.pid);
+    const settled = this.verifier.streamAt(se.tsNs);
+    if (settled !== null) this.verified(settled);
+    if (this.verifier.hasPending && PIN_RELEASING_KINDS.has(se.kind)) this.verified(this.verifier.flushPid(se.pid));
     const model = this.model;
     model.apply(se);
+    if (model.effects.admissions.length !== 0) model.admit(this.verifier.pinTimeReads(model.effects.admissions));
     if (model.effects.dirty) this.verifier.noteEffects(model.effects);
     const raisedBefore = this.counters.anomalies;
     this.current = se;
@@ -213,7 +205,7 @@ export class Collector {
     const g: CaptureGap = { id: 0, process, cause, startNs, endNs: null, startWallMs: this.clock.wallMs(), endWallMs: null, eventsLost: null };
     this.engine.gaps.push(g);
     if (this.engine.gaps.length > 256) this.engine.gaps.shift();
-    this.emitGap(g);
+    this.out.gap(g);
     return g;
   }
 
@@ -225,9 +217,9 @@ export class Collector {
     g.endNs = Math.max(endNs, g.startNs);
     g.endWallMs = this.clock.wallMs();
     if (cause) g.cause = cause;
-    this.emitGap(g);
-    this.verifier.runPending();
-    this.verifier.reverifyAll('after a capture gap');
+    this.out.gap(g);
+    this.verified(this.verifier.runPending());
+    this.verified(this.verifier.reverifyAll('after a capture gap'));
   }
 
   /**
@@ -241,6 +233,7 @@ export class Collector {
     for (const r of d.rings) {
       for (const b of r.buffers) {
         const pin = this.model.discoverRingBuffer({ pid: r.pid, comm: r.comm, fd: r.fd, slot: b.slot, addr: b.addr, len: b.len, tsNs: ts });
+        if (this.model.effects.admissions.length !== 0) this.model.admit(this.verifier.pinTimeReads(this.model.effects.admissions));
         if (!pin) continue;
         created++;
         if (this.model.effects.dirty) this.afterEffects(this.model.effects);
@@ -251,13 +244,7 @@ export class Collector {
       let explained = 0;
       for (const pin of this.model.pinsOf(m.pid)) explained += pin.nPages;
       const row: PinnedMemory = { tsNs: ts, pid: m.pid, comm: m.comm, vmPinPages: m.vmPinPages, vmLckPages: m.vmLckPages, explainedPages: explained };
-      for (const s of this.sinks) {
-        try {
-          s.pinnedMemory?.(row);
-        } catch (err) {
-          this.sinkFailed(err);
-        }
-      }
+      this.out.pinnedMemory(row);
     }
     return created;
   }
@@ -279,15 +266,20 @@ export class Collector {
 
   /** Send a changed gap (e.g. its cause) to the sinks again. */
   gapUpdated(g: CaptureGap): void {
-    this.emitGap(g);
+    this.out.gap(g);
   }
 
   /** Run pending and periodic pagemap reads now (tests, shutdown). */
   verifyNow(): void {
-    this.verifier.runPending();
-    this.verifier.runPeriodic(true);
-    this.verifier.settleAll();
+    this.verified(this.verifier.runPending());
+    this.verified(this.verifier.runPeriodic(true));
+    this.verified(this.verifier.settleAll());
     this.publish();
+  }
+
+  /** A periodic pass now (all pages when `full`), its results handed on as the timer's are (benchmarks). */
+  verifyPass(full = false): void {
+    this.verified(this.verifier.runPeriodic(full));
   }
 
   /** Live pins (including orphans), as the schema's Pin. */
@@ -301,7 +293,7 @@ export class Collector {
     this.verifyNow();
     this.engine.flushRepeats(true);
     this.closed = true;
-    this.verifier.close();
+    this.verified(this.verifier.close());
     this.ownReader?.close();
   }
 
@@ -322,6 +314,31 @@ export class Collector {
     }
   }
 
+  /**
+   * A verification pass's results, handed on in the order found: reads to the sinks, checks whose verdict
+   * stands to the rules; then processes found gone are ended in the model, the rules tick, changed pins go out.
+   */
+  private verified(v: Verification | null): void {
+    if (v === null) return;
+    for (const f of v.findings) {
+      if (f.read) this.out.pagemapRead(f.read, f.reason);
+      else {
+        this.engine.onPagemap(f.check);
+        if (f.settled) this.publish();
+      }
+    }
+    for (const pid of v.gone) this.processGone(pid);
+    if (v.tickNs !== null) this.engine.onTick(v.tickNs);
+    this.publish();
+  }
+
+  /** The rules' immediate reads (a zap confirmed at once): the reads go to the sinks as they are made. */
+  private readNow(pin: PinRecord, first: number, count: number, reason: string): PagemapRead[] {
+    const reads = this.verifier.readNow(pin, first, count, reason);
+    for (const r of reads) this.out.pagemapRead(r, reason);
+    return reads;
+  }
+
   private processGone(pid: number): void {
     const comm = this.model.process(pid)?.comm ?? '';
     if (!this.model.processGone(pid, this.clock.nowNs())) return;
@@ -336,13 +353,7 @@ export class Collector {
   private onLost(e: LostEvent): void {
     this.counters.lostEvents += e.count;
     this.engine.noteLost(e.tsNs);
-    for (const s of this.sinks) {
-      try {
-        s.lost(e.count);
-      } catch (err) {
-        this.sinkFailed(err);
-      }
-    }
+    this.out.lost(e.count);
   }
 
   /** Publish changed pins and, if they changed, the pinned regions. */
@@ -354,13 +365,7 @@ export class Collector {
       for (const rec of changed) {
         const pin = rec.toPin();
         if (pin.releasedNs !== null || pin.state === 'released') this.emitIncidents(this.incidents.pinReleased(pin.id));
-        for (const s of this.sinks) {
-          try {
-            s.pin(pin);
-          } catch (err) {
-            this.sinkFailed(err);
-          }
-        }
+        this.out.pin(pin);
       }
     }
     if (model.regionsDirty) {
@@ -376,49 +381,16 @@ export class Collector {
     }
   }
 
-  private emitRead(r: PagemapRead, reason: string): void {
-    for (const s of this.sinks) {
-      try {
-        s.pagemapRead(r, reason);
-      } catch (err) {
-        this.sinkFailed(err);
-      }
-    }
-  }
-
-  private emitGap(g: CaptureGap): void {
-    for (const s of this.sinks) {
-      try {
-        s.gap?.(g);
-      } catch (err) {
-        this.sinkFailed(err);
-      }
-    }
-  }
-
   private emitAnomaly(a: Anomaly): void {
     if ((a.count ?? 1) === 1) this.counters.anomalies++;
-    for (const s of this.sinks) {
-      try {
-        s.anomaly(a);
-      } catch (err) {
-        this.sinkFailed(err);
-      }
-    }
+    this.out.anomaly(a);
     this.emitIncidents([this.incidents.add(a)]);
   }
 
   private emitIncidents(updates: IncidentUpdate[]): void {
     for (const u of updates) {
       if (u.change === 'opened') this.counters.incidents++;
-      for (const s of this.sinks) {
-        if (!s.incident) continue;
-        try {
-          s.incident(u.incident, u.change);
-        } catch (err) {
-          this.sinkFailed(err);
-        }
-      }
+      this.out.incident(u.incident, u.change);
     }
   }
 

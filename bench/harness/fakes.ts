@@ -1,6 +1,6 @@
 // Stand-ins for /proc in the in-process benchmarks (ingest replay, memory): the recorded or synthetic pids do
 // not exist on this host, so pagemap and maps are answered from arithmetic, with no per-call allocation
-// beyond what the PagemapReader contract itself returns and no call log (the verify/ test doubles keep one,
+// beyond what the PagemapReader contract itself returns and no call log (the test/support doubles keep one,
 // which would grow without bound over 10M events).
 import type { PagemapRead } from '../../schema/anomalies.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';

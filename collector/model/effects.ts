@@ -1,7 +1,8 @@
 // What the shadow model did with the event it just applied: the rules read this instead of recomputing
 // range overlaps, and the pipeline schedules pagemap reads from it. One instance, reused: reset() costs
 // nothing when the previous event touched no pin (the common case on the hot path).
-import type { PinSource, SequencedEvent } from '../../schema/events.ts';
+import type { GupEvent, PinSource, SequencedEvent } from '../../schema/events.ts';
+import type { Mapping } from './maps.ts';
 import type { PinRecord } from './pin-record.ts';
 
 /** A run of pages of one pin; `va` is where firstPage is mapped now (after the event). */
@@ -77,6 +78,30 @@ export interface Registration {
   buffers: BufferOutcome[];
 }
 
+/**
+ * A registered range the model cannot finish alone: its backing (from /proc/PID/maps) and, for a pin, its
+ * pinned pfns (from pagemap) are read by the verifier right after the event and handed back (PinTimeReads).
+ */
+export interface Admission {
+  pid: number;
+  start: number;
+  end: number;
+  buffer: BufferOutcome | null;
+  pin: PinRecord | null;
+  /** Exact pfns from kprobe GUP events (address, pfns), overriding the pagemap snapshot. */
+  gups: readonly GupEvent[] | null;
+  /** Backing from the maps read alone (no mmap-time capture applies). */
+  mapsOnly: boolean;
+}
+
+/** What the verifier read for the model's admissions: one maps read of the process, one pagemap read per pin. */
+export interface PinTimeReads {
+  /** The process's mappings (null: gone, unreadable, or nothing to resolve). */
+  maps: Mapping[] | null;
+  /** Per admission with a pin, in order: its pinned pfns (null: unreadable) and when the read finished. */
+  snapshots: { pin: PinRecord; pfns: Float64Array | null; atNs: number }[];
+}
+
 export interface Release {
   pin: PinRecord;
   reason: string;
@@ -94,6 +119,8 @@ export class ModelEffects {
   /** Pins whose owner exited while another process still holds their fd. */
   readonly orphaned: PinRecord[] = [];
   registration: Registration | null = null;
+  /** Ranges waiting for the verifier's pin-time reads (ShadowModel.admit). */
+  readonly admissions: Admission[] = [];
   /** The exit being applied (pins about to be orphaned/released): for rules that look at the process. */
   exitedPid: number | null = null;
 
@@ -108,6 +135,7 @@ export class ModelEffects {
     this.released.length = 0;
     this.orphaned.length = 0;
     this.registration = null;
+    this.admissions.length = 0;
     this.exitedPid = null;
   }
 }

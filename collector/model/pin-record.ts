@@ -100,11 +100,12 @@ export class PinRecord {
   readonly len: number;
   readonly writable: boolean;
   readonly longterm: boolean;
-  readonly backing: string;
+  // The next three are set again when the verifier's maps read at registration is admitted (ShadowModel.admit).
+  backing: string;
   /** The mapping was MAP_SHARED (a DONTNEED then refault maps the same page-cache page). */
-  readonly mapShared: boolean;
+  mapShared: boolean;
   /** Shared mapping of a regular file (seed 003 hazard). */
-  readonly sharedFile: boolean;
+  sharedFile: boolean;
   /** Page-aligned address of page 0 at pin time. */
   readonly firstVa: number;
   readonly nPages: number;

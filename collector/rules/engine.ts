@@ -13,8 +13,8 @@ import type { CollectorConfig } from '../contracts.ts';
 import type { PinRecord } from '../model/pin-record.ts';
 import { pageDown } from '../model/ranges.ts';
 import type { ShadowModel } from '../model/shadow-model.ts';
-import type { PageCheck } from '../verify/verifier.ts';
-import type { Clock } from '../verify/time.ts';
+import type { PageCheck } from '../verify/classify.ts';
+import type { Clock } from '../clock.ts';
 import type { AnomalyDraft, Rule, RuleContext } from './rule.ts';
 
 interface Bound {

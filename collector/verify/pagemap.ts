@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import type { PagemapRead } from '../../schema/anomalies.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PagemapReader } from '../contracts.ts';
-import { systemClock, type Clock } from './time.ts';
+import { systemClock, type Clock } from '../clock.ts';
 
 /** stateOut bits of readInto. */
 export const PM_PRESENT = 1;

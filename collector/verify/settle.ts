@@ -14,8 +14,8 @@
 // "The stream passed the read" = an event stamped at least `slackNs` after the read (per-CPU buffers reorder by
 // a little), or, when nothing arrives, `holdMs` of quiet: no events means nothing was in flight to change it.
 import type { PinRecord } from '../model/pin-record.ts';
-import type { Scheduler, TimerHandle } from './time.ts';
-import type { PageCheck } from './verifier.ts';
+import type { Scheduler, TimerHandle } from '../clock.ts';
+import type { PageCheck } from './classify.ts';
 
 /** Consecutive dropped reads of one pin after which it is not re-read (the periodic pass still covers it). */
 const MAX_REREADS = 3;
@@ -30,6 +30,8 @@ export interface SettleOptions {
   deliver(check: PageCheck): void;
   /** The verdict was stale; re-read the page while the pin lives (false: give up). */
   reread(check: PageCheck): void;
+  /** The hold timer settled what it could (the verdicts went to deliver()). */
+  afterTimer?(): void;
 }
 
 interface Held {
@@ -71,6 +73,7 @@ export class ReadSettler {
       this.timer = this.o.scheduler.setTimeout(() => {
         this.timer = null;
         this.settle(Infinity);
+        this.o.afterTimer?.();
       }, this.o.holdMs);
     }
   }

@@ -5,90 +5,51 @@
 //   confirmed – the page is present and its pfn differs from the pinned pfn (snapshot not late);
 //   inferred  – only the events imply it (a hard zap, then a write fault there) but pagemap cannot show it
 //               (process gone, page not present yet, pfns hidden, pinned pfn unknown) or the pin-time
-//               snapshot was late (see model/shadow-model.ts).
-// Reads go to the sinks and to the rules (onCheck). Event-triggered reads are all reported; the periodic
-// pass reports only pages whose pfn changed or that newly diverged (1M pinned pages must not mean 1M rows
-// per pass). The timer's pass reads at most maxPagesPerPass pages, sweeping round-robin.
+//               snapshot was late (see model/state.ts).
+// Each pass hands its reads (for the sinks) and checks (for the rules) back as a Verification. Event-triggered
+// reads are all reported; the periodic pass reports only pages whose pfn changed or that newly diverged (1M
+// pinned pages must not mean 1M rows per pass). The timer's pass reads at most maxPagesPerPass pages, sweeping round-robin.
 import type { PagemapRead } from '../../schema/anomalies.ts';
 import type { CollectorConfig, PagemapReader } from '../contracts.ts';
-import { PG_DIVERGED, PG_HARD_ZAP, PG_LATE, PG_WRITE_AFTER_ZAP, type PinRecord } from '../model/pin-record.ts';
+import { PG_DIVERGED, type PinRecord } from '../model/pin-record.ts';
 import type { ShadowModel } from '../model/shadow-model.ts';
-import { hex } from '../model/ranges.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { PM_HIDDEN, PM_PRESENT, isProcessGoneError, readPagesInto, toPagemapRead } from './pagemap.ts';
+import { classifyPage, type PageCheck } from './classify.ts';
 import { ReadSettler } from './settle.ts';
-import type { Clock, Scheduler, TimerHandle } from './time.ts';
-import type { ModelEffects } from '../model/effects.ts';
+import type { Clock, Scheduler, TimerHandle } from '../clock.ts';
+import type { Admission, ModelEffects, PinTimeReads } from '../model/effects.ts';
+import type { MapsReader } from '../model/maps.ts';
+import { PinTimeReader } from './pin-time.ts';
 
 /** Per-CPU perf buffers reorder events by a little: an event this much after a read proves the stream passed it. */
 const READ_SLACK_NS = 2_000_000;
 
-export type Divergence = 'confirmed' | 'inferred' | null;
+export { classifyPage, type Divergence, type PageCheck } from './classify.ts';
 
-/** One pinned page compared with a pagemap read. */
-export interface PageCheck {
-  pin: PinRecord;
-  page: number;
-  /** Where the page was read (its current address). */
-  addr: number;
-  read: PagemapRead;
-  /** What triggered the read: 'fault', 'MADV_DONTNEED', 'timer', 'exit', ... */
-  reason: string;
-  divergence: Divergence;
-  /** Why the verdict is what it is (evidence note). */
-  why: string;
-}
+/** One thing a pass found, in the order found: a read (for the sinks) or a check whose verdict stands (for the rules). */
+export type Finding =
+  | { read: PagemapRead; reason: string; check?: undefined }
+  | { check: PageCheck; read?: undefined; /** Held until the stream passed its read (settle.ts). */ settled: boolean };
 
-/** The verdict for one page (pure; see the header). */
-export function classifyPage(
-  flags: number,
-  pinnedPfn: number,
-  present: boolean,
-  hidden: boolean,
-  pfn: number,
-  error: string | null | undefined,
-): { divergence: Divergence; why: string } {
-  const implied = (flags & PG_HARD_ZAP) !== 0 && (flags & PG_WRITE_AFTER_ZAP) !== 0;
-  const late = (flags & PG_LATE) !== 0;
-  if (error) {
-    return implied
-      ? { divergence: 'inferred', why: `zapped then written after the pin; pagemap unreadable (${error})` }
-      : { divergence: null, why: error };
-  }
-  if (!present || hidden) {
-    const what = hidden ? 'pfns hidden from this reader (not root)' : 'page not present';
-    return implied ? { divergence: 'inferred', why: `zapped then written after the pin; ${what}` } : { divergence: null, why: what };
-  }
-  if (Number.isNaN(pinnedPfn)) {
-    return implied
-      ? { divergence: 'inferred', why: 'zapped then written after the pin; the pinned pfn is unknown' }
-      : { divergence: null, why: 'pinned pfn unknown' };
-  }
-  if (pfn !== pinnedPfn) {
-    return late
-      ? { divergence: 'inferred', why: `pfn ${hex(pfn)} differs from ${hex(pinnedPfn)}, but the pin-time snapshot was late (the page may have moved before it)` }
-      : { divergence: 'confirmed', why: `pagemap maps pfn ${hex(pfn)}; the pin holds pfn ${hex(pinnedPfn)}` };
-  }
-  if (late && implied) {
-    return { divergence: 'inferred', why: 'same pfn as the late snapshot, but the page was zapped then written after the pin' };
-  }
-  return { divergence: null, why: 'same page' };
+/** What one verification pass produced; the Collector hands it on (sinks, rules, model) in this order. */
+export interface Verification {
+  findings: Finding[];
+  /** Processes a read found gone (their exit event may have been lost). */
+  gone: number[];
+  /** A periodic pass ended at this time: the rules' tick. */
+  tickNs: number | null;
 }
 
 export interface VerifierOptions {
   model: ShadowModel;
   reader: PagemapReader;
+  maps: MapsReader;
   clock: Clock;
   scheduler: Scheduler;
   config: CollectorConfig;
-  onRead(read: PagemapRead, reason: string): void;
-  onCheck(check: PageCheck): void;
-  /** A read said the process is gone (its exit event may have been lost). */
-  onProcessGone(pid: number): void;
-  /** Called at the end of every periodic pass (rules' onTick). */
-  onTick?(nowNs: number): void;
-  /** Called after each batch of reads (pending, flush, periodic): the pipeline publishes changed pins. */
-  afterPass?(): void;
+  /** What a pass the verifier's own timers started produced (pending reads, periodic pass, a settle timeout). */
+  onTimerPass(v: Verification): void;
   /**
    * Pages the timer's periodic pass reads at most (default 65536, ~10-50 ms of pagemap reads): with more pinned
    * pages the pass sweeps them round-robin over several intervals. Event-triggered reads are not limited;
@@ -112,7 +73,9 @@ export class Verifier {
   private pfnBuf = new Float64Array(512);
   private stateBuf = new Uint8Array(512);
   private gone = new Set<number>();
+  private out: Verification = { findings: [], gone: [], tickNs: null };
   private readonly settler: ReadSettler;
+  private readonly pinTime: PinTimeReader;
   private readonly maxPagesPerPass: number;
   /** Where the budgeted periodic sweep continues: pin id and page. */
   private sweepPinId = -1;
@@ -132,22 +95,29 @@ export class Verifier {
       scheduler: opts.scheduler,
       holdMs: opts.config.readSettleMs,
       slackNs: READ_SLACK_NS,
-      deliver: (c) => {
-        this.deliver(c);
-        this.o.afterPass?.();
-      },
+      deliver: (c) => this.deliver(c, true),
       reread: (c) => this.schedule(c.pin, c.page, 1, c.reason),
+      afterTimer: () => this.timerPass(),
     });
+    this.pinTime = new PinTimeReader({ pagemap: opts.reader, maps: opts.maps, clock: opts.clock });
   }
 
   /** The event stream reached tsNs (before that event is applied): verdicts of reads it passed are settled. */
-  streamAt(tsNs: number): void {
+  streamAt(tsNs: number): Verification | null {
+    if (this.settler.pending === 0) return null; // every event: nothing held, nothing to hand over
     this.settler.settle(tsNs);
+    return this.take();
   }
 
   /** Settle every held verdict now (final pass, tests). */
-  settleAll(): void {
+  settleAll(): Verification | null {
     this.settler.flush();
+    return this.take();
+  }
+
+  /** Read what a registration's new pins and buffers need from /proc: backing (maps) and pinned pfns (pagemap). */
+  pinTimeReads(admissions: readonly Admission[]): PinTimeReads {
+    return this.pinTime.read(admissions);
   }
 
   /** What the model just did: pins whose identity changed void the verdicts of reads still settling. */
@@ -179,58 +149,55 @@ export class Verifier {
     if (this.pendingTimer === null) {
       this.pendingTimer = this.o.scheduler.setTimeout(() => {
         this.pendingTimer = null;
-        this.runPending();
+        const v = this.runPending();
+        if (v) this.o.onTimerPass(v);
       }, this.o.config.verifyDelayMs);
     }
   }
 
   /** Run the pending reads of pid's pins now (before its pins are released or it exits). */
-  flushPid(pid: number): void {
-    if (this.pending.size === 0) return;
+  flushPid(pid: number): Verification | null {
+    if (this.pending.size === 0) return null;
     const mine: [PinRecord, PendingRange[]][] = [];
     for (const entry of this.pending) if (entry[0].pid === pid) mine.push(entry);
-    if (mine.length === 0) return;
+    if (mine.length === 0) return null;
     for (const [pin] of mine) this.pending.delete(pin);
     for (const [pin, ranges] of mine) for (const r of ranges) this.readRange(pin, r.first, r.count, r.reason, true);
-    this.reportGone();
-    this.o.afterPass?.();
+    return this.take(true);
   }
 
   /** Run every pending read now. */
-  runPending(): void {
+  runPending(): Verification | null {
     if (this.pendingTimer !== null) {
       this.o.scheduler.clearTimeout(this.pendingTimer);
       this.pendingTimer = null;
     }
-    if (this.pending.size === 0) return;
+    if (this.pending.size === 0) return null;
     const batch = this.pending;
     this.pending = new Map();
     for (const [pin, ranges] of batch) for (const r of ranges) this.readRange(pin, r.first, r.count, r.reason, true);
-    this.reportGone();
-    this.o.afterPass?.();
+    return this.take(true);
   }
 
   /** Read live pins (all of them when `full`, else the next maxPagesPerPass pages of the sweep), then tick the rules. */
-  runPeriodic(full = false): void {
+  runPeriodic(full = false): Verification {
     this.stats.passes++;
     const pins = [...this.o.model.livePins()];
     if (full) for (const pin of pins) this.readRange(pin, 0, pin.nPages, 'timer', false);
     else if (pins.length) this.sweep(pins);
-    this.reportGone();
-    this.o.onTick?.(this.o.clock.nowNs());
-    this.o.afterPass?.();
+    this.out.tickNs = this.o.clock.nowNs();
+    return this.take(true)!;
   }
 
   /** Re-read every page of every live pin now and check it (after a capture gap: what changed unseen). */
-  reverifyAll(reason: string): void {
+  reverifyAll(reason: string): Verification {
     for (const pin of [...this.o.model.livePins()]) this.readRange(pin, 0, pin.nPages, reason, false);
-    this.reportGone();
-    this.o.afterPass?.();
+    return this.take(true)!;
   }
 
   /**
-   * Read pages of a pin right now and return the reads (sent to onRead, not to onCheck): rules that confirm
-   * what an event did at once. Updates the pages' current pfn.
+   * Read pages of a pin right now and return the reads (for the sinks; no verdict): rules that confirm what an
+   * event did at once. Updates the pages' current pfn.
    */
   readNow(pin: PinRecord, first: number, count: number, reason: string): PagemapRead[] {
     const out: PagemapRead[] = [];
@@ -247,7 +214,6 @@ export class Verifier {
       for (let i = 0; i < n; i++) {
         const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, this.pfnBuf[i], this.stateBuf[i], err);
         if (!err) this.noteCurrentPfn(pin, s + i, this.pfnBuf[i]);
-        this.o.onRead(read, reason);
         out.push(read);
       }
     }
@@ -260,8 +226,10 @@ export class Verifier {
     this.periodicTimer = this.o.scheduler.setTimeout(() => this.periodicFired(), this.o.config.verifyIntervalMs);
   }
 
-  close(): void {
+  /** Stop the timers; what the last held verdicts settled into is returned. */
+  close(): Verification | null {
     this.settler.flush();
+    const last = this.take();
     this.settler.close();
     this.closed = true;
     if (this.pendingTimer !== null) this.o.scheduler.clearTimeout(this.pendingTimer);
@@ -269,6 +237,27 @@ export class Verifier {
     this.pendingTimer = null;
     this.periodicTimer = null;
     this.pending.clear();
+    return last;
+  }
+
+  /**
+   * Hand over what was found since the last take (null when nothing: the hot path allocates nothing). `pass`:
+   * a pass of reads ended, its gone processes are reported (and a pass always hands over, for the publish).
+   */
+  private take(pass = false): Verification | null {
+    const out = this.out;
+    if (pass && this.gone.size !== 0) {
+      out.gone.push(...this.gone);
+      this.gone.clear();
+    }
+    if (!pass && out.findings.length === 0 && out.gone.length === 0 && out.tickNs === null) return null;
+    this.out = { findings: [], gone: [], tickNs: null };
+    return out;
+  }
+
+  private timerPass(): void {
+    const v = this.take();
+    if (v) this.o.onTimerPass(v);
   }
 
   /** Round-robin over pins (in creation order) from where the last pass stopped, within the page budget. */
@@ -296,15 +285,8 @@ export class Verifier {
   private periodicFired(): void {
     this.periodicTimer = null;
     if (this.closed) return;
-    this.runPeriodic();
+    this.o.onTimerPass(this.runPeriodic());
     this.updatePeriodic();
-  }
-
-  private reportGone(): void {
-    if (this.gone.size === 0) return;
-    const pids = [...this.gone];
-    this.gone.clear();
-    for (const pid of pids) this.o.onProcessGone(pid);
   }
 
   private readRange(pin: PinRecord, first: number, count: number, reason: string, eventTriggered: boolean): void {
@@ -345,13 +327,13 @@ export class Verifier {
     if (err) {
       this.stats.errors++;
       if (isProcessGoneError(err)) this.gone.add(pin.pid);
-      this.o.onRead(toPagemapRead(ts, pin.pid, va, NaN, 0, err), reason);
+      this.out.findings.push({ read: toPagemapRead(ts, pin.pid, va, NaN, 0, err), reason });
       for (let i = 0; i < n; i++) {
         const page = firstPage + i;
         const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], false, false, NaN, err);
         if (v.divergence === null) continue;
         const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, NaN, 0, err);
-        this.deliver({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why });
+        this.deliver({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why }, false);
       }
       return;
     }
@@ -365,17 +347,17 @@ export class Verifier {
       const newlyDiverged = v.divergence !== null && (pin.flags[page] & PG_DIVERGED) === 0;
       if (!eventTriggered && !changed && !newlyDiverged) continue;
       const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, pfn, state);
-      this.o.onRead(read, reason);
+      this.out.findings.push({ read, reason });
       const check: PageCheck = { pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why };
       // A verdict resting on the pfn this read showed must still hold when the stream catches up (settle.ts).
       if (v.divergence !== null && present && pfn !== pin.pinnedPfn[page]) this.settler.hold(check);
-      else this.deliver(check);
+      else this.deliver(check, false);
     }
   }
 
-  /** A check whose verdict stands: mark the page and hand it to the rules. */
-  private deliver(check: PageCheck): void {
+  /** A check whose verdict stands: mark the page; the rules get it with the pass's findings. */
+  private deliver(check: PageCheck, settled: boolean): void {
     if (check.divergence !== null && check.pin.setFlag(check.page, PG_DIVERGED)) this.o.model.changed.add(check.pin);
-    this.o.onCheck(check);
+    this.out.findings.push({ check, settled });
   }
 }

@@ -5,7 +5,20 @@
 // pin_user_pages_remote (one page per call on 5.10, batches of up to 512 since 5.13), each call a `gup` event
 // with source 'vfio' that arrives BEFORE the ioctl's own vfio_dma line (printed at sys_exit_ioctl). Those gup
 // events belong to the mapping, not to pins of their own: they are held per thread until the map line comes.
-import type { GupEvent, VfioDmaEvent } from '../../../schema/events.ts';
+// Released by VFIO_IOMMU_UNMAP_DMA of its iova (or all), by mapping the iova again, or with the container fd.
+// The device may DMA into the pages at any time until the iova is unmapped — no syscall announces it, so an
+// unmap of the user range is never teardown.
+import type { GupEvent, PinSource, SequencedEvent, VfioDmaEvent } from '../../../schema/events.ts';
+import type { BufferOutcome } from '../effects.ts';
+import { validUserRange } from '../pin-record.ts';
+import { hex, pageDown, pageUp } from '../ranges.ts';
+import type { ModelState } from '../state.ts';
+import { deviceDmaPromise } from './promise.ts';
+import type { PinSourcePlugin, Seq } from './source.ts';
+
+const VFIO_DMA_MAP_FLAG_WRITE = 2;
+const VFIO_DMA_UNMAP_FLAG_ALL = 2;
+const VFIO_DMA_UNMAP_FLAG_VADDR = 4;
 
 /** At most this many gup events are held per thread for one MAP_DMA (a 5.10 map of 256 MiB is 65,536 calls). */
 export const MAX_HELD_VFIO_GUPS = 65_536;
@@ -25,3 +38,70 @@ export function iovaOf(pin: { addr: number; len: number; key: number }, vaddr: n
   if (vaddr < pin.addr || vaddr >= pin.addr + pin.len) return null;
   return pin.key + (vaddr - pin.addr);
 }
+
+const PROMISE = 'DMA map: the device may read/write the pinned pages at any time, unannounced, until the iova is unmapped';
+
+export const vfioPromise = deviceDmaPromise('vfio', PROMISE, false);
+export const iommufdPromise = deviceDmaPromise('iommufd', PROMISE, false);
+
+/** VFIO_IOMMU_MAP_DMA / UNMAP_DMA returned. */
+function onVfioDma(m: ModelState, ev: SequencedEvent): void {
+  const e = ev as VfioDmaEvent & Seq;
+  if (e.op === 'unmap') {
+    if (e.ret !== 0 || (e.flags & VFIO_DMA_UNMAP_FLAG_VADDR) !== 0) return; // VADDR: pins kept, vaddr invalidated
+    const h = m.procs.get(e.pid)?.handles.get(e.fd);
+    if (!h) return;
+    const all = (e.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+    for (const pin of [...h.pins.values()]) {
+      if (all || (pin.key < e.iova + e.size && e.iova < pin.key + pin.len)) {
+        m.release(pin, `VFIO_IOMMU_UNMAP_DMA iova ${hex(e.iova)}`, e.tsNs);
+      }
+    }
+    return;
+  }
+  const ok = e.ret === 0;
+  const p = m.proc(e.pid, e.comm);
+  // kprobe mode: the exact pfns GUP returned inside this ioctl (isVfioMapGup)
+  const gups = m.takeGups(e.tid);
+  const start = pageDown(e.vaddr);
+  const end = pageUp(e.vaddr + Math.max(e.size, 1));
+  const writable = (e.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0;
+  const out: BufferOutcome = { addr: e.vaddr, len: e.size, slot: 0, backing: '', mapShared: false, sharedFile: false, mapped: false, pin: null };
+  if (ok && validUserRange(e.vaddr, e.size)) {
+    const h = m.handle(p, e.fd, 'container');
+    const old = h.pins.get(e.iova);
+    if (old) m.release(old, 'iova mapped again', e.tsNs);
+    m.createPin(p, e, {
+      source: 'vfio', handle: h, key: e.iova, handleText: vfioHandleText(e), addr: e.vaddr, len: e.size,
+      writable, longterm: true, raceFromNs: e.tsNs, gups, backingRange: { start, end },
+    }, out);
+  } else {
+    m.admitRange(p.pid, start, end, out);
+  }
+  m.effects.dirty = true;
+  m.effects.registration = {
+    cause: e, source: 'vfio', pid: p.pid, comm: e.comm, fd: e.fd, opcode: 0, ok, ret: e.ret, writable, longterm: true, buffers: [out],
+  };
+}
+
+/** GUP inside MAP_DMA: held for the map line, whose pin takes these exact pfns. */
+function holdMapGup(m: ModelState, e: GupEvent & Seq): boolean {
+  if (!isVfioMapGup(e)) return false;
+  holdGup(m, e);
+  return true;
+}
+
+/** Keep a gup event for the registration syscall still running on its thread. */
+export function holdGup(m: ModelState, e: GupEvent & Seq): void {
+  let list = m.pendingGup.get(e.tid);
+  if (!list) m.pendingGup.set(e.tid, (list = []));
+  if (list.length < MAX_HELD_VFIO_GUPS) list.push(e);
+}
+
+function containerSource(source: PinSource, promise: typeof vfioPromise): PinSourcePlugin {
+  return { source, promise, handleKind: 'container', writable: true, longterm: true, releasedBy: ['vfio_dma'] };
+}
+
+export const vfio: PinSourcePlugin = { ...containerSource('vfio', vfioPromise), events: { vfio_dma: onVfioDma }, claimGup: holdMapGup };
+/** iommufd's IOMMU_IOAS_MAP (a pin_result with source iommufd): the same promise as a VFIO map. */
+export const iommufd: PinSourcePlugin = containerSource('iommufd', iommufdPromise);

@@ -1,25 +1,10 @@
-// The promise of every pin source, by PinSource (docs/sources.md).
+// The promise of every pin source, by PinSource: each source's plug-in carries it (model/sources/, docs/sources.md).
 import type { PinSource } from '../../../schema/events.ts';
-import { gupPromise } from './gup.ts';
-import { ioUringPromise } from './io-uring.ts';
-import { oDirectPromise } from './o-direct.ts';
-import type { SourcePromise } from './promise.ts';
-import { rdmaPromise } from './rdma.ts';
-import { iommufdPromise, vfioPromise } from './vfio.ts';
-import { vmsplicePromise } from './vmsplice.ts';
-
-const BY_SOURCE: Record<PinSource, SourcePromise> = {
-  io_uring: ioUringPromise,
-  vfio: vfioPromise,
-  iommufd: iommufdPromise,
-  rdma: rdmaPromise,
-  vmsplice: vmsplicePromise,
-  o_direct: oDirectPromise,
-  gup: gupPromise,
-};
+import type { SourcePromise } from '../../model/sources/promise.ts';
+import { sourceOf } from '../../model/sources/index.ts';
 
 export function promiseOf(source: PinSource): SourcePromise {
-  return BY_SOURCE[source] ?? gupPromise;
+  return sourceOf(source).promise;
 }
 
-export type { SourcePromise, Verdict } from './promise.ts';
+export type { SourcePromise, Verdict } from '../../model/sources/promise.ts';

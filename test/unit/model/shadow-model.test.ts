@@ -8,20 +8,24 @@ import { ShadowModel } from '../../../collector/model/shadow-model.ts';
 import {
   PG_DIVERGED, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, type PinRecord,
 } from '../../../collector/model/pin-record.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
+import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 import { BUF, EventBuilder, MiB2, PAGE } from '../pipeline/harness.ts';
 
 function setup() {
   const time = new FakeTime();
   const pagemap = new FakePagemapReader(time);
   const maps = new FakeMapsReader();
-  const model = new ShadowModel({ pagemap, maps, clock: time, follNumbering: '6.3' });
+  const model = new ShadowModel({ follNumbering: '6.3' });
+  // The verifier's pin-time reads (maps, pagemap), handed back as the Collector does after each event.
+  const pinTime = new PinTimeReader({ pagemap, maps, clock: time });
   const ev = new EventBuilder(time);
   let seq = 1;
   const apply = (...es: TraceEvent[]) => {
     for (const e of es) {
       (e as SequencedEvent).seq = seq++;
       model.apply(e as SequencedEvent);
+      if (model.effects.admissions.length) model.admit(pinTime.read(model.effects.admissions));
     }
     return model.effects;
   };

@@ -14,7 +14,7 @@ import { parseLine } from '../../../collector/parse/index.ts';
 import { Collector } from '../../../collector/pipeline.ts';
 import { BpftraceRunner, MAX_LINE_BYTES } from '../../../collector/runner/index.ts';
 import { Store } from '../../../collector/store/index.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 import { makeFakeBpftrace } from '../runner/fake-bpftrace.ts';
 import { SESSION, tempDir } from '../store/helpers.ts';
 

@@ -7,7 +7,7 @@ import type { CollectorSink } from '../../../collector/contracts.ts';
 import { Collector } from '../../../collector/pipeline.ts';
 import { ALL_RULES } from '../../../collector/rules/index.ts';
 import { defineRule } from '../../../collector/rules/rule.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 import { RULE_IDS } from '../../../schema/anomalies.ts';
 import { MADV, MREMAP_FIXED, MREMAP_MAYMOVE, SCAN_EXCEED_NONE_PTE, SCAN_SUCCEEDED } from '../../../schema/kernel.ts';
 import { BUF, Harness, MiB2, PAGE, RecordingSink } from './harness.ts';

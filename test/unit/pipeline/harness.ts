@@ -6,7 +6,7 @@ import type { Pin } from '../../../schema/pins.ts';
 import type { CollectorConfig, CollectorSink, FaultRegion } from '../../../collector/contracts.ts';
 import { Collector } from '../../../collector/pipeline.ts';
 import type { Rule } from '../../../collector/rules/rule.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 
 export const PAGE = 4096;
 export const MiB2 = 2 * 1024 * 1024;

@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import {
   PM_HIDDEN, PM_PRESENT, PM_SWAPPED, ProcPagemapReader, isProcessGoneError, readPagesInto,
 } from '../../../collector/verify/pagemap.ts';
-import { FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
+import { FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 
 const PAGE = 4096;
 

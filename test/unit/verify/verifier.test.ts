@@ -8,8 +8,9 @@ import { MADV } from '../../../schema/kernel.ts';
 import { DEFAULT_COLLECTOR_CONFIG } from '../../../collector/contracts.ts';
 import { PG_HARD_ZAP, PG_LATE, PG_WRITE_AFTER_ZAP, PG_DIVERGED } from '../../../collector/model/pin-record.ts';
 import { ShadowModel } from '../../../collector/model/shadow-model.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../../collector/verify/fakes.ts';
-import { Verifier, classifyPage, type PageCheck } from '../../../collector/verify/verifier.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
+import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
+import { Verifier, classifyPage, type PageCheck, type Verification, type VerifierOptions } from '../../../collector/verify/verifier.ts';
 import { BUF, EventBuilder, PAGE } from '../pipeline/harness.ts';
 
 describe('classifyPage', () => {
@@ -35,18 +36,55 @@ describe('classifyPage', () => {
   }
 });
 
+interface Outlet {
+  onRead?(read: PagemapRead, reason: string): void;
+  onCheck?(c: PageCheck): void;
+  onProcessGone?(pid: number): void;
+  onTick?(): void;
+}
+
+/**
+ * A Verifier whose results (returned by its methods, or handed over by its timers) go to `out` in the order the
+ * Collector hands them on: reads and checks as found, then gone processes, then the tick. readNow's reads are
+ * reported too, as the Collector does.
+ */
+function verifier(opts: Omit<VerifierOptions, 'onTimerPass' | 'maps'>, out: Outlet): Verifier {
+  const hand = (r: Verification | null) => {
+    if (!r) return;
+    for (const f of r.findings) {
+      if (f.read) out.onRead?.(f.read, f.reason);
+      else out.onCheck?.(f.check);
+    }
+    for (const pid of r.gone) out.onProcessGone?.(pid);
+    if (r.tickNs !== null) out.onTick?.();
+  };
+  const v = new Verifier({ ...opts, maps: new FakeMapsReader(), onTimerPass: hand });
+  return new Proxy(v, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const r = value.apply(target, args);
+        if (key === 'readNow') for (const read of r as PagemapRead[]) out.onRead?.(read, args[3] as string);
+        else if (r && typeof r === 'object' && 'findings' in r) hand(r as Verification);
+        return r;
+      };
+    },
+  });
+}
+
 function setup(config = {}) {
   const time = new FakeTime();
   const pagemap = new FakePagemapReader(time);
   const maps = new FakeMapsReader();
-  const model = new ShadowModel({ pagemap, maps, clock: time, follNumbering: '6.3' });
+  const model = new ShadowModel({ follNumbering: '6.3' });
+  const pinTime = new PinTimeReader({ pagemap, maps, clock: time });
   const reads: { read: PagemapRead; reason: string }[] = [];
   const checks: PageCheck[] = [];
   const gone: number[] = [];
   let ticks = 0;
   const cfg = { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0, ...config };
-  const v = new Verifier({
-    model, reader: pagemap, clock: time, scheduler: time, config: cfg,
+  const v = verifier({ model, reader: pagemap, clock: time, scheduler: time, config: cfg }, {
     onRead: (read, reason) => reads.push({ read, reason }),
     onCheck: (c) => checks.push(c),
     onProcessGone: (pid) => {
@@ -61,6 +99,7 @@ function setup(config = {}) {
     for (const e of es) {
       (e as SequencedEvent).seq = seq++;
       model.apply(e as SequencedEvent);
+      if (model.effects.admissions.length) model.admit(pinTime.read(model.effects.admissions));
     }
     return model.effects;
   };
@@ -189,10 +228,10 @@ describe('Verifier', () => {
 
   test('the periodic pass keeps to its page budget and sweeps every pin round-robin', () => {
     const s = setup({ verifyIntervalMs: 500 });
-    const v = new Verifier({
-      model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0 },
-      onRead: () => {}, onCheck: () => {}, onProcessGone: () => {}, maxPagesPerPass: 3,
-    });
+    const v = verifier(
+      { model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0 }, maxPagesPerPass: 3 },
+      {},
+    );
     // pin 1 (4 pages) exists; add pin 2 (4 pages) for pid 100 at another ring
     s.apply(s.ev.iovec(100, 6, 0, BUF, 4 * PAGE));
     s.apply(s.ev.pinResult(100, 6, 1, 0));
@@ -209,10 +248,10 @@ describe('Verifier', () => {
     // A divergence on the last page of pin 2 is found within one sweep.
     s.pagemap.map(100, BUF + 3 * PAGE, 0x6666);
     const checks: string[] = [];
-    const v2 = new Verifier({
-      model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0 },
-      onRead: () => {}, onCheck: (c) => checks.push(`${c.pin.id}:${c.page}:${c.divergence}`), onProcessGone: () => {}, maxPagesPerPass: 3,
-    });
+    const v2 = verifier(
+      { model: s.model, reader: s.pagemap, clock: s.time, scheduler: s.time, config: { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0 }, maxPagesPerPass: 3 },
+      { onCheck: (c) => checks.push(`${c.pin.id}:${c.page}:${c.divergence}`) },
+    );
     for (let k = 0; k < 3; k++) v2.runPeriodic();
     assert.deepEqual(checks.sort(), ['1:3:confirmed', '2:3:confirmed']);
     const before = seen();

@@ -1,11 +1,11 @@
 // Test doubles for the collector core: a hand-driven clock + scheduler, a scriptable pagemap and maps.
-// Exported from production code so any layer's tests (store, publish, runner) can drive a Collector.
+// Shared by every layer's tests (model, verify, pipeline, store, publish, runner) to drive a Collector.
 import type { PagemapRead } from '../../schema/anomalies.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
-import type { PagemapReader } from '../contracts.ts';
-import { classifyBacking, type Mapping, type MapsReader } from '../model/maps.ts';
-import { GONE } from './pagemap.ts';
-import type { Clock, Scheduler, TimerHandle } from './time.ts';
+import type { PagemapReader } from '../../collector/contracts.ts';
+import { classifyBacking, type Mapping, type MapsReader } from '../../collector/model/maps.ts';
+import { GONE } from '../../collector/verify/pagemap.ts';
+import type { Clock, Scheduler, TimerHandle } from '../../collector/clock.ts';
 
 /** Manual time: nowNs() only moves with advance(); timers fire in due order during advance(). */
 export class FakeTime implements Clock, Scheduler {

@@ -1,4 +1,4 @@
-// Clock and timer seams for the model and the verifier, so tests drive time by hand (verify/fakes.ts).
+// Clock and timer seams for the model and the verifier, so tests drive time by hand (test/support/fakes.ts).
 // nowNs() is CLOCK_MONOTONIC like bpftrace's nsecs: the snapshot-race logic compares the two directly.
 
 export interface Clock {

@@ -1,10 +1,10 @@
-// What a pin source promises, and so what counts as a hazard on it (docs/sources.md). One small module per
-// source (io-uring.ts, vfio.ts, rdma.ts, vmsplice.ts, gup.ts) implements this interface; the rules ask
+// What a pin source promises, and so what counts as a hazard on it (docs/sources.md). Each source plug-in
+// (io-uring.ts, vfio.ts, rdma.ts, vmsplice.ts, gup.ts, o-direct.ts) carries one; the rules ask
 // promiseOf(pin.source) instead of assuming every pin is a long-term DMA pin.
 import type { Severity } from '../../../schema/anomalies.ts';
 import type { PinSource } from '../../../schema/events.ts';
-import type { ZapHit } from '../../model/effects.ts';
-import type { PinRecord } from '../../model/pin-record.ts';
+import type { ZapHit } from '../effects.ts';
+import type { PinRecord } from '../pin-record.ts';
 
 /** A source's judgement of one thing that happened to its pin: a severity (null: legal, say nothing) and why. */
 export interface Verdict {

@@ -1,4 +1,6 @@
-// vmsplice(2) of user pages into a pipe: NOT a DMA pin. The pipe holds a reference (FOLL_GET, read-only) to
+// vmsplice(2) of user pages into a pipe as a pin source. Identity: the pipe fd (one pin per spliced iovec, cut
+// to the bytes the call returned). Released by the pipe's close (or exit): the read that really drops the
+// references is not traced. NOT a DMA pin: the pipe holds a reference (FOLL_GET, read-only) to
 // the pages as they were; the reader later copies them out. Unmapping, MADV_DONTNEED-ing or re-mmapping the
 // range afterwards is legal — the pipe keeps the old pages and the reader sees the data as it was (what the
 // kernel's own mm/cow.c checks). The hazard runs the other way: the pipe (or a fork child) seeing
@@ -7,8 +9,9 @@
 // copying it away from the pipe (seed 002, < 5.19). So: application zaps and the divergence they cause are
 // silent; kernel-caused loss of the page (advisory MADV_PAGEOUT/FREE that pagemap shows acted, COW, unmap by
 // reclaim) keeps its severity.
-import { PG_HARD_ZAP } from '../../model/pin-record.ts';
+import { PG_HARD_ZAP } from '../pin-record.ts';
 import { kernelVersion, type SourcePromise } from './promise.ts';
+import type { PinSourcePlugin } from './source.ts';
 
 export const vmsplicePromise: SourcePromise = {
   source: 'vmsplice',
@@ -32,4 +35,15 @@ export const vmsplicePromise: SourcePromise = {
     afterS: 300,
     verdict: { severity: 'info', why: 'the pipe fd is still open: unless it was read, the pipe still references (and keeps in memory) the vmspliced pages' },
   },
+};
+
+export const vmsplice: PinSourcePlugin = {
+  source: 'vmsplice',
+  promise: vmsplicePromise,
+  handleKind: 'pipe',
+  // reads user memory (no FOLL_WRITE) and holds it only until the pipe is read: short-term
+  writable: false,
+  longterm: false,
+  retCountsBytes: true,
+  releasedBy: [],
 };
