@@ -23,7 +23,7 @@ import type { CollectorSink, SessionStart } from '../contracts.ts';
 import { StoreError, toStoreError } from './errors.ts';
 import { IncidentWriter, backfillIncidents, readIncidents, type IncidentFilter } from './incidents.ts';
 import {
-  anomalyFromRow, eventAddr, eventFromRow, eventLen, pagemapReadFromRow, payloadJson, pinPageFromRow, pinSummaryFromRow,
+  anomalyFromRow, eventAddr, eventFromRow, eventLen, MM_KINDS, PFN_KINDS, pagemapReadFromRow, payloadJson, pinPageFromRow, pinSummaryFromRow,
   sessionFromRow,
   type AnomalyRow, type EventRow, type PagemapRow, type PinPageRow, type PinRow, type SessionRow,
 } from './rows.ts';
@@ -117,8 +117,6 @@ const EVENT_CHUNK = 64;
 const GIB = 2 ** 30;
 const PROCESS_KINDS = ['fork', 'exit'];
 const COLLAPSE_KINDS = ['collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate'];
-const MM_KINDS = ['collapse_file', 'scan_file', 'scan_pmd', 'ksm_merge', 'split_pmd', 'mmu_invalidate'];
-const PFN_KINDS = ['unmap', 'mkclean', 'writeback', 'ksm_merge', 'collapse_isolate', 'unpin', 'anon_rmap_move', 'scan_pmd', 'scan_file'];
 const META_VERSION = 'schema_version';
 /** meta row: the largest events.len written, so pageTimeline bounds its index range scan from below. */
 const META_MAX_LEN = 'events.max_len';
