@@ -238,7 +238,7 @@ export const EVENT_KIND_TABLE = {
     filled: ['pfns'],
     addr: 'addr', len: (e) => e.nrPages * PAGE_SIZE, lane: 'pin', color: '#4cc38a',
     describe: (e) => {
-      const pfns = e.pfns;
+      const pfns = Array.isArray(e.pfns) ? e.pfns : []; // a stored row from an older file may lack them
       return `${e.fn}(${hex(e.addr)}, ${e.nrPages} pages, gup_flags ${flags(e.gupFlags)}) = ${ret(e.ret)}${pfns.length ? `  pfns ${pfns.slice(0, 4).map(hex).join(' ')}${pfns.length > 4 ? ' …' : ''}` : ''}`;
     },
   },

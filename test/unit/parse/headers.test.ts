@@ -112,6 +112,11 @@ test('every Example: has the documented number of fields and parses', () => {
   }
   assert.deepEqual(malformed, []);
   assert.equal(events.length, expected);
+  // Each parsed example reads as a sentence: every field its row's sentence names is there.
+  for (const e of events) {
+    const said = (kindRow(e.kind).describe as (e: TraceEvent) => string)(e);
+    assert.ok(said.length > 0 && !/undefined|NaN/.test(said), `${e.kind}: ${said}`);
+  }
 });
 
 test('every kind the table says a script set prints is printed by a script of that set', () => {
