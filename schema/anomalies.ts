@@ -1,4 +1,4 @@
-// Anomalies: the product's verdicts. Rule ids are stable (mm-primer.md); each rule's explanation
+// Anomalies: the product's verdicts. Rule ids are stable (recordings and alerts name them); each rule's explanation
 // lives beside its code in collector/rules/<id>.ts and is exported as RuleInfo.
 
 export const RULE_IDS = [
@@ -27,7 +27,7 @@ export interface RuleInfo {
   whyItMatters: string;
   /** The kernel mechanism, with function names. */
   mechanism: string;
-  /** Seed threads (../shared/seeds) the rule comes from, e.g. ['000', '002']. */
+  /** Numbers of the reported cases the rule comes from, e.g. ['000', '002']. */
   seeds: string[];
   /** Which mode sees it: tracepoint set, kprobe set or both. */
   modes: ('tracepoint' | 'kprobe')[];

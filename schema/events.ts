@@ -1,5 +1,7 @@
 // The typed events the collector reads from bpftrace. bpf/ scripts print them, collector/parse
 // turns lines into these objects, the model consumes them, the store keeps them, the web shows them.
+// Each kind's line, store columns, timeline lane, colour and sentence: event-kinds.ts (checked against
+// these types at compile time).
 //
 // Numbers: timestamps are CLOCK_MONOTONIC nanoseconds (bpftrace `nsecs`, same clock as
 // process.hrtime), kept as JS numbers (exact to 2^53 ns ≈ 104 days of uptime, ±2 ns after).
@@ -14,8 +16,10 @@ export interface EventBase {
   comm: string;
 }
 
-/** Where a long- or short-term page reference comes from. */
-/** o_direct: GUP made by the block layer for an O_DIRECT bio (kprobe mode names it; short-term, never a DMA buffer). */
+/**
+ * Where a long- or short-term page reference comes from. o_direct: GUP made by the block layer for an
+ * O_DIRECT bio (kprobe mode names it; short-term, never a DMA buffer).
+ */
 export type PinSource = 'io_uring' | 'vfio' | 'iommufd' | 'vmsplice' | 'rdma' | 'o_direct' | 'gup';
 
 /** One user buffer handed to a pinning syscall (io_uring_register buffers, vmsplice iovec), at syscall entry. */
@@ -293,7 +297,6 @@ export interface AnonRmapMoveEvent extends EventBase {
   order: number;
 }
 
-/** bpftrace reported lost perf-buffer events (not a kernel event; kept in the stream to mark windows). */
 /** shmdt(2) of a SysV shm segment: its whole attached mapping goes (len 0: size unknown, see shm.bt). */
 export interface ShmdtEvent extends EventBase {
   kind: 'shmdt';
@@ -337,6 +340,7 @@ export interface MmapForgetEvent extends EventBase {
   kind: 'mmap_forget';
 }
 
+/** bpftrace reported lost perf-buffer events (not a kernel event; kept in the stream to mark windows). */
 export interface LostEvent extends EventBase {
   kind: 'lost';
   count: number;
@@ -381,13 +385,7 @@ export type TraceEvent =
 
 export type EventKind = TraceEvent['kind'];
 
-export const EVENT_KINDS: readonly EventKind[] = [
-  'pin_iovec', 'pin_result', 'vfio_dma', 'madvise', 'munmap', 'mremap', 'mmap_fixed', 'fork', 'exit',
-  'uffd_register', 'fault', 'collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate', 'ksm_merge',
-  'writeback', 'migrate_pte', 'close', 'gup', 'unpin', 'wp_page', 'unmap', 'mkclean', 'split_pmd',
-  'mmu_invalidate', 'mmu_invalidate_end', 'copy_page_range', 'anon_rmap_move', 'shmdt', 'uring_enter', 'uring_sqpoll', 'mmap_backing',
-  'mmap_forget', 'exec', 'lost',
-];
+// The kinds in table order, and each kind's line fields, colour, lane and sentence: event-kinds.ts.
 
 /** An event once the collector has numbered it (events.seq in SQLite). */
 export type SequencedEvent = TraceEvent & { seq: number };

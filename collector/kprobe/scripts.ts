@@ -33,14 +33,15 @@ export function parseHeader(text: string, file: string): KprobeScriptHeader {
       break;
     }
     const body = line.slice(2).trim();
-    if (!h.what) h.what = body;
-    const m = /^(probes|optional|any-of|btf|example):\s*(.*)$/.exec(body);
+    // The header opens with `<file>.bt — what`; the doctor names the script as kprobe/<file>.
+    if (!h.what) h.what = body.replace(/^[\w.-]+\.bt — /, `${name}: `);
+    const m = /^(probes|optional|any-of|btf|Example):\s*(.*)$/.exec(body);
     if (!m) continue;
     const [, key, value] = m;
     if (key === 'probes') h.probes.push(...value.split(/\s+/).filter(Boolean));
     else if (key === 'optional') h.optional.push(...value.split(/\s+/).filter(Boolean));
     else if (key === 'any-of') h.anyOf.push(value.split(/\s+/).filter(Boolean));
-    else if (key === 'example') h.examples.push(value);
+    else if (key === 'Example') h.examples.push(value);
     else if (key === 'btf') {
       const b = /^([\w.]+)\((.*)\)$/.exec(value.trim());
       if (b) h.btf.push({ fn: b[1], params: b[2].split(',').map((s) => s.trim()).filter(Boolean) });

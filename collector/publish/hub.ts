@@ -11,7 +11,8 @@
 // Hot path: event() is one counter increment, plus an emit only when someone listens to 'event'.
 import { EventEmitter } from 'node:events';
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
-import { EVENT_KINDS, type EventKind, type SequencedEvent } from '../../schema/events.ts';
+import { EVENT_KINDS } from '../../schema/event-kinds.ts';
+import type { EventKind, SequencedEvent } from '../../schema/events.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { Pin, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';

@@ -7,7 +7,7 @@
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
 import { overlapsGap, type CaptureGap } from '../../schema/reliability.ts';
 import type { EventKind, SequencedEvent } from '../../schema/events.ts';
-import { EVENT_KINDS } from '../../schema/events.ts';
+import { EVENT_KINDS } from '../../schema/event-kinds.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { CollectorConfig } from '../contracts.ts';
 import type { PinRecord } from '../model/pin-record.ts';

@@ -2,72 +2,38 @@
 // The per-event functions run once per stored event in the flush loop: switch + string building, no
 // intermediate objects (eventPayload's rest-spread + delete is ~2x slower; its output is the reference).
 import type { Anomaly, Evidence, PagemapRead, RuleId, Severity } from '../../schema/anomalies.ts';
+import { EVENT_KINDS, kindRow } from '../../schema/event-kinds.ts';
 import type { EventKind, SequencedEvent, TraceEvent } from '../../schema/events.ts';
-import { PAGE_SIZE, PMD_SIZE } from '../../schema/kernel.ts';
 import type { PinPage, PinState, PinSummary } from '../../schema/pins.ts';
 import type { ProbeStatus, SessionEndReason, SessionInfo, TraceMode } from '../../schema/session.ts';
 import type { StoredEvent } from '../../schema/stored.ts';
 
+type Column = (e: TraceEvent) => number;
+
+/** Per kind, from its row: the reader of the `addr` column and of the `len` column, built once. */
+const ADDR: Partial<Record<EventKind, Column>> = {};
+const LEN: Partial<Record<EventKind, Column>> = {};
+for (const kind of EVENT_KINDS) {
+  const { addr, len } = kindRow(kind);
+  if (addr !== undefined) ADDR[kind] = (e) => (e as unknown as Record<string, number>)[addr];
+  if (typeof len === 'function') LEN[kind] = len as Column;
+  else if (len !== undefined) LEN[kind] = (e) => (e as unknown as Record<string, number>)[len];
+}
+
 /** The event's main user address (the `addr` column), or null for kinds without one. */
 export function eventAddr(e: TraceEvent): number | null {
-  switch (e.kind) {
-    case 'pin_iovec':
-    case 'madvise':
-    case 'munmap':
-    case 'mremap':
-    case 'mmap_fixed':
-    case 'uffd_register':
-    case 'fault':
-    case 'collapse_file':
-    case 'migrate_pte':
-    case 'gup':
-    case 'wp_page':
-    case 'unmap':
-    case 'mkclean':
-    case 'split_pmd':
-    case 'anon_rmap_move':
-      return e.addr;
-    case 'vfio_dma':
-      return e.vaddr;
-    case 'mmu_invalidate':
-    case 'mmu_invalidate_end':
-    case 'copy_page_range':
-      return e.start;
-    default:
-      return null;
-  }
+  const f = ADDR[e.kind];
+  return f === undefined ? null : f(e);
 }
 
 /** Bytes covered from eventAddr (the `len` column); null for a point (one address: fault, wp_page, rmap walk). */
 export function eventLen(e: TraceEvent): number | null {
-  switch (e.kind) {
-    case 'pin_iovec':
-    case 'madvise':
-    case 'munmap':
-    case 'mmap_fixed':
-    case 'uffd_register':
-      return e.len;
-    case 'mremap':
-      return e.oldLen;
-    case 'vfio_dma':
-      return e.size;
-    case 'collapse_file':
-      return e.nr > 0 ? e.nr * PAGE_SIZE : PMD_SIZE;
-    case 'split_pmd':
-      return PMD_SIZE;
-    case 'migrate_pte':
-    case 'anon_rmap_move':
-      return PAGE_SIZE * 2 ** e.order;
-    case 'gup':
-      return e.nrPages * PAGE_SIZE;
-    case 'mmu_invalidate':
-    case 'mmu_invalidate_end':
-    case 'copy_page_range':
-      return e.end - e.start;
-    default:
-      return null;
-  }
+  const f = LEN[e.kind];
+  return f === undefined ? null : f(e);
 }
+
+/** Kinds the page timeline finds by the process's mm / by a pfn the page had. */
+export { MM_KINDS, PFN_KINDS } from '../../schema/event-kinds.ts';
 
 const keyPrefix = new Map<string, string>();
 function quotedKey(k: string, first: boolean): string {

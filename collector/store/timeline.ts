@@ -6,7 +6,7 @@ import type { SequencedEvent } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { StoredEvent, StoredPagemapRead, TimelineMatch, TimelinePageRef } from '../../schema/stored.ts';
 import { META_MAX_LEN } from './meta.ts';
-import { eventFromRow, pagemapReadFromRow, storedEventFromRow, type EventRow, type PagemapRow } from './rows.ts';
+import { eventFromRow, MM_KINDS, PFN_KINDS, pagemapReadFromRow, storedEventFromRow, type EventRow, type PagemapRow } from './rows.ts';
 import type { Statements } from './statements.ts';
 
 export type { TimelineMatch };
@@ -19,8 +19,6 @@ export type TimelineEntry =
 const GIB = 2 ** 30;
 const PROCESS_KINDS = ['fork', 'exit'];
 const COLLAPSE_KINDS = ['collapse_file', 'scan_file', 'scan_pmd', 'collapse_isolate'];
-const MM_KINDS = ['collapse_file', 'scan_file', 'scan_pmd', 'ksm_merge', 'split_pmd', 'mmu_invalidate'];
-const PFN_KINDS = ['unmap', 'mkclean', 'writeback', 'ksm_merge', 'collapse_isolate', 'unpin', 'anon_rmap_move', 'scan_pmd', 'scan_file'];
 
 function sqlList(values: readonly string[]): string {
   return values.map((v) => `'${v}'`).join(',');

@@ -24,18 +24,13 @@ const MAX_LINES = 500;
  * fails, and so does one that is gone or no longer over the limit, so the list can neither hide growth nor go
  * stale.
  */
-const TEMPORARY_OVERSIZED_FILES: Readonly<Record<string, number>> = {
-  'collector/store/store.ts': 1219,
-  'collector/model/shadow-model.ts': 1102,
-  'collector/parse/index.ts': 680,
-  'collector/runner/index.ts': 677,
-};
+const TEMPORARY_OVERSIZED_FILES: Readonly<Record<string, number>> = {};
 
 /**
  * TEMPORARY (issue 14): the one import circle left, made of type-only imports, in code another branch of the
  * same refactor is reshaping. Empty it when that branch is merged; an entry that no longer exists fails.
  */
-const TEMPORARY_CIRCLES: readonly string[] = ['collector/verify/settle.ts → collector/verify/verifier.ts → collector/verify/settle.ts'];
+const TEMPORARY_CIRCLES: readonly string[] = [];
 
 /** Lines as `wc -l` counts them for a file that ends in a newline (a last line without one counts too). */
 function lineCount(text: string): number {
