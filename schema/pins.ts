@@ -1,6 +1,7 @@
 // The DMA buffer registry's shape: a pin is one registered range (an io_uring buffer slot, a
 // VFIO DMA mapping, a vmsplice iovec), with the pfn of every page as read right after it was pinned.
 import type { PinSource } from './events.ts';
+import type { PinRun } from './pin-runs.ts';
 
 export type PinState = 'intact' | 'zapped' | 'diverged' | 'released';
 
@@ -39,8 +40,15 @@ export interface Pin {
   state: PinState;
   /** Absent: 'event'. */
   origin?: PinOrigin;
+  /** Pages in the pin (tracked ones: see MAX_PIN_PAGES in the model). */
+  pageCount: number;
+  /** The pages as runs (schema/pin-runs.ts): O(runs), however large the pin. */
+  runs: PinRun[];
+  /** Pages past the publish cap on runs (a pin fragmented into more runs than a message may carry); absent: 0. */
+  omittedPages?: number;
+  /** Per page; being replaced by `runs` (consumers move over, then this goes). */
   pages: PinPage[];
 }
 
 /** What the UI and the store need of a pin without its per-page array. */
-export type PinSummary = Omit<Pin, 'pages'> & { pageCount: number; divergedPages: number };
+export type PinSummary = Omit<Pin, 'pages' | 'runs' | 'omittedPages'> & { divergedPages: number };

@@ -3,6 +3,7 @@
 // (mremap moves pages; the pin and its pfns stay). Converted to the schema's Pin only when published.
 import type { PinSource } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
+import { RunBuilder } from '../../schema/pin-runs.ts';
 import type { Pin, PinOrigin, PinPage, PinState, PinSummary } from '../../schema/pins.ts';
 
 // Page flag bits (PinRecord.flags).
@@ -228,6 +229,7 @@ export class PinRecord {
 
   toPin(): Pin {
     const pages: PinPage[] = new Array(this.nPages);
+    const runs = new RunBuilder();
     for (let i = 0; i < this.nPages; i++) {
       const p: PinPage = {
         addr: this.pinVaOf(i),
@@ -240,15 +242,16 @@ export class PinRecord {
         if (va !== p.addr) p.mappedAddr = va;
       }
       pages[i] = p;
+      runs.push(i, p.pinnedPfn, p.currentPfn, p.snapshotLate, p.mappedAddr);
     }
-    return { ...this.header(), pages };
+    return { ...this.header(), runs: runs.runs, pages };
   }
 
   toSummary(): PinSummary {
-    return { ...this.header(), pageCount: this.nPages, divergedPages: this.divergedPages };
+    return { ...this.header(), divergedPages: this.divergedPages };
   }
 
-  private header(): Omit<Pin, 'pages'> {
+  private header(): Omit<Pin, 'pages' | 'runs' | 'omittedPages'> {
     return {
       id: this.id,
       pid: this.pid,
@@ -263,6 +266,7 @@ export class PinRecord {
       createdNs: this.createdNs,
       releasedNs: this.releasedNs,
       state: this.state,
+      pageCount: this.nPages,
       ...(this.origin === 'discovered' ? { origin: this.origin } : {}),
     };
   }

@@ -4,6 +4,7 @@
 import type Database from 'better-sqlite3';
 import type { Anomaly, PagemapRead, RuleId, Severity } from '../../schema/anomalies.ts';
 import type { EventKind, SequencedEvent } from '../../schema/events.ts';
+import { RunBuilder } from '../../schema/pin-runs.ts';
 import type { Incident } from '../../schema/incidents.ts';
 import type { RuleSeverityCount } from '../../schema/metrics.ts';
 import type { Pin, PinPage, PinSummary } from '../../schema/pins.ts';
@@ -248,8 +249,11 @@ export class StoreQueries {
   }
 
   private pinWithPages(r: PinRow): Pin {
-    const { pageCount: _n, divergedPages: _d, ...pin } = pinSummaryFromRow(r);
-    return { ...pin, pages: this.pinPages(r.id) };
+    const { divergedPages: _d, ...pin } = pinSummaryFromRow(r);
+    const pages = this.pinPages(r.id);
+    const runs = new RunBuilder();
+    pages.forEach((p, i) => runs.push(i, p.pinnedPfn, p.currentPfn, p.snapshotLate, p.mappedAddr));
+    return { ...pin, runs: runs.runs, pages };
   }
 
   pinPages(pinId: number): PinPage[] {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Anomaly } from '../../../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../../../schema/events.ts';
 import type { Pin } from '../../../schema/pins.ts';
+import { RunBuilder } from '../../../schema/pin-runs.ts';
 import type { SessionStart } from '../../../collector/contracts.ts';
 
 export function tempDir(t: { after(fn: () => void): void }): string {
@@ -86,7 +87,7 @@ export function anomaly(seqNo: number, over: Partial<Anomaly> = {}): Anomaly {
 
 export function pin(id: number, over: Partial<Pin> = {}): Pin {
   const addr = 0x7f00_0000_0000;
-  return {
+  const out: Pin = {
     id,
     pid: 100,
     comm: 'app',
@@ -101,8 +102,17 @@ export function pin(id: number, over: Partial<Pin> = {}): Pin {
     releasedNs: null,
     state: 'intact',
     pages: [0, 1, 2, 3].map((i) => ({ addr: addr + i * 4096, pinnedPfn: 0x1000 + i, currentPfn: 0x1000 + i, snapshotLate: false })),
+    pageCount: 4,
+    runs: [{ page: 0, count: 4, pinnedPfn: 0x1000, currentPfn: 0x1000, snapshotLate: false }],
     ...over,
   };
+  if (over.pages && !over.runs) {
+    const b = new RunBuilder();
+    over.pages.forEach((p, i) => b.push(i, p.pinnedPfn, p.currentPfn, p.snapshotLate, p.mappedAddr));
+    out.runs = b.runs;
+    out.pageCount = over.pages.length;
+  }
+  return out;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
