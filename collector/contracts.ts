@@ -90,6 +90,8 @@ export interface CollectorConfig {
   submissionsTraced: boolean;
   /** Release of the traced kernel (os.release() unless replaying or testing): rules that depend on kernel fixes read it. */
   kernelRelease: string;
+  /** Which pins the fault watcher traces: 'armed' (only where a fault can show something) or 'all-pins' (model/state.ts). */
+  faultWatch: 'armed' | 'all-pins';
 }
 
 export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
@@ -100,6 +102,7 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   pinMaxAgeS: 0,
   lostWindowNs: 1_000_000_000,
   kernelRelease: release(),
+  faultWatch: 'armed',
 };
 
 // ---- session (store) ----

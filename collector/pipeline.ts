@@ -110,6 +110,7 @@ export class Collector {
       firstPinId: opts.firstPinId,
       follNumbering: opts.follNumbering,
       kernelRelease: this.config.kernelRelease,
+      faultWatch: this.config.faultWatch,
     });
     this.verifier = new Verifier({
       model: this.model,

@@ -69,8 +69,9 @@ export interface Companion {
   start(): Promise<Background>;
 }
 
-export function pinHolder(pages = 512): Companion {
-  return { start: () => startBackground([buildWorkload('pin-holder'), '--pages', String(pages)], /"ready":true/, { timeoutMs: 10_000 }) };
+export function pinHolder(pages = 512, zap = false): Companion {
+  const argv = [buildWorkload('pin-holder'), '--pages', String(pages), ...(zap ? ['--zap'] : [])];
+  return { start: () => startBackground(argv, /"ready":true/, { timeoutMs: 10_000 }) };
 }
 
 export interface OverheadCase {
@@ -79,7 +80,7 @@ export interface OverheadCase {
   workload: string[];
   companion?: Companion;
   /** With the tracer attached, time the run only once the collector's fault filter (a second bpftrace process,
-   *  started by the FaultWatcher when pins go live) is attached and idle. */
+   *  started by the FaultWatcher when a pin is armed: a zapped pinned page, a fork sharing pinned pages) is attached and idle. */
   needsFaultFilter?: boolean;
   /** The workload takes --wait-signal: it sets up (pins), prints a ready line and waits for SIGUSR1; the run is
    *  timed from the signal to its exit, in both phases (so the time to attach the fault filter is not counted). */

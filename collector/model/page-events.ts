@@ -254,6 +254,7 @@ export function zap(
       if (late) pin.setFlag(i, PG_LATE);
     }
     pin.note(e.seq, t, `${how} ${hex(s)} (${count} pinned page${count === 1 ? '' : 's'})${race ? ' during the registration' : ''}`, first, count);
+    if (hard) m.armFaults(pin, how, first, count); // the next touch of that address maps a new page there
     m.effects.dirty = true;
     m.effects.zaps.push({ pin, firstPage: first, count, va: s, cause: e, how, unmapped: unmapping, hard, race, advisory });
     m.changed.add(pin);

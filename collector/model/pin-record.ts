@@ -133,6 +133,15 @@ export class PinRecord {
   readonly flags: Uint8Array;
   extents: Extent[];
   moved = false;
+  /**
+   * Why the fault watcher traces this pin's regions, or null while no fault can show anything about it: on a
+   * kernel with early COW of pinned pages at fork (5.9+), a pinned page leaves the page table only through a
+   * zap or remap, which arrive as events; a fault matters after a hard zap (the refault maps a new page) or
+   * after a fork that shares the pages (FOLL_GET references, or any pin before 5.9: the parent's write COWs).
+   */
+  watchFaults: string | null = null;
+  /** The pages whose faults matter (first, count), or null for all of them (a fork arms the whole pin). */
+  faultPages: Array<[number, number]> | null = null;
   history: HistoryEntry[] = [];
   zappedPages = 0;
   divergedPages = 0;

@@ -91,15 +91,27 @@ export class ShadowModel extends ModelState {
     return out;
   }
 
-  /** The pinned 2 MiB regions (pid, addr >> 21) of live, owned pins, sorted. */
+  /**
+   * The 2 MiB regions (pid, addr >> 21) the fault watcher traces, sorted: those of live, owned pins a fault can
+   * tell something about (PinRecord.watchFaults), or of every live pin with faultWatch 'all-pins'. Empty in the
+   * steady state of a hypervisor (pins live, nothing zapped): no fault probe then, at no cost to any process.
+   */
   faultRegions(): FaultRegion[] {
     const out: FaultRegion[] = [];
+    const all = this.faultWatch === 'all-pins';
     for (const p of this.procs.values()) {
       if (p.pins.size === 0) continue;
       const seen = new Set<number>();
       for (const x of p.allExtents()) {
-        const last = pmdIndex(x.va + x.count * PAGE_SIZE - 1);
-        for (let r = pmdIndex(x.va); r <= last; r++) seen.add(r);
+        const pin = x.pin;
+        if (all || (pin.watchFaults !== null && pin.faultPages === null)) addRegions(seen, x.va, x.count);
+        else if (pin.watchFaults !== null) {
+          for (const [first, count] of pin.faultPages!) {
+            const s = Math.max(first, x.page);
+            const e = Math.min(first + count, x.page + x.count);
+            if (e > s) addRegions(seen, x.va + (s - x.page) * PAGE_SIZE, e - s);
+          }
+        }
       }
       for (const r of [...seen].sort((a, b) => a - b)) out.push({ pid: p.pid, region: r });
     }
@@ -228,6 +240,9 @@ export class ShadowModel extends ModelState {
       if (e.tsNs < pin.raceFromNs) continue;
       if (e.tsNs < pin.snapshotNs) for (let i = 0; i < pin.nPages; i++) pin.setFlag(i, PG_LATE);
       pin.note(e.seq, e.tsNs, `fork: child ${e.childPid} (${e.childComm})`, 0, pin.nPages);
+      // The pages are shared with the child and the parent's next write copies them: FOLL_GET references
+      // (vmsplice) always, FOLL_PIN pins only before 5.9 (earlyCowOfPinnedPages).
+      if (pin.source === 'vmsplice' || !this.earlyCow) this.armFaults(pin, `fork: child ${e.childPid} shares the pages`);
       this.effects.dirty = true;
       this.effects.touched.push({ pin, firstPage: 0, count: pin.nPages, va: pin.vaOf(0), reason: 'fork', cause: e });
     }
@@ -297,3 +312,9 @@ export class ShadowModel extends ModelState {
 
 /** The flag bits a page may carry, for tests and evidence text. */
 export const PAGE_FLAGS = { PG_LATE, PG_ZAPPED, PG_HARD_ZAP, PG_WRITE_AFTER_ZAP, PG_UNMAPPED } as const;
+
+/** The 2 MiB regions of `pages` pages from `va`. */
+function addRegions(seen: Set<number>, va: number, pages: number): void {
+  const last = pmdIndex(va + pages * PAGE_SIZE - 1);
+  for (let r = pmdIndex(va); r <= last; r++) seen.add(r);
+}

@@ -34,6 +34,29 @@ export interface ShadowModelOptions {
   follNumbering?: FollNumbering;
   /** The traced kernel's release (numbering of khugepaged results, FOLL_*); default the running kernel's. */
   kernelRelease?: string;
+  /**
+   * Which pins' regions the fault watcher traces (faultRegions()). 'armed' (default): only pins a page fault
+   * can still tell something about on the traced kernel (see PinRecord.watchFaults); 'all-pins': every live
+   * pin, as long as it lives (costs every process on the host the fault tracepoint while any pin lives).
+   */
+  faultWatch?: FaultWatch;
+}
+
+export type FaultWatch = 'armed' | 'all-pins';
+
+/** Zapped page ranges kept per pin for the fault filter before it widens to the whole pin. */
+const MAX_FAULT_RANGES = 64;
+
+/**
+ * fork() copies FOLL_PIN-pinned anon pages for the child at fork time since 5.9 (commit 70e806e4e645 "mm: Do
+ * early cow for pinned pages during fork() for ptes", and the THP counterpart): the parent keeps the pinned
+ * page, so no later write fault of the parent can COW it away. Before 5.9, and for FOLL_GET references
+ * (vmsplice) on every kernel, the pages are shared at fork and the parent's next write copies them.
+ */
+export function earlyCowOfPinnedPages(release: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return true;
+  return Number(m[1]) * 1000 + Number(m[2]) >= 5009;
 }
 
 function defaultFollNumbering(release: string): FollNumbering {
@@ -73,6 +96,9 @@ export class ModelState {
 
   readonly foll: typeof FOLL_6_3 | typeof FOLL_PRE_6_3;
   readonly kernelRelease: string;
+  readonly faultWatch: FaultWatch;
+  /** The traced kernel copies FOLL_PIN pages at fork (earlyCowOfPinnedPages). */
+  readonly earlyCow: boolean;
   readonly procs = new Map<number, ProcessState>();
   readonly pinsById = new Map<number, PinRecord>();
   readonly pfns = new PfnIndex();
@@ -90,6 +116,8 @@ export class ModelState {
   constructor(opts: ShadowModelOptions, private readonly replay: Replay) {
     this.nextPinId = opts.firstPinId ?? 1;
     this.kernelRelease = opts.kernelRelease ?? kernelRelease();
+    this.faultWatch = opts.faultWatch ?? 'armed';
+    this.earlyCow = earlyCowOfPinnedPages(this.kernelRelease);
     this.foll = (opts.follNumbering ?? defaultFollNumbering(this.kernelRelease)) === '6.3' ? FOLL_6_3 : FOLL_PRE_6_3;
   }
 
@@ -222,6 +250,17 @@ export class ModelState {
       const p = this.procs.get(pin.pid);
       if (p) this.replayRing(p, pin);
     }
+  }
+
+  /** From now on, faults at this pin's pages can show a new page being mapped there: trace them. */
+  armFaults(pin: PinRecord, why: string, firstPage = 0, count = -1): void {
+    if (pin.watchFaults !== null && pin.faultPages === null) return; // already the whole pin
+    if (count < 0) pin.faultPages = null;
+    else if (pin.watchFaults === null) pin.faultPages = [[firstPage, count]];
+    else if (pin.faultPages!.length < MAX_FAULT_RANGES) pin.faultPages!.push([firstPage, count]);
+    else pin.faultPages = null; // many scattered zaps: the whole pin
+    pin.watchFaults ??= why;
+    this.regionsDirty = true;
   }
 
   release(pin: PinRecord, reason: string, tsNs: number): void {

@@ -1,5 +1,5 @@
 // FaultWatcher: a separate, restartable bpftrace process filtering page faults to pinned regions; it exists
-// only while pins live and hands over to a new process on every region change without losing a fault.
+// only while some pin is armed (ShadowModel.faultRegions: zapped pinned pages, pins a fork shared) and hands over to a new process on every region change without losing a fault.
 import { readFileSync } from 'node:fs';
 import type { FaultRegion, ParseSink } from '../contracts.ts';
 import type { TraceEvent } from '../../schema/events.ts';

@@ -13,7 +13,7 @@ export interface HeldPin {
   pid: number;
   facts(): Fact[];
   fact(step: string): Promise<Fact>;
-  /** SIGUSR1: MADV_DONTNEED of page 1, then a write (divergence). Resolves with its "diverged" fact. */
+  /** SIGUSR1: MADV_DONTNEED of page 1 (then 2, 3, … on later calls), then a write (divergence). Resolves with this call's "diverged" fact. */
   diverge(): Promise<Fact>;
   /** SIGUSR2: fork HELD_FORKS children (waits up to timeoutMs for them: forks are slow on a loaded host). */
   fork(timeoutMs?: number): Promise<Fact>;
@@ -36,8 +36,10 @@ export async function startHeldPin(env: Record<string, string> = {}): Promise<He
     facts: () => parseFacts(out),
     fact,
     diverge: async () => {
+      const before = parseFacts(out).filter((f) => f.step === 'diverged').length;
       child.kill('SIGUSR1');
-      return fact('diverged');
+      await waitFor(() => parseFacts(out).filter((f) => f.step === 'diverged').length > before, 30_000, `held-pin fact diverged #${before + 1}\n${out}`);
+      return parseFacts(out).filter((f) => f.step === 'diverged').pop()!;
     },
     fork: async (timeoutMs?: number) => {
       child.kill('SIGUSR2');

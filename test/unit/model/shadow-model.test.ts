@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SequencedEvent, TraceEvent } from '../../../schema/events.ts';
 import { IORING_REGISTER, MADV, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE } from '../../../schema/kernel.ts';
-import { ShadowModel } from '../../../collector/model/shadow-model.ts';
+import { ShadowModel, type ShadowModelOptions } from '../../../collector/model/shadow-model.ts';
 import {
   PG_DIVERGED, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, type PinRecord,
 } from '../../../collector/model/pin-record.ts';
@@ -12,11 +12,11 @@ import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
 import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 import { BUF, EventBuilder, MiB2, PAGE } from '../pipeline/harness.ts';
 
-function setup() {
+function setup(opts: ShadowModelOptions = {}) {
   const time = new FakeTime();
   const pagemap = new FakePagemapReader(time);
   const maps = new FakeMapsReader();
-  const model = new ShadowModel({ follNumbering: '6.3' });
+  const model = new ShadowModel({ follNumbering: '6.3', ...opts });
   // The verifier's pin-time reads (maps, pagemap), handed back as the Collector does after each event.
   const pinTime = new PinTimeReader({ pagemap, maps, clock: time });
   const ev = new EventBuilder(time);
@@ -302,7 +302,7 @@ describe('zaps', () => {
 
 describe('mremap', () => {
   test('a whole move: pages follow, no zap, addresses and regions follow', () => {
-    const s = setup();
+    const s = setup({ faultWatch: 'all-pins' });
     const DST = BUF + 64 * MiB2;
     s.anon(100, BUF, 4, 0x1000);
     const [p] = s.register(100, 5, [[BUF, 4 * PAGE]]);
@@ -659,8 +659,8 @@ describe('pfns, kprobe events, uffd, regions', () => {
     assert.equal(proc.uffd.size, 0);
   });
 
-  test('fault regions: each pinned 2 MiB region once, sorted, gone with the pins', () => {
-    const s = setup();
+  test('fault regions (all-pins): each pinned 2 MiB region once, sorted, gone with the pins', () => {
+    const s = setup({ faultWatch: 'all-pins' });
     const A = 0x7f00_0000_0000;
     s.anon(100, A + MiB2 - PAGE, 2, 0x1000); // straddles two regions
     s.anon(50, BUF, 1, 0x2000);
@@ -674,6 +674,33 @@ describe('pfns, kprobe events, uffd, regions', () => {
     ]);
     s.apply(s.ev.exit(100));
     assert.deepEqual(s.model.faultRegions(), [{ pid: 50, region: Math.floor(BUF / MiB2) }]);
+  });
+
+  test('fault regions (armed): only the hard-zapped pages\' regions; a fork arms the whole pin where the parent can COW', () => {
+    const A = 0x7f00_0000_0000;
+    const r0 = Math.floor(A / MiB2);
+    const s = setup({ kernelRelease: '6.18.0' });
+    s.anon(100, A, 1024, 0x10000); // 4 MiB: two regions
+    s.register(100, 5, [[A, 1024 * PAGE]]);
+    assert.deepEqual(s.model.faultRegions(), [], 'intact pins: nothing a fault can show');
+    s.apply(s.ev.fork(100, 101));
+    assert.deepEqual(s.model.faultRegions(), [], '5.9+: FOLL_PIN pages are copied for the child at fork');
+    s.apply(s.ev.madvise(100, A + MiB2 + PAGE, PAGE, MADV.FREE));
+    assert.deepEqual(s.model.faultRegions(), [], 'MADV_FREE is advisory: the page stays until reclaim, which pins stop');
+    s.apply(s.ev.madvise(100, A + MiB2 + PAGE, PAGE, MADV.DONTNEED));
+    assert.deepEqual(s.model.faultRegions(), [{ pid: 100, region: r0 + 1 }], 'the zapped page\'s region only');
+    const old = setup({ kernelRelease: '5.4.0' });
+    old.anon(100, A, 1024, 0x10000);
+    old.register(100, 5, [[A, 1024 * PAGE]]);
+    old.apply(old.ev.fork(100, 101));
+    assert.deepEqual(old.model.faultRegions(), [{ pid: 100, region: r0 }, { pid: 100, region: r0 + 1 }], 'before 5.9 the parent\'s write COWs');
+    const splice = setup({ kernelRelease: '6.18.0' });
+    splice.anon(100, A, 2, 0x10000);
+    splice.apply(splice.ev.iovec(100, 4, 0, A, 2 * PAGE, { source: 'vmsplice' }));
+    splice.apply(splice.ev.pinResult(100, 4, 1, 2 * PAGE, { source: 'vmsplice' }));
+    assert.deepEqual(splice.model.faultRegions(), []);
+    splice.apply(splice.ev.fork(100, 101));
+    assert.deepEqual(splice.model.faultRegions(), [{ pid: 100, region: r0 }], 'vmsplice holds FOLL_GET references: shared at fork on every kernel');
   });
 
   test('pin state follows the worst page; PinPage reports current pfns', () => {

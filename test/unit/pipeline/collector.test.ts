@@ -71,8 +71,8 @@ describe('Collector basics', () => {
     assert.equal(h.c.counters.malformed, 1);
   });
 
-  test('fault regions: announced when pins appear, move or go; not repeated when unchanged', () => {
-    const h = new Harness().anonBuffer(100, BUF, 4, 0x1000);
+  test('fault regions (all-pins): announced when pins appear, move or go; not repeated when unchanged', () => {
+    const h = new Harness({ config: { faultWatch: 'all-pins' } }).anonBuffer(100, BUF, 4, 0x1000);
     const DST = BUF + 16 * MiB2;
     h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
     const r = Math.floor(BUF / MiB2);
@@ -85,6 +85,16 @@ describe('Collector basics', () => {
     assert.deepEqual(h.regions[h.regions.length - 1], []);
   });
 
+  test('fault regions (armed, the default): none while pins are intact; the zapped page\'s region after a hard zap, until the pin goes', () => {
+    const h = new Harness().anonBuffer(100, BUF, 4, 0x1000);
+    h.registerRing(100, 5, [[BUF, 4 * PAGE]]);
+    assert.deepEqual(h.regions, [], 'an intact pin: no fault probe at all');
+    h.feed(h.ev.madvise(100, BUF + PAGE, PAGE, MADV.DONTNEED));
+    assert.deepEqual(h.regions, [[{ pid: 100, region: Math.floor(BUF / MiB2) }]]);
+    h.feed(h.ev.exit(100));
+    assert.deepEqual(h.regions[h.regions.length - 1], []);
+  });
+
   test('a lost exit: the periodic pass finds the process gone and releases its pins', () => {
     const h = new Harness({ config: { verifyIntervalMs: 500 } }).anonBuffer(100, BUF, 1, 0x1000);
     h.registerRing(100, 5, [[BUF, PAGE]]);
@@ -92,7 +102,7 @@ describe('Collector basics', () => {
     h.tick(500);
     assert.equal(h.c.pins().length, 0);
     assert.equal(h.sink.pinUpdates[h.sink.pinUpdates.length - 1].state, 'released');
-    assert.deepEqual(h.regions[h.regions.length - 1], []);
+    assert.deepEqual(h.regions.at(-1) ?? [], [], 'no fault regions left (none were armed)');
     assert.deepEqual(h.sink.anomalies, []);
   });
 
