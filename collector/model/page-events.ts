@@ -254,7 +254,9 @@ export function zap(
       if (late) pin.setFlag(i, PG_LATE);
     }
     pin.note(e.seq, t, `${how} ${hex(s)} (${count} pinned page${count === 1 ? '' : 's'})${race ? ' during the registration' : ''}`, first, count);
-    if (hard) m.armFaults(pin, how, first, count); // the next touch of that address maps a new page there
+    // The next touch of that address maps a new page there. MADV_FREE/PAGEOUT only matter for references that
+    // do not stop reclaim: FOLL_GET (vmsplice) pages can be reclaimed and refaulted elsewhere, FOLL_PIN ones not.
+    if (hard || (advisory && pin.source === 'vmsplice')) m.armFaults(pin, how, first, count);
     m.effects.dirty = true;
     m.effects.zaps.push({ pin, firstPage: first, count, va: s, cause: e, how, unmapped: unmapping, hard, race, advisory });
     m.changed.add(pin);
