@@ -61,7 +61,8 @@ function hasTempTable(db: Database.Database, name: string): boolean {
 export function ensureRunsReadable(db: Database.Database): void {
   if (hasTable(db, 'pin_page_runs') || hasTempTable(db, 'pin_page_runs')) return;
   db.pragma('temp_store = MEMORY'); // the web process drops root after opening: no temp file to create later
-  db.exec(`CREATE TEMP TABLE pin_page_runs (\n${PIN_PAGE_RUNS_COLUMNS}) WITHOUT ROWID`);
+  // Without the foreign key: a TEMP table cannot reference the file's pins (SQLite resolves it in temp).
+  db.exec(`CREATE TEMP TABLE pin_page_runs (\n${PIN_PAGE_RUNS_COLUMNS.replace(/ REFERENCES pins\(id\)/, '')}) WITHOUT ROWID`);
   if (hasTable(db, 'pin_pages')) db.prepare(convertSql('main', 'temp')).run();
 }
 
