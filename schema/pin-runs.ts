@@ -104,3 +104,61 @@ export function runAt(runs: readonly PinRun[], page: number): PinRun | undefined
   }
   return undefined;
 }
+
+/** The page run `runAt` finds, expanded to page `page` (undefined when no run holds it). */
+export function pageAt(runs: readonly PinRun[], page: number): RunPage | undefined {
+  const r = runAt(runs, page);
+  if (r === undefined) return undefined;
+  const k = page - r.page;
+  const p: RunPage = {
+    page,
+    pinnedPfn: r.pinnedPfn === null ? null : r.pinnedPfn + k,
+    currentPfn: r.currentPfn === null ? null : r.currentPfn + k,
+    snapshotLate: r.snapshotLate,
+  };
+  if (r.mappedAddr !== undefined) p.mappedAddr = r.mappedAddr + k * PAGE_SIZE;
+  return p;
+}
+
+/** The page-aligned pin-time address of page `page` of a pin starting at `pinAddr`. */
+export function pinPageAddr(pinAddr: number, page: number): number {
+  return pinAddr - (pinAddr % PAGE_SIZE) + page * PAGE_SIZE;
+}
+
+/** The index of the page holding `addr` in a pin starting at `pinAddr` (negative / past the end: not in it). */
+export function pinPageIndex(pinAddr: number, addr: number): number {
+  return Math.floor((addr - (pinAddr - (pinAddr % PAGE_SIZE))) / PAGE_SIZE);
+}
+
+/** Both pfns known and different: every page of the run is diverged (they advance together). */
+export function runDiverged(r: PinRun): boolean {
+  return r.pinnedPfn !== null && r.currentPfn !== null && r.pinnedPfn !== r.currentPfn;
+}
+
+/** Pages whose current pfn is known and differs from the pinned one (the count the model keeps). */
+export function divergedPagesOf(runs: readonly PinRun[]): number {
+  let n = 0;
+  for (const r of runs) if (runDiverged(r)) n += r.count;
+  return n;
+}
+
+/**
+ * What a run's pages show, as the pin view names it: `same` (the PTE maps the pinned pfn), `diverged` (it maps
+ * another pfn), `not-present` (nothing mapped: zapped or not yet faulted back), `unknown` (the pinned pfn was
+ * never read). `movedTo` is where mremap moved the pages (absent: still at their pin-time address).
+ */
+export type RunState = 'same' | 'diverged' | 'not-present' | 'unknown';
+
+export function runState(r: PinRun): RunState {
+  if (r.pinnedPfn === null) return r.currentPfn === null ? 'not-present' : 'unknown';
+  if (r.currentPfn === null) return 'not-present';
+  return r.pinnedPfn === r.currentPfn ? 'same' : 'diverged';
+}
+
+/** Two runs with the same pages and the same values (the store writes a run again only when this is false). */
+export function sameRun(a: PinRun, b: PinRun): boolean {
+  return (
+    a.page === b.page && a.count === b.count && a.pinnedPfn === b.pinnedPfn && a.currentPfn === b.currentPfn &&
+    a.snapshotLate === b.snapshotLate && a.mappedAddr === b.mappedAddr
+  );
+}

@@ -1,22 +1,10 @@
 // The DMA buffer registry's shape: a pin is one registered range (an io_uring buffer slot, a
-// VFIO DMA mapping, a vmsplice iovec), with the pfn of every page as read right after it was pinned.
+// VFIO DMA mapping, a vmsplice iovec), with the pfn of every page as read right after it was pinned, held as
+// runs of pages (schema/pin-runs.ts: one run per stretch of physically contiguous, equally flagged pages).
 import type { PinSource } from './events.ts';
 import type { PinRun } from './pin-runs.ts';
 
 export type PinState = 'intact' | 'zapped' | 'diverged' | 'released';
-
-export interface PinPage {
-  /** Page-aligned user virtual address of this page at pin time. */
-  addr: number;
-  /** pfn the device holds, from pagemap right after the pin (or from GUP in kprobe mode); null if unknown. */
-  pinnedPfn: number | null;
-  /** Latest pfn pagemap showed at this address; null when not present. */
-  currentPfn: number | null;
-  /** true when pinnedPfn was read after an event that may already have moved the page (see verify/). */
-  snapshotLate: boolean;
-  /** Where the page is mapped now when mremap moved it away from `addr` (absent when unmoved). */
-  mappedAddr?: number;
-}
 
 /** event: pinwatch saw the pinning call; discovered: found already pinned at start (pfns read from pagemap then). */
 export type PinOrigin = 'event' | 'discovered';
@@ -46,9 +34,7 @@ export interface Pin {
   runs: PinRun[];
   /** Pages past the publish cap on runs (a pin fragmented into more runs than a message may carry); absent: 0. */
   omittedPages?: number;
-  /** Per page; being replaced by `runs` (consumers move over, then this goes). */
-  pages: PinPage[];
 }
 
 /** What the UI and the store need of a pin without its per-page array. */
-export type PinSummary = Omit<Pin, 'pages' | 'runs' | 'omittedPages'> & { divergedPages: number };
+export type PinSummary = Omit<Pin, 'runs' | 'omittedPages'> & { divergedPages: number };

@@ -3,7 +3,8 @@
 // (collector/store) builds them; the web and the exporters show them.
 import type { Anomaly, PagemapRead } from './anomalies.ts';
 import type { EventBase, TraceEvent } from './events.ts';
-import type { PinPage, PinSummary } from './pins.ts';
+import type { PinRun, RunPage } from './pin-runs.ts';
+import type { PinSummary } from './pins.ts';
 
 /** The kind-specific fields of an event (the payload column), typed by its kind. */
 export type EventPayloadOf<E extends TraceEvent> = Omit<E, keyof EventBase | 'kind'>;
@@ -37,9 +38,24 @@ export interface StoredPagemapRead extends PagemapRead {
   reason: string;
 }
 
-/** A pin that covers the timeline's page, with that page's row. */
+/** A pin that covers the timeline's page, with that page (expanded from its run; null: no run holds it). */
 export interface TimelinePin extends PinSummary {
-  page: PinPage | null;
+  page: RunPage | null;
+}
+
+/** Most runs one GET /api/pins/:id/runs answers (a fragmented pin is read page by page). */
+export const PIN_RUNS_PAGE_MAX = 1000;
+
+/** A slice of one pin's runs in page order (GET /api/pins/:id/runs?offset=&limit=). */
+export interface PinRunsPage {
+  pinId: number;
+  /** Pages in the pin. */
+  pageCount: number;
+  /** Runs the pin has in all. */
+  totalRuns: number;
+  /** Index of runs[0] among them. */
+  offset: number;
+  runs: PinRun[];
 }
 
 /** Everything that touched one page of one process, in seq/time order (GET /api/timeline?pid=&addr=). */

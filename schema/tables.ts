@@ -5,9 +5,25 @@
 // sessions.end_reason/end_detail/last_event_ns, anomalies.count/last_ts_ns, pins.origin. A writer upgrades a
 // version-1 file in place (the new tables from DDL, the new columns from MIGRATIONS); a reader opens it as it is
 // (the new tables and columns read as empty / defaults; incidents are derived from the anomalies).
-export const SCHEMA_VERSION = 2;
+//
+// Version 3: a pin's pages are stored as runs (pin_page_runs, schema/pin-runs.ts) instead of one pin_pages row a
+// page: a contiguous 64 GiB pin is a few rows, not 16M. A writer converts an older file's pin_pages into runs
+// and drops pin_pages (collector/store/upgrade.ts); a reader of an older file builds the runs in a TEMP table
+// of its own connection (collector/store/pin-runs.ts), the file stays as it is.
+export const SCHEMA_VERSION = 3;
 /** Oldest schema version this pinwatch still opens (and upgrades when writing). */
 export const OLDEST_READABLE_SCHEMA_VERSION = 1;
+
+/** The columns of pin_page_runs (also the TEMP table a reader of an older file builds: collector/store/page-runs.ts). */
+export const PIN_PAGE_RUNS_COLUMNS = `  pin_id INTEGER NOT NULL REFERENCES pins(id),
+  page INTEGER NOT NULL,              -- index of the run's first page in the pin
+  count INTEGER NOT NULL,             -- pages in the run (>= 1)
+  pinned_pfn INTEGER,                 -- pfn the device holds for the first page
+  current_pfn INTEGER,                -- pfn pagemap last showed for the first page
+  snapshot_late INTEGER NOT NULL DEFAULT 0,
+  mapped_addr INTEGER,                -- where mremap moved the first page (NULL: not moved)
+  PRIMARY KEY (pin_id, page)
+`;
 
 export const DDL = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -66,15 +82,12 @@ CREATE TABLE IF NOT EXISTS pins (
   origin TEXT NOT NULL DEFAULT 'event' -- event: seen being pinned | discovered: found pinned at start (pfns from pagemap then)
 );
 
-CREATE TABLE IF NOT EXISTS pin_pages (
-  pin_id INTEGER NOT NULL REFERENCES pins(id),
-  page_index INTEGER NOT NULL,
-  addr INTEGER NOT NULL,
-  pinned_pfn INTEGER,
-  current_pfn INTEGER,
-  snapshot_late INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (pin_id, page_index)
-);
+-- A pin's pages as runs: count pages from page index "page" (page i is at the pin's page-aligned start + i
+-- pages) whose pinned pfn, current pfn and mapped address advance by one page each and whose flags are equal
+-- (page page+k: pinned_pfn+k, current_pfn+k, mapped_addr+k*4096). NULL pfn: unknown (pinned) / not present
+-- (current); NULL mapped_addr: at its pin-time address. The runs of a pin tile its pages in order.
+CREATE TABLE IF NOT EXISTS pin_page_runs (
+${PIN_PAGE_RUNS_COLUMNS}) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS pagemap_reads (
   id INTEGER PRIMARY KEY,

@@ -76,7 +76,7 @@ export function perfettoTrace(rec: RecordingRows, opts: PerfettoOptions = {}): {
   for (const p of pins) {
     const uuid = nextUuid++;
     pinTrack.set(p.id, uuid);
-    const label = `pin ${p.id}: ${p.source} ${p.handle} @0x${p.addr.toString(16)} (${p.pages.length} pages)`;
+    const label = `pin ${p.id}: ${p.source} ${p.handle} @0x${p.addr.toString(16)} (${p.pageCount} pages)`;
     descriptors.push({ trustedPacketSequenceId: SEQUENCE_ID, trackDescriptor: { uuid, parentUuid: processUuid(p.pid, p.comm), name: label } });
     timed.push(at(p.createdNs, {
       type: TYPE.SLICE_BEGIN, trackUuid: uuid, name: `${p.source} ${p.handle}`, categories: ['pin'],

@@ -4,7 +4,7 @@
 import type { PinSource } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { RunBuilder } from '../../schema/pin-runs.ts';
-import type { Pin, PinOrigin, PinPage, PinState, PinSummary } from '../../schema/pins.ts';
+import type { Pin, PinOrigin, PinState, PinSummary } from '../../schema/pins.ts';
 
 // Page flag bits (PinRecord.flags).
 /** pinnedPfn was read after an event that may already have moved the page: divergence only `inferred`. */
@@ -237,30 +237,19 @@ export class PinRecord {
   }
 
   toPin(): Pin {
-    const pages: PinPage[] = new Array(this.nPages);
     const runs = new RunBuilder();
     for (let i = 0; i < this.nPages; i++) {
-      const p: PinPage = {
-        addr: this.pinVaOf(i),
-        pinnedPfn: nullIfNaN(this.pinnedPfn[i]),
-        currentPfn: nullIfNaN(this.currentPfn[i]),
-        snapshotLate: (this.flags[i] & PG_LATE) !== 0,
-      };
-      if (this.moved) {
-        const va = this.vaOf(i);
-        if (va !== p.addr) p.mappedAddr = va;
-      }
-      pages[i] = p;
-      runs.push(i, p.pinnedPfn, p.currentPfn, p.snapshotLate, p.mappedAddr);
+      const va = this.moved ? this.vaOf(i) : this.pinVaOf(i);
+      runs.push(i, nullIfNaN(this.pinnedPfn[i]), nullIfNaN(this.currentPfn[i]), (this.flags[i] & PG_LATE) !== 0, va !== this.pinVaOf(i) ? va : undefined);
     }
-    return { ...this.header(), runs: runs.runs, pages };
+    return { ...this.header(), runs: runs.runs };
   }
 
   toSummary(): PinSummary {
     return { ...this.header(), divergedPages: this.divergedPages };
   }
 
-  private header(): Omit<Pin, 'pages' | 'runs' | 'omittedPages'> {
+  private header(): Omit<Pin, 'runs' | 'omittedPages'> {
     return {
       id: this.id,
       pid: this.pid,

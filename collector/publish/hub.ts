@@ -20,7 +20,7 @@ import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import type { CollectorSink } from '../contracts.ts';
 import type { CollectorStatus } from '../../schema/status.ts';
-import { pageDiverged } from '../store/rows.ts';
+import { divergedPagesOf } from '../../schema/pin-runs.ts';
 
 export type HubStatus = CollectorStatus;
 
@@ -47,13 +47,11 @@ export interface HubTotals {
   byKind: Partial<Record<EventKind, number>>;
 }
 
-/** A pin without its pages: the table row the UI shows. divergedPages counts pages whose current pfn ≠ pinned pfn. */
+/** A pin without its runs: the table row the UI shows. divergedPages counts pages whose current pfn ≠ pinned pfn. */
 export function summarizePin(p: Pin): PinSummary {
-  const { pages, ...rest } = p;
-  let diverged = 0;
-  for (let i = 0; i < pages.length; i++) if (pageDiverged(pages[i])) diverged++;
+  const { runs, omittedPages: _o, ...rest } = p;
   const own = (p as Pin & { divergedPages?: number }).divergedPages;
-  return { ...rest, pageCount: pages.length, divergedPages: typeof own === 'number' ? own : diverged };
+  return { ...rest, divergedPages: typeof own === 'number' ? own : divergedPagesOf(runs) };
 }
 
 type KindCounts = Record<EventKind, number>;

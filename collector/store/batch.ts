@@ -1,9 +1,10 @@
-// The statements of one write transaction: multi-row event INSERTs, upserts of anomalies, pins (only the pages
-// that changed since the pin was last written) and incidents, pagemap reads, session counters. The writer
+// The statements of one write transaction: multi-row event INSERTs, upserts of anomalies, pins (only the runs
+// of pages that changed since the pin was last written) and incidents, pagemap reads, session counters. The writer
 // (writer.ts) decides what goes into a transaction; this file only turns rows into statements.
 import type Database from 'better-sqlite3';
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
+import type { PinRun } from '../../schema/pin-runs.ts';
 import type { Pin } from '../../schema/pins.ts';
 import { IncidentWriter } from './incidents.ts';
 import { META_MAX_LEN } from './meta.ts';
@@ -13,16 +14,39 @@ const EVENT_COLS = 10;
 /** Rows per multi-row INSERT: one native call binds this many events. */
 const EVENT_CHUNK = 64;
 
-/** Written state of a pin's pages, to write only pages that changed (NaN = null). */
-interface WrittenPages {
-  addr: Float64Array;
+/** A pin's runs as last committed (NaN = null / absent), to write only the runs that changed: ~41 bytes a run. */
+interface WrittenRuns {
+  n: number;
+  page: Float64Array;
+  count: Float64Array;
   pinned: Float64Array;
   current: Float64Array;
+  mapped: Float64Array;
   late: Uint8Array;
 }
 
-function sameNum(a: number, b: number): boolean {
-  return a === b || (Number.isNaN(a) && Number.isNaN(b));
+function writtenRuns(capacity: number): WrittenRuns {
+  return {
+    n: 0,
+    page: new Float64Array(capacity),
+    count: new Float64Array(capacity),
+    pinned: new Float64Array(capacity),
+    current: new Float64Array(capacity),
+    mapped: new Float64Array(capacity),
+    late: new Uint8Array(capacity),
+  };
+}
+
+/** Run i of `w` has the values of `r` (its page is already known to match). */
+function sameAsWritten(w: WrittenRuns, i: number, r: PinRun): boolean {
+  return (
+    w.count[i] === r.count && w.late[i] === (r.snapshotLate ? 1 : 0) && sameNullable(w.pinned[i], r.pinnedPfn) &&
+    sameNullable(w.current[i], r.currentPfn) && sameNullable(w.mapped[i], r.mappedAddr ?? null)
+  );
+}
+
+function sameNullable(w: number, v: number | null): boolean {
+  return v === null ? Number.isNaN(w) : w === v;
 }
 
 export function finiteOrNull(v: number | null | undefined): number | null {
@@ -36,12 +60,14 @@ export class BatchStatements {
   private readonly anomalyStmt: Database.Statement;
   private readonly readStmt: Database.Statement;
   private readonly pinStmt: Database.Statement;
-  private readonly pageStmt: Database.Statement;
+  private readonly runUpsert: Database.Statement;
+  private readonly runDelete: Database.Statement;
+  private readonly runsDelete: Database.Statement;
   private readonly lostStmt: Database.Statement;
   private readonly lastEventStmt: Database.Statement;
   private readonly metaStmt: Database.Statement;
   private readonly args: unknown[] = new Array(EVENT_COLS * EVENT_CHUNK);
-  private readonly written = new Map<number, WrittenPages>();
+  private readonly written = new Map<number, WrittenRuns>();
 
   constructor(db: Database.Database) {
     const values = `(${new Array(EVENT_COLS).fill('?').join(',')})`;
@@ -67,11 +93,13 @@ export class BatchStatements {
          backing=excluded.backing, created_ns=excluded.created_ns, released_ns=excluded.released_ns, state=excluded.state,
          origin=excluded.origin`,
     );
-    this.pageStmt = db.prepare(
-      `INSERT INTO pin_pages (pin_id, page_index, addr, pinned_pfn, current_pfn, snapshot_late) VALUES (?,?,?,?,?,?)
-       ON CONFLICT(pin_id, page_index) DO UPDATE SET addr=excluded.addr, pinned_pfn=excluded.pinned_pfn,
-         current_pfn=excluded.current_pfn, snapshot_late=excluded.snapshot_late`,
+    this.runUpsert = db.prepare(
+      `INSERT INTO pin_page_runs (pin_id, page, count, pinned_pfn, current_pfn, snapshot_late, mapped_addr) VALUES (?,?,?,?,?,?,?)
+       ON CONFLICT(pin_id, page) DO UPDATE SET count=excluded.count, pinned_pfn=excluded.pinned_pfn,
+         current_pfn=excluded.current_pfn, snapshot_late=excluded.snapshot_late, mapped_addr=excluded.mapped_addr`,
     );
+    this.runDelete = db.prepare(`DELETE FROM pin_page_runs WHERE pin_id = ? AND page = ?`);
+    this.runsDelete = db.prepare(`DELETE FROM pin_page_runs WHERE pin_id = ?`);
     this.lostStmt = db.prepare(`UPDATE sessions SET lost_events = ? WHERE id = ?`);
     this.lastEventStmt = db.prepare(`UPDATE sessions SET last_event_ns = ? WHERE id = ?`);
     this.metaStmt = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`);
@@ -134,53 +162,71 @@ export class BatchStatements {
     this.lastEventStmt.run(ns, sid);
   }
 
-  /** Upsert the pin row and the pages that changed since the last write of this pin; returns rows written. */
+  /**
+   * Upsert the pin row and the runs that changed since the last committed write of this pin: a run whose first
+   * page and values are unchanged is skipped, a run that starts at a page no run starts at any more is deleted
+   * (a merge of two page-ordered lists). A pin not written by this connection yet has its old rows, if any,
+   * deleted first. Returns rows written.
+   */
   pin(sid: number, p: Pin): number {
-    const pages = p.pages;
     this.pinStmt.run(
-      p.id, sid, p.pid, p.comm, p.source, p.handle, p.addr, p.len, pages.length, p.writable ? 1 : 0, p.longterm ? 1 : 0, p.backing,
+      p.id, sid, p.pid, p.comm, p.source, p.handle, p.addr, p.len, p.pageCount, p.writable ? 1 : 0, p.longterm ? 1 : 0, p.backing,
       p.createdNs, p.releasedNs, p.state, p.origin ?? 'event',
     );
-    let prev = this.written.get(p.id);
-    if (!prev || prev.addr.length !== pages.length) {
-      prev = {
-        addr: new Float64Array(pages.length).fill(NaN),
-        pinned: new Float64Array(pages.length).fill(NaN),
-        current: new Float64Array(pages.length).fill(NaN),
-        late: new Uint8Array(pages.length).fill(2), // 2: never written
-      };
-      this.written.set(p.id, prev);
-    }
+    const runs = p.runs;
+    const prev = this.written.get(p.id);
     let rows = 1;
-    for (let i = 0; i < pages.length; i++) {
-      const pg = pages[i];
-      const pinned = pg.pinnedPfn ?? NaN;
-      const current = pg.currentPfn ?? NaN;
-      const late = pg.snapshotLate ? 1 : 0;
-      if (prev.late[i] === late && prev.addr[i] === pg.addr && sameNum(prev.pinned[i], pinned) && sameNum(prev.current[i], current)) continue;
-      this.pageStmt.run(p.id, i, pg.addr, finiteOrNull(pg.pinnedPfn), finiteOrNull(pg.currentPfn), late);
-      rows++;
+    if (!prev) {
+      this.runsDelete.run(p.id);
+      for (const r of runs) this.upsertRun(p.id, r);
+      return rows + runs.length;
+    }
+    let i = 0;
+    let j = 0;
+    while (j < runs.length || i < prev.n) {
+      const r = j < runs.length ? runs[j] : undefined;
+      if (i < prev.n && (r === undefined || prev.page[i] < r.page)) {
+        this.runDelete.run(p.id, prev.page[i++]);
+        rows++;
+        continue;
+      }
+      const r2 = r as PinRun;
+      if (i < prev.n && prev.page[i] === r2.page) {
+        if (!sameAsWritten(prev, i, r2)) (this.upsertRun(p.id, r2), rows++);
+        i++;
+      } else (this.upsertRun(p.id, r2), rows++);
+      j++;
     }
     return rows;
   }
 
-  /** After COMMIT: remember the pages written (a rolled-back transaction leaves them to be written again). */
+  private upsertRun(pinId: number, r: PinRun): void {
+    this.runUpsert.run(pinId, r.page, r.count, finiteOrNull(r.pinnedPfn), finiteOrNull(r.currentPfn), r.snapshotLate ? 1 : 0, finiteOrNull(r.mappedAddr));
+  }
+
+  /** After COMMIT: remember the runs written (a rolled-back transaction leaves them to be written again). */
   committedPins(pins: Iterable<Pin>): void {
     for (const p of pins) {
-      const prev = this.written.get(p.id);
       if (p.state === 'released') {
         this.written.delete(p.id); // a released pin does not change again
         continue;
       }
-      if (!prev) continue;
-      const pages = p.pages;
-      for (let i = 0; i < pages.length; i++) {
-        const pg = pages[i];
-        prev.addr[i] = pg.addr;
-        prev.pinned[i] = pg.pinnedPfn ?? NaN;
-        prev.current[i] = pg.currentPfn ?? NaN;
-        prev.late[i] = pg.snapshotLate ? 1 : 0;
+      const runs = p.runs;
+      let w = this.written.get(p.id);
+      if (!w || w.page.length < runs.length) {
+        w = writtenRuns(Math.max(4, runs.length));
+        this.written.set(p.id, w);
       }
+      for (let i = 0; i < runs.length; i++) {
+        const r = runs[i];
+        w.page[i] = r.page;
+        w.count[i] = r.count;
+        w.pinned[i] = r.pinnedPfn ?? NaN;
+        w.current[i] = r.currentPfn ?? NaN;
+        w.mapped[i] = r.mappedAddr ?? NaN;
+        w.late[i] = r.snapshotLate ? 1 : 0;
+      }
+      w.n = runs.length;
     }
   }
 }

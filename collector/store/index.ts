@@ -10,4 +10,4 @@ export type { TimelineEntry, TimelineMatch } from './timeline.ts';
 export type { IncidentFilter } from './incidents.ts';
 export { StoreError, isStoreError, toStoreError } from './errors.ts';
 export type { StoreErrorCode } from './errors.ts';
-export { eventAddr, eventLen, payloadJson, pageDiverged } from './rows.ts';
+export { eventAddr, eventLen, payloadJson } from './rows.ts';

@@ -75,7 +75,7 @@ function prepareWriter(db: Database.Database, file: string): void {
   db.pragma('wal_autocheckpoint = 8192');
   db.pragma('journal_size_limit = 67108864');
   db.pragma('temp_store = MEMORY');
-  const tables = (db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('sessions','events','pins','pin_pages','pagemap_reads','anomalies')`).get() as { n: number }).n;
+  const tables = (db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('sessions','events','pins','pin_page_runs','pagemap_reads','anomalies')`).get() as { n: number }).n;
   if (!hasTable(db, 'meta') || tables < 6) {
     db.transaction(() => {
       db.exec(DDL);

@@ -4,25 +4,26 @@
 import type Database from 'better-sqlite3';
 import type { Anomaly, PagemapRead, RuleId, Severity } from '../../schema/anomalies.ts';
 import type { EventKind, SequencedEvent } from '../../schema/events.ts';
-import { RunBuilder } from '../../schema/pin-runs.ts';
+import { pinPageIndex } from '../../schema/pin-runs.ts';
 import type { Incident } from '../../schema/incidents.ts';
 import type { RuleSeverityCount } from '../../schema/metrics.ts';
-import type { Pin, PinPage, PinSummary } from '../../schema/pins.ts';
+import type { Pin, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionInfo } from '../../schema/session.ts';
-import type { StoredEvent, TimelineData, TimelinePageRef, TimelinePin } from '../../schema/stored.ts';
+import { PIN_RUNS_PAGE_MAX, type PinRunsPage, type StoredEvent, type TimelineData, type TimelinePageRef, type TimelinePin } from '../../schema/stored.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { orphanedOpenSessions } from './crashed-sessions.ts';
 import { readGaps } from './gaps.ts';
 import { readIncidents, type IncidentFilter } from './incidents.ts';
 import { writerAlive } from './lock.ts';
 import { openDatabase } from './open.ts';
+import { countRuns, ensureRunsReadable, readPage, readRuns } from './page-runs.ts';
 import { readPinnedMemory } from './pinned-memory.ts';
 import { clockOffset, eventRatesSince, recordingRates } from './rates.ts';
 import {
-  PIN_SELECT, anomalyFromRow, eventFromRow, pagemapReadFromRow, pinPageFromRow, pinSummaryFromRow, sessionFromRow, storedEventFromRow,
-  type AnomalyRow, type EventRow, type PagemapRow, type PinPageRow, type PinRow, type SessionRow,
+  PIN_SELECT, anomalyFromRow, eventFromRow, pagemapReadFromRow, pinSummaryFromRow, sessionFromRow, storedEventFromRow,
+  type AnomalyRow, type EventRow, type PagemapRow, type PinRow, type SessionRow,
 } from './rows.ts';
 import { Statements } from './statements.ts';
 import { pageEvents, pageTimeline, pagemapReadsOfPage, pinnedPages, type TimelineEntry } from './timeline.ts';
@@ -84,6 +85,7 @@ export interface LastIds {
 export class StoreQueries {
   private readonly q: Statements;
   private closed = false;
+  private runsChecked = false;
 
   /** Queries on an open connection (the writer's, or a read-only one; read-only views repair crashed sessions on the fly). */
   constructor(
@@ -223,6 +225,7 @@ export class StoreQueries {
 
   /** Every pin (latest state), with page counts; `divergedPages` counts pages whose current pfn differs from the pinned one. */
   pins(sessionId?: number): PinSummary[] {
+    this.runsReadable();
     const sql = `${PIN_SELECT} ${sessionId !== undefined ? 'WHERE p.session_id = ?' : ''} ORDER BY p.id`;
     const rows = (sessionId !== undefined ? this.q.get(sql).all(sessionId) : this.q.get(sql).all()) as PinRow[];
     const crashed = this.crashedView();
@@ -231,6 +234,7 @@ export class StoreQueries {
 
   /** One pin's summary, or null. */
   pin(id: number): PinSummary | null {
+    this.runsReadable();
     const r = this.q.get(`${PIN_SELECT} WHERE p.id = ?`).get(id) as PinRow | undefined;
     return r ? this.pinView(r, this.crashedView()) : null;
   }
@@ -242,27 +246,39 @@ export class StoreQueries {
     return p;
   }
 
-  /** One pin with its pages, or null. */
+  /** An older file read-only has pin_pages, not runs: this connection builds them once (page-runs.ts). */
+  private runsReadable(): void {
+    if (this.runsChecked) return;
+    ensureRunsReadable(this.db);
+    this.runsChecked = true;
+  }
+
+  /** One pin with all its runs, or null. */
   pinDetail(id: number): Pin | null {
+    this.runsReadable();
     const r = this.q.get(`SELECT p.*, 0 AS diverged_pages FROM pins p WHERE id = ?`).get(id) as PinRow | undefined;
-    return r ? this.pinWithPages(r) : null;
+    return r ? this.pinWithRuns(r) : null;
   }
 
-  private pinWithPages(r: PinRow): Pin {
+  private pinWithRuns(r: PinRow): Pin {
     const { divergedPages: _d, ...pin } = pinSummaryFromRow(r);
-    const pages = this.pinPages(r.id);
-    const runs = new RunBuilder();
-    pages.forEach((p, i) => runs.push(i, p.pinnedPfn, p.currentPfn, p.snapshotLate, p.mappedAddr));
-    return { ...pin, runs: runs.runs, pages };
+    return { ...pin, runs: readRuns(this.q, r.id) };
   }
 
-  pinPages(pinId: number): PinPage[] {
-    return (this.q.get(`SELECT * FROM pin_pages WHERE pin_id = ? ORDER BY page_index`).all(pinId) as PinPageRow[]).map(pinPageFromRow);
+  /** A slice of one pin's runs in page order (`limit` capped at PIN_RUNS_PAGE_MAX), or null when there is no such pin. */
+  pinRuns(pinId: number, offset = 0, limit = PIN_RUNS_PAGE_MAX): PinRunsPage | null {
+    this.runsReadable();
+    const pin = this.q.get(`SELECT pages FROM pins WHERE id = ?`).get(pinId) as { pages: number } | undefined;
+    if (!pin) return null;
+    const from = Math.max(0, Math.floor(offset));
+    const n = Math.min(Math.max(1, Math.floor(limit)), PIN_RUNS_PAGE_MAX);
+    return { pinId, pageCount: pin.pages, totalRuns: countRuns(this.q, pinId), offset: from, runs: readRuns(this.q, pinId, from, n) };
   }
 
-  /** Every pin with its pages, in id order, as recorded (for export). */
+  /** Every pin with its runs, in id order, as recorded (for export). */
   *eachPin(): Generator<Pin> {
-    for (const r of this.db.prepare(`SELECT p.*, 0 AS diverged_pages FROM pins p ORDER BY id`).all() as PinRow[]) yield this.pinWithPages(r);
+    this.runsReadable();
+    for (const r of this.db.prepare(`SELECT p.*, 0 AS diverged_pages FROM pins p ORDER BY id`).all() as PinRow[]) yield this.pinWithRuns(r);
   }
 
   // ------------------------------------------------------------------ events and pagemap reads
@@ -351,6 +367,7 @@ export class StoreQueries {
    * read by pagemap, wp_page, gup), the pin_result of a covering pin_iovec, and the pagemap reads of the page.
    */
   pageTimeline(pid: number, addr: number): TimelineEntry[] {
+    this.runsReadable();
     return pageTimeline(this.q, pid, addr);
   }
 
@@ -361,13 +378,10 @@ export class StoreQueries {
   timeline(pid: number, rawAddr: number, nowNs: number): TimelineData {
     const addr = Math.floor(rawAddr / PAGE_SIZE) * PAGE_SIZE;
     const end = addr + PAGE_SIZE;
+    this.runsReadable();
     const crashed = this.crashedView();
     const pinRows = this.q.get(`${PIN_SELECT} WHERE p.pid = ? AND p.addr < ? AND p.addr + p.len > ? ORDER BY p.id`).all(pid, end, addr) as PinRow[];
-    const pageRow = this.q.get('SELECT * FROM pin_pages WHERE pin_id = ? AND addr = ?');
-    const pins: TimelinePin[] = pinRows.map((r) => {
-      const page = pageRow.get(r.id, addr) as PinPageRow | undefined;
-      return { ...this.pinView(r, crashed), page: page ? pinPageFromRow(page) : null };
-    });
+    const pins: TimelinePin[] = pinRows.map((r) => ({ ...this.pinView(r, crashed), page: readPage(this.q, r.id, pinPageIndex(r.addr, addr)) ?? null }));
     const anomalies = (
       this.q.get('SELECT * FROM anomalies WHERE pid = ? AND addr < ? AND addr + max(len, 1) > ? ORDER BY seq').all(pid, end, addr) as AnomalyRow[]
     ).map(anomalyFromRow);
@@ -381,6 +395,7 @@ export class StoreQueries {
 
   /** Pinned pages to offer on the timeline page: those with anomalies first, then diverged ones, newest pins first. */
   pinnedPages(limit = 200): TimelinePageRef[] {
+    this.runsReadable();
     return pinnedPages(this.q, limit);
   }
 }

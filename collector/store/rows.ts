@@ -4,7 +4,7 @@
 import type { Anomaly, Evidence, PagemapRead, RuleId, Severity } from '../../schema/anomalies.ts';
 import { EVENT_KINDS, kindRow } from '../../schema/event-kinds.ts';
 import type { EventKind, SequencedEvent, TraceEvent } from '../../schema/events.ts';
-import type { PinPage, PinState, PinSummary } from '../../schema/pins.ts';
+import type { PinState, PinSummary } from '../../schema/pins.ts';
 import type { ProbeStatus, SessionEndReason, SessionInfo, TraceMode } from '../../schema/session.ts';
 import type { StoredEvent } from '../../schema/stored.ts';
 
@@ -214,9 +214,9 @@ export interface PinRow {
   origin?: string;
 }
 
-/** Pins with the count of their diverged pages (both pfns known and different: pageDiverged). */
-export const PIN_SELECT = `SELECT p.*, (SELECT count(*) FROM pin_pages pp WHERE pp.pin_id = p.id AND pp.pinned_pfn IS NOT NULL
-    AND pp.current_pfn IS NOT NULL AND pp.current_pfn != pp.pinned_pfn) AS diverged_pages FROM pins p`;
+/** Pins with the count of their diverged pages (both pfns known and different: runDiverged, every page of such a run). */
+export const PIN_SELECT = `SELECT p.*, (SELECT coalesce(sum(r.count), 0) FROM pin_page_runs r WHERE r.pin_id = p.id AND r.pinned_pfn IS NOT NULL
+    AND r.current_pfn IS NOT NULL AND r.current_pfn != r.pinned_pfn) AS diverged_pages FROM pins p`;
 
 export function pinSummaryFromRow(r: PinRow): PinSummary {
   return {
@@ -239,19 +239,6 @@ export function pinSummaryFromRow(r: PinRow): PinSummary {
   };
 }
 
-export interface PinPageRow {
-  pin_id: number;
-  page_index: number;
-  addr: number;
-  pinned_pfn: number | null;
-  current_pfn: number | null;
-  snapshot_late: number;
-}
-
-export function pinPageFromRow(r: PinPageRow): PinPage {
-  return { addr: r.addr, pinnedPfn: r.pinned_pfn, currentPfn: r.current_pfn, snapshotLate: r.snapshot_late !== 0 };
-}
-
 export interface PagemapRow {
   id: number;
   session_id: number;
@@ -269,9 +256,4 @@ export function pagemapReadFromRow(r: PagemapRow): PagemapRead {
   const read: PagemapRead = { tsNs: r.ts_ns, pid: r.pid, addr: r.addr, present: r.present !== 0, swapped: r.swapped !== 0, pfn: r.pfn };
   if (r.error !== null) read.error = r.error;
   return read;
-}
-
-/** A pin page is diverged when both pfns are known and differ (the same test the model uses for the count). */
-export function pageDiverged(p: PinPage): boolean {
-  return p.pinnedPfn !== null && p.currentPfn !== null && p.pinnedPfn !== p.currentPfn;
 }

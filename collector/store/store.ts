@@ -5,10 +5,11 @@
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
 import type { Incident } from '../../schema/incidents.ts';
-import type { Pin, PinPage, PinSummary } from '../../schema/pins.ts';
+import type { Pin, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionEndReason, SessionInfo } from '../../schema/session.ts';
+import type { PinRunsPage } from '../../schema/stored.ts';
 import type { CollectorSink, SessionStart } from '../contracts.ts';
 import { closeCrashedSessions } from './crashed-sessions.ts';
 import { toStoreError } from './errors.ts';
@@ -207,8 +208,8 @@ export class Store implements CollectorSink {
     return this.queries.pinDetail(id);
   }
 
-  pinPages(pinId: number): PinPage[] {
-    return this.queries.pinPages(pinId);
+  pinRuns(pinId: number, offset?: number, limit?: number): PinRunsPage | null {
+    return this.queries.pinRuns(pinId, offset, limit);
   }
 
   eventsBySeq(seqs: readonly number[]): SequencedEvent[] {

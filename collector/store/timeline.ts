@@ -4,8 +4,10 @@
 import type { PagemapRead } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
+import { pinPageAddr, pinPageIndex } from '../../schema/pin-runs.ts';
 import type { StoredEvent, StoredPagemapRead, TimelineMatch, TimelinePageRef } from '../../schema/stored.ts';
 import { META_MAX_LEN } from './meta.ts';
+import { readPage, type PinRunRow } from './page-runs.ts';
 import { eventFromRow, MM_KINDS, PFN_KINDS, pagemapReadFromRow, storedEventFromRow, type EventRow, type PagemapRow } from './rows.ts';
 import type { Statements } from './statements.ts';
 
@@ -100,11 +102,10 @@ function pageTouches(q: Statements, pid: number, addr: number): PageTouches {
   // pfns this page had: pagemap, the pin table, wp_page old/new, gup's per-page pfns.
   const pfns = new Set<number>();
   for (const { read } of reads) if (read.pfn !== null && read.pfn > 0) pfns.add(read.pfn);
-  for (const r of q.get(
-    `SELECT pp.pinned_pfn AS a, pp.current_pfn AS b FROM pin_pages pp JOIN pins p ON p.id = pp.pin_id WHERE p.pid = ? AND pp.addr = ?`,
-  ).all(pid, page) as { a: number | null; b: number | null }[]) {
-    if (r.a) pfns.add(r.a);
-    if (r.b) pfns.add(r.b);
+  for (const p of q.get(`SELECT id, addr FROM pins WHERE pid = ? AND addr < ? AND addr + len > ?`).all(pid, page + PAGE_SIZE, page) as { id: number; addr: number }[]) {
+    const pg = readPage(q, p.id, pinPageIndex(p.addr, page));
+    if (pg?.pinnedPfn) pfns.add(pg.pinnedPfn);
+    if (pg?.currentPfn) pfns.add(pg.currentPfn);
   }
   for (const { row } of byseq.values()) {
     if (row.kind === 'wp_page') {
@@ -175,13 +176,28 @@ export function pageEvents(q: Statements, pid: number, addr: number, also: { lo:
   return { events, reads };
 }
 
+/** Index of the first element of sorted `a` that is >= x. */
+function lowerBound(a: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
  * Pinned pages to offer on the timeline page: those with anomalies first, then diverged ones, newest pins first.
- * Counted in one pass over anomalies grouped by (pid, addr, len) and one over pin_pages — a correlated
- * subquery per page was quadratic (minutes on a recording with 16k anomalies, with the collector's loop blocked).
+ * Counted in one pass over anomalies grouped by (pid, addr, len) and one over the runs (newest pin first, page
+ * order): a run yields its pages with anomalies, and pages while fewer than `limit` of its kind (moved or not)
+ * were taken — a 16M-page run costs at most `limit` pages, never 16M. (A correlated subquery per page was
+ * quadratic: minutes on a recording with 16k anomalies, with the collector's loop blocked.)
  */
 export function pinnedPages(q: Statements, limit: number): TimelinePageRef[] {
   const perPage = new Map<string, number>();
+  const anomalyAddrs = new Map<number, number[]>();
   for (const g of q.get('SELECT pid, addr, max(len, 1) AS len, count(*) AS n FROM anomalies GROUP BY pid, addr, len').iterate() as Iterable<{
     pid: number;
     addr: number;
@@ -190,16 +206,42 @@ export function pinnedPages(q: Statements, limit: number): TimelinePageRef[] {
   }>) {
     const pages = Math.min(Math.ceil(g.len / PAGE_SIZE), 4096);
     for (let i = 0; i < pages; i++) {
-      const key = `${g.pid}:${g.addr + i * PAGE_SIZE}`;
-      perPage.set(key, (perPage.get(key) ?? 0) + g.n);
+      const addr = g.addr + i * PAGE_SIZE;
+      const key = `${g.pid}:${addr}`;
+      const before = perPage.get(key);
+      perPage.set(key, (before ?? 0) + g.n);
+      if (before === undefined) {
+        let list = anomalyAddrs.get(g.pid);
+        if (!list) anomalyAddrs.set(g.pid, (list = []));
+        list.push(addr);
+      }
     }
   }
+  for (const list of anomalyAddrs.values()) list.sort((a, b) => a - b);
   const out: TimelinePageRef[] = [];
+  const taken = { moved: 0, rest: 0 };
+  type Row = PinRunRow & { pid: number; comm: string; pin_addr: number };
   for (const r of q.get(
-    `SELECT p.pid, p.comm, pp.addr, p.id AS pinId, pp.pinned_pfn AS pinnedPfn, pp.current_pfn AS currentPfn
-     FROM pin_pages pp JOIN pins p ON p.id = pp.pin_id`,
-  ).iterate() as Iterable<Omit<TimelinePageRef, 'anomalies'>>) {
-    out.push({ ...r, anomalies: perPage.get(`${r.pid}:${r.addr}`) ?? 0 });
+    `SELECT r.*, p.pid, p.comm, p.addr AS pin_addr FROM pin_page_runs r JOIN pins p ON p.id = r.pin_id ORDER BY p.id DESC, r.page`,
+  ).iterate() as Iterable<Row>) {
+    const first = pinPageAddr(r.pin_addr, r.page);
+    const end = first + r.count * PAGE_SIZE;
+    const add = (addr: number, anomalies: number) => {
+      const k = (addr - first) / PAGE_SIZE;
+      out.push({
+        pid: r.pid, comm: r.comm, addr, pinId: r.pin_id, anomalies,
+        pinnedPfn: r.pinned_pfn === null ? null : r.pinned_pfn + k,
+        currentPfn: r.current_pfn === null ? null : r.current_pfn + k,
+      });
+    };
+    const addrs = anomalyAddrs.get(r.pid);
+    if (addrs) for (let i = lowerBound(addrs, first); i < addrs.length && addrs[i] < end; i++) add(addrs[i], perPage.get(`${r.pid}:${addrs[i]}`) ?? 0);
+    const kind = r.pinned_pfn !== null && r.current_pfn !== r.pinned_pfn ? 'moved' : 'rest';
+    for (let addr = first; addr < end && taken[kind] < limit; addr += PAGE_SIZE) {
+      if (addrs && perPage.has(`${r.pid}:${addr}`)) continue; // listed above
+      add(addr, 0);
+      taken[kind]++;
+    }
   }
   const moved = (p: TimelinePageRef) => (p.pinnedPfn !== null && p.currentPfn !== p.pinnedPfn ? 1 : 0);
   out.sort((a, b) => b.anomalies - a.anomalies || moved(b) - moved(a) || b.pinId - a.pinId || a.addr - b.addr);

@@ -1,20 +1,23 @@
-// Upgrading an older pinwatch file in place (additive only: new tables, new columns; schema/tables.ts MIGRATIONS).
+// Upgrading an older pinwatch file in place: new tables, new columns (schema/tables.ts MIGRATIONS); from version 3
+// on, a pin's pages are runs: an older file's pin_pages rows become pin_page_runs (page-runs.ts), pin_pages goes.
 import type Database from 'better-sqlite3';
 import { DDL, MIGRATIONS, SCHEMA_VERSION } from '../../schema/tables.ts';
 import { backfillIncidents } from './incidents.ts';
+import { convertPinPages } from './page-runs.ts';
 import { META_VERSION, hasTable, metaValue, setMeta } from './meta.ts';
 
 function columns(db: Database.Database, table: string): Set<string> {
   return new Set((db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as { name: string }[]).map((r) => r.name));
 }
 
-/** Bring an older pinwatch file to SCHEMA_VERSION: new tables, new columns (additive only). */
+/** Bring an older pinwatch file to SCHEMA_VERSION: new tables, new columns, pages as runs. One transaction. */
 export function upgradeSchema(db: Database.Database): void {
   db.transaction(() => {
     const from = fileSchemaVersion(db);
     db.exec(DDL);
     for (const m of MIGRATIONS) if (!columns(db, m.table).has(m.column)) db.exec(m.ddl);
     if (from < 2) backfillIncidents(db);
+    if (from < 3) convertPinPages(db);
     setMeta(db, META_VERSION, String(SCHEMA_VERSION));
   }).immediate();
 }

@@ -256,7 +256,8 @@ for (const series of KERNELS) {
             const pin = db.prepare('SELECT id FROM pins WHERE pid = ? AND source = ? AND addr = ?').get(run.pid, pinned.source, pinned.addr) as { id: number } | undefined;
             if (!pin) problems.push(`no ${pinned.source} pin at ${hex(pinned.addr)} in the pins table`);
             else {
-              const pfns = (db.prepare('SELECT pinned_pfn FROM pin_pages WHERE pin_id = ? ORDER BY page_index LIMIT ?').all(pin.id, pinned.pfns.length) as { pinned_pfn: number }[]).map((x) => x.pinned_pfn);
+              const runs = db.prepare('SELECT page, count, pinned_pfn FROM pin_page_runs WHERE pin_id = ? ORDER BY page').all(pin.id) as { page: number; count: number; pinned_pfn: number | null }[];
+              const pfns = runs.flatMap((r) => Array.from({ length: r.count }, (_, k) => (r.pinned_pfn === null ? null : r.pinned_pfn + k))).slice(0, pinned.pfns.length);
               if (JSON.stringify(pfns) !== JSON.stringify(pinned.pfns)) problems.push(`pins table pfns ${JSON.stringify(pfns)}, the program read ${JSON.stringify(pinned.pfns)}`);
             }
             // exact pfns come from the gup kretprobe, not only from the verifier's pagemap read

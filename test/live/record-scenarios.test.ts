@@ -93,10 +93,14 @@ describe('scenarios under pinwatch record (live, this kernel)', gate, () => {
     const zap = factAddr(run.facts, 'zap_addr');
     const d = new Database(db, { readonly: true });
     try {
+      // the run holding the zapped page: its first page's pfn + the page's offset in the run
       const page = d
-        .prepare('SELECT pp.pinned_pfn AS pfn FROM pin_pages pp JOIN pins p ON p.id = pp.pin_id WHERE p.pid = ? AND pp.addr = ?')
-        .get(run.pid, zap) as { pfn: number } | undefined;
-      assert.ok(page, 'pin page row for the zapped page');
+        .prepare(
+          `SELECT r.pinned_pfn + (? - (p.addr - p.addr % 4096)) / 4096 - r.page AS pfn FROM pin_page_runs r JOIN pins p ON p.id = r.pin_id
+           WHERE p.pid = ? AND (? - (p.addr - p.addr % 4096)) / 4096 BETWEEN r.page AND r.page + r.count - 1`,
+        )
+        .get(zap, run.pid, zap) as { pfn: number } | undefined;
+      assert.ok(page, 'a pin run holds the zapped page');
       assert.equal(page.pfn, before);
       const kinds = new Set((d.prepare('SELECT DISTINCT kind FROM events WHERE pid = ?').all(run.pid) as { kind: string }[]).map((r) => r.kind));
       for (const k of ['pin_iovec', 'pin_result', 'madvise']) assert.ok(kinds.has(k), `events of kind ${k} for pid ${run.pid}: ${[...kinds]}`);

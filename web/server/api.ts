@@ -8,6 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { RuleInfo } from '../../schema/anomalies.ts';
+import { PIN_RUNS_PAGE_MAX } from '../../schema/stored.ts';
 import type { AnomalyDetail, FleetData, OverviewData, RecordingFile } from '../shared/wire.ts';
 import { BodyError, readJsonBody, type AlertInbox } from './alerts.ts';
 import { FleetError, type FleetClient } from './fleet.ts';
@@ -17,6 +18,8 @@ import { listScenarioEntries } from './scenarios.ts';
 import type { DataSource, SourceRegistry } from './sources.ts';
 
 const MAX_UPLOAD_BYTES = 1024 * 1024 * 1024;
+/** Runs a GET /api/pins/:id/runs answers when it names no limit. */
+const PIN_RUNS_PAGE_DEFAULT = 200;
 /** One upload at a time: a second one while the first streams in is answered 429. */
 const MAX_CONCURRENT_UPLOADS = 1;
 
@@ -70,6 +73,13 @@ const addrParam = z
   .regex(/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,17})$/)
   .transform((s) => Number(BigInt(s)))
   .refine((n) => Number.isSafeInteger(n), 'address too large');
+
+/** offset (default 0) and limit (default PIN_RUNS_PAGE_DEFAULT, capped at PIN_RUNS_PAGE_MAX) of GET /api/pins/:id/runs. */
+export function runsPaging(url: URL): { offset: number; limit: number } {
+  const offset = url.searchParams.has('offset') ? intParam.parse(url.searchParams.get('offset')) : 0;
+  const limit = url.searchParams.has('limit') ? intParam.parse(url.searchParams.get('limit')) : PIN_RUNS_PAGE_DEFAULT;
+  return { offset, limit: Math.min(Math.max(limit, 1), PIN_RUNS_PAGE_MAX) };
+}
 
 function sourceOf(ctx: ApiContext, url: URL): DataSource {
   const src = url.searchParams.get('src');
@@ -289,10 +299,14 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
       return true;
     }
 
-    m = /^\/api\/pins\/(\d+)\/pages$/.exec(path);
+    m = /^\/api\/pins\/(\d+)\/runs$/.exec(path);
     if (m) {
       const id = intParam.parse(m[1]);
-      sendJson(res, 200, reader?.pinPages(id) ?? []);
+      if (!reader) throw new HttpError(409, 'no recording yet');
+      const { offset, limit } = runsPaging(url);
+      const body = reader.pinRuns(id, offset, limit);
+      if (!body) throw new HttpError(404, `no pin ${id}`);
+      sendJson(res, 200, body);
       return true;
     }
 

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { Incident, IncidentChange } from '../../../schema/incidents.ts';
 import { MADV } from '../../../schema/kernel.ts';
+import { SCHEMA_VERSION } from '../../../schema/tables.ts';
 import { Store } from '../../../collector/store/index.ts';
 import { deriveIncidents } from '../../../collector/store/incidents.ts';
 import { BUF, Harness, PAGE } from '../pipeline/harness.ts';
@@ -175,7 +176,7 @@ describe('incidents', () => {
     assert.deepEqual(rw.incidents().map((i) => i.title), [stored[0].title]);
     rw.close();
     const after = new Database(file, { readonly: true });
-    assert.equal((after.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string }).value, '2');
+    assert.equal((after.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string }).value, String(SCHEMA_VERSION));
     after.close();
   });
 });

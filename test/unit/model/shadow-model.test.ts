@@ -11,6 +11,7 @@ import {
 import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
 import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
 import { BUF, EventBuilder, MiB2, PAGE } from '../pipeline/harness.ts';
+import { pageAt, pinPageAddr } from '../../../schema/pin-runs.ts';
 
 function setup(opts: ShadowModelOptions = {}) {
   const time = new FakeTime();
@@ -66,9 +67,10 @@ describe('io_uring registrations', () => {
     assert.equal(s.model.process(100)!.mm, '0xffff888000000064');
     assert.equal(s.model.pidForMm('0xffff888000000064'), 100);
     const pin = a.toPin();
-    assert.equal(pin.pages[1].addr, BUF + PAGE);
-    assert.equal(pin.pages[1].pinnedPfn, 0x1001);
-    assert.equal(pin.pages[1].snapshotLate, false);
+    assert.equal(pinPageAddr(pin.addr, 1), BUF + PAGE);
+    assert.equal(pageAt(pin.runs, 1)?.pinnedPfn, 0x1001);
+    assert.equal(pageAt(pin.runs, 1)?.snapshotLate, false);
+    assert.deepEqual(pin.runs, [{ page: 0, count: 4, pinnedPfn: 0x1000, currentPfn: 0x1000, snapshotLate: false }], 'one run: contiguous pfns');
     assert.equal(pin.state, 'intact');
   });
 
@@ -316,8 +318,8 @@ describe('mremap', () => {
     assert.equal(p.pageAt(BUF), -1);
     assert.equal(p.zappedPages, 0);
     const pin = p.toPin();
-    assert.equal(pin.pages[0].addr, BUF, 'pin-time address kept');
-    assert.equal(pin.pages[0].mappedAddr, DST);
+    assert.equal(pinPageAddr(pin.addr, 0), BUF, 'pin-time address kept');
+    assert.equal(pageAt(pin.runs, 0)?.mappedAddr, DST);
     assert.deepEqual(s.model.faultRegions(), [{ pid: 100, region: Math.floor(DST / MiB2) }]);
     // Zaps now hit the new address, not the old one.
     assert.equal(s.apply(s.ev.madvise(100, BUF, 4 * PAGE, MADV.DONTNEED)).zaps.length, 0);
@@ -471,7 +473,7 @@ describe('snapshot race (late pins)', () => {
     assert.equal(fx.zaps[0].race, false, 'after the syscall: a real zap');
     assert.ok(flagsOf(p, 1) & PG_LATE);
     assert.equal(flagsOf(p, 0) & PG_LATE, 0);
-    assert.equal(p.toPin().pages[1].snapshotLate, true);
+    assert.equal(pageAt(p.toPin().runs, 1)?.snapshotLate, true);
     // One that ran after our read is not late.
     const later = s.ev.madvise(100, BUF + 2 * PAGE, PAGE, MADV.DONTNEED);
     later.tsNs = tExit + 6_000_000;
@@ -703,14 +705,14 @@ describe('pfns, kprobe events, uffd, regions', () => {
     assert.deepEqual(splice.model.faultRegions(), [{ pid: 100, region: r0 }], 'vmsplice holds FOLL_GET references: shared at fork on every kernel');
   });
 
-  test('pin state follows the worst page; PinPage reports current pfns', () => {
+  test('pin state follows the worst page; its run reports current pfns', () => {
     const s = setup();
     s.anon(100, BUF, 2, 0x1000);
     const [p] = s.register(100, 5, [[BUF, 2 * PAGE]]);
     p.currentPfn[1] = 0x5555;
     p.setFlag(1, PG_DIVERGED);
     assert.equal(p.state, 'diverged');
-    assert.equal(p.toPin().pages[1].currentPfn, 0x5555);
+    assert.equal(pageAt(p.toPin().runs, 1)?.currentPfn, 0x5555);
     assert.equal(p.toSummary().divergedPages, 1);
     assert.equal(p.toSummary().pageCount, 2);
   });

@@ -11,6 +11,7 @@ import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes
 import { RULE_IDS } from '../../../schema/anomalies.ts';
 import { MADV, MREMAP_FIXED, MREMAP_MAYMOVE, SCAN_EXCEED_NONE_PTE, SCAN_SUCCEEDED } from '../../../schema/kernel.ts';
 import { BUF, Harness, MiB2, PAGE, RecordingSink } from './harness.ts';
+import { pageAt, pagesOfRuns, pinPageIndex } from '../../../schema/pin-runs.ts';
 
 const hex = (n: number) => '0x' + n.toString(16);
 
@@ -35,14 +36,14 @@ describe('Collector basics', () => {
     h.registerRing(100, 5, [[BUF, 2 * PAGE]]);
     assert.equal(h.sink.pinUpdates.length, 1);
     assert.equal(h.sink.pinUpdates[0].state, 'intact');
-    assert.deepEqual(h.sink.pinUpdates[0].pages.map((p) => p.pinnedPfn), [0x1000, 0x1001]);
+    assert.deepEqual([...pagesOfRuns(h.sink.pinUpdates[0].runs)].map((p) => p.pinnedPfn), [0x1000, 0x1001]);
     h.pagemap.map(100, BUF, 0x2222);
     h.feed(h.ev.fault(100, BUF, true, true));
     h.tick(20);
     assert.ok(h.sink.reads.some((r) => r.reason === 'fault' && r.read.addr === BUF && r.read.pfn === 0x2222));
     const last = h.sink.pinUpdates[h.sink.pinUpdates.length - 1];
     assert.equal(last.state, 'diverged');
-    assert.equal(last.pages[0].currentPfn, 0x2222);
+    assert.equal(pageAt(last.runs, 0)?.currentPfn, 0x2222);
     h.feed(h.ev.pinResult(100, 5, 0, 0, { opcode: 1 }));
     const rel = h.sink.pinUpdates[h.sink.pinUpdates.length - 1];
     assert.equal(rel.state, 'released');
@@ -199,8 +200,8 @@ describe('the bundled scenarios, replayed', () => {
       h.feed(h.ev.fault(100, zap, true));
     });
     assert.deepEqual(h.sink.summary(100), [`pin-pte-divergence @${hex(zap)} confirmed`, `pinned-range-zapped @${hex(zap)} confirmed`]);
-    const pinRow = h.sink.pinUpdates.find((p) => p.pages.some((pg) => pg.addr === zap))!;
-    assert.equal(pinRow.pages[1].pinnedPfn, 0x125bc1, 'the pins table holds the pfn the reproducer read');
+    const pinRow = h.sink.pinUpdates.find((p) => pageAt(p.runs, pinPageIndex(p.addr, zap)) !== undefined)!;
+    assert.equal(pageAt(pinRow.runs, pinPageIndex(pinRow.addr, zap))?.pinnedPfn, 0x125bc1, 'the pins table holds the pfn the reproducer read');
   });
 
   test('uring-munmap: pinned-range-zapped + pin-leak at the unmapped page', () => {

@@ -5,7 +5,7 @@ import type { Anomaly } from '../../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../../schema/events.ts';
 import type { EventRates } from '../../../schema/protocol.ts';
 import { Hub } from '../../../collector/publish/index.ts';
-import { anomaly, pin, SESSION } from '../store/helpers.ts';
+import { anomaly, pin, SESSION, withPages } from '../store/helpers.ts';
 
 const fault = (seq: number): SequencedEvent => ({ kind: 'fault', tsNs: seq, pid: 1, tid: 1, comm: 'a', addr: 0x1000, errorCode: 6, ip: 0, seq });
 const madv = (seq: number): SequencedEvent => ({ kind: 'madvise', tsNs: seq, pid: 1, tid: 1, comm: 'a', addr: 0x1000, len: 4096, behavior: 4, ret: 0, seq });
@@ -78,15 +78,14 @@ test('pins(): latest summary per id; released pins kept for the retention time, 
   let now = 1_000_000;
   const hub = new Hub({ now: () => now, releasedPinRetentionMs: 60_000 });
   hub.pin(pin(1));
-  const d = pin(2, { state: 'diverged' });
-  d.pages[2].currentPfn = 0xdead;
+  const d = withPages(pin(2, { state: 'diverged' }), { 2: { currentPfn: 0xdead } });
   hub.pin(d);
   hub.pin(pin(1, { state: 'zapped' }));
   assert.deepEqual(hub.pins().map((p) => [p.id, p.state, p.pageCount, p.divergedPages]), [
     [1, 'zapped', 4, 0],
     [2, 'diverged', 4, 1],
   ]);
-  assert.equal('pages' in hub.pins()[0], false, 'summaries carry no page array');
+  assert.equal('runs' in hub.pins()[0], false, 'summaries carry no runs');
   hub.pin(pin(1, { state: 'released', releasedNs: 5 }));
   now += 30_000;
   assert.deepEqual(hub.pins().map((p) => [p.id, p.state]), [

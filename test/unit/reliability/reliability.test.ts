@@ -13,6 +13,7 @@ import { Store } from '../../../collector/store/index.ts';
 import type { CaptureGap } from '../../../schema/reliability.ts';
 import { Harness, BUF, PAGE } from '../pipeline/harness.ts';
 import { SESSION, anomaly, pin, tempDir } from '../store/helpers.ts';
+import { pagesOfRuns } from '../../../schema/pin-runs.ts';
 
 describe('capture gaps in the pipeline', () => {
   test('a divergence inside a gap is found by the re-read after it: confirmed, low confidence, evidence says so', () => {
@@ -78,7 +79,7 @@ describe('capture gaps in the pipeline', () => {
     assert.equal(created, 1);
     const p = h.c.pins()[0];
     assert.equal(p.origin, 'discovered');
-    assert.deepEqual(p.pages.map((x) => x.pinnedPfn), [0x5000, 0x5001, 0x5002, 0x5003]);
+    assert.deepEqual([...pagesOfRuns(p.runs)].map((x) => x.pinnedPfn), [0x5000, 0x5001, 0x5002, 0x5003]);
     assert.match(p.handle, /ring fd 7 slot 0 \(discovered\)/);
     assert.deepEqual(pinned.map((m) => { const x = m as { pid: number; explainedPages: number; vmPinPages: number }; return [x.pid, x.vmPinPages, x.explainedPages]; }), [[200, 4, 4], [300, 256, 0]]);
     // The same discovery again (after a restart) adds nothing.

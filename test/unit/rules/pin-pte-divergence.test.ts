@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MADV, MREMAP_FIXED, MREMAP_MAYMOVE } from '../../../schema/kernel.ts';
 import { BUF, Harness, PAGE } from '../pipeline/harness.ts';
+import { pageAt } from '../../../schema/pin-runs.ts';
 
 describe('pin-pte-divergence', () => {
   test('DONTNEED + write on a registered anon buffer: confirmed at the zapped page, once', () => {
@@ -90,7 +91,7 @@ describe('pin-pte-divergence', () => {
     assert.deepEqual(h.sink.of('pin-pte-divergence'), []);
     assert.deepEqual(h.sink.summary(), [], 'a move is neither a zap nor a divergence');
     const pin = h.c.pins()[0];
-    assert.equal(pin.pages[0].mappedAddr, DST);
+    assert.equal(pageAt(pin.runs, 0)?.mappedAddr, DST);
     assert.equal(pin.state, 'intact');
   });
 

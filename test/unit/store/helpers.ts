@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Anomaly } from '../../../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../../../schema/events.ts';
 import type { Pin } from '../../../schema/pins.ts';
-import { RunBuilder } from '../../../schema/pin-runs.ts';
+import { RunBuilder, pagesOfRuns, type RunPage } from '../../../schema/pin-runs.ts';
 import type { SessionStart } from '../../../collector/contracts.ts';
 
 export function tempDir(t: { after(fn: () => void): void }): string {
@@ -101,18 +101,21 @@ export function pin(id: number, over: Partial<Pin> = {}): Pin {
     createdNs: 1_000_000,
     releasedNs: null,
     state: 'intact',
-    pages: [0, 1, 2, 3].map((i) => ({ addr: addr + i * 4096, pinnedPfn: 0x1000 + i, currentPfn: 0x1000 + i, snapshotLate: false })),
     pageCount: 4,
     runs: [{ page: 0, count: 4, pinnedPfn: 0x1000, currentPfn: 0x1000, snapshotLate: false }],
     ...over,
   };
-  if (over.pages && !over.runs) {
-    const b = new RunBuilder();
-    over.pages.forEach((p, i) => b.push(i, p.pinnedPfn, p.currentPfn, p.snapshotLate, p.mappedAddr));
-    out.runs = b.runs;
-    out.pageCount = over.pages.length;
-  }
   return out;
+}
+
+/** The pin with some pages changed (page index → fields), its runs rebuilt as the model would publish them. */
+export function withPages(p: Pin, edits: Record<number, Partial<Omit<RunPage, 'page'>>>): Pin {
+  const b = new RunBuilder();
+  for (const pg of pagesOfRuns(p.runs)) {
+    const e = { ...pg, ...edits[pg.page] };
+    b.push(pg.page, e.pinnedPfn, e.currentPfn, e.snapshotLate, e.mappedAddr);
+  }
+  return { ...p, runs: b.runs };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

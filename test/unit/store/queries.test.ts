@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import type { SequencedEvent } from '../../../schema/events.ts';
 import { Store, StoreError, StoreQueries } from '../../../collector/store/index.ts';
 import { RecordingError, openRecording } from '../../../web/server/recording.ts';
-import { SESSION, anomaly, pin, sequenced, tempDir } from './helpers.ts';
+import { SESSION, anomaly, pin, sequenced, tempDir, withPages } from './helpers.ts';
 
 const A = 0x7f00_0000_0000;
 
@@ -26,8 +26,7 @@ function fixture(file: string): Store {
   ]) w.event(e);
   w.pagemapRead({ tsNs: 21, pid: 100, addr: A + 4096, present: true, swapped: false, pfn: 0x9999 }, 'madvise');
   w.pagemapRead({ tsNs: 12, pid: 100, addr: A + 4096, present: true, swapped: false, pfn: 0x1001 }, 'pin');
-  const p = pin(1, { state: 'diverged' });
-  p.pages[1].currentPfn = 0x9999;
+  const p = withPages(pin(1, { state: 'diverged' }), { 1: { currentPfn: 0x9999 } });
   w.pin(p);
   w.anomaly(anomaly(1, { addr: A + 4096, tsNs: 21 }));
   w.anomaly(anomaly(2, { addr: A + 3 * 4096, rule: 'pinned-range-zapped', severity: 'high' }));
@@ -75,11 +74,11 @@ test('beside a live writer: stored events keep their columns and a typed payload
   assert.equal(q.lostEvents(), 3);
 });
 
-test('timeline of one page: covering pins with the page row, its anomalies, events with why, numbered reads, lost marks', (t) => {
+test('timeline of one page: covering pins with the page (from its run), its anomalies, events with why, numbered reads, lost marks', (t) => {
   const { q } = writerAndReader(t);
   const d = q.timeline(100, A + 4096 + 5, 777);
   assert.deepEqual([d.pid, d.addr, d.comm, d.nowNs], [100, A + 4096, 'app', 777]);
-  assert.deepEqual(d.pins.map((p) => [p.id, p.page]), [[1, { addr: A + 4096, pinnedPfn: 0x1001, currentPfn: 0x9999, snapshotLate: false }]]);
+  assert.deepEqual(d.pins.map((p) => [p.id, p.page]), [[1, { page: 1, pinnedPfn: 0x1001, currentPfn: 0x9999, snapshotLate: false }]]);
   assert.deepEqual(d.anomalies.map((a) => a.seq), [1]);
   assert.deepEqual(
     d.events.map((e) => `${e.seq}:${e.match}`),

@@ -9,7 +9,8 @@ import Database from 'better-sqlite3';
 import { eventPayload, type SequencedEvent } from '../../../schema/events.ts';
 import { SCHEMA_VERSION } from '../../../schema/tables.ts';
 import { Store, StoreError } from '../../../collector/store/index.ts';
-import { anomaly, eventsOfEveryKind, pin, resetSeq, SESSION, sequenced, sleep, tempDir } from './helpers.ts';
+import { anomaly, eventsOfEveryKind, pin, resetSeq, SESSION, sequenced, sleep, tempDir, withPages } from './helpers.ts';
+import { pageAt } from '../../../schema/pin-runs.ts';
 
 const count = (file: string, table: string): number => {
   const db = new Database(file, { readonly: true });
@@ -112,7 +113,7 @@ test('close() flushes everything queued: events, anomalies, pagemap reads, pins,
   assert.equal(count(file, 'anomalies'), 1);
   assert.equal(count(file, 'pagemap_reads'), 1);
   assert.equal(count(file, 'pins'), 1);
-  assert.equal(count(file, 'pin_pages'), 4);
+  assert.equal(count(file, 'pin_page_runs'), 1, 'four contiguous pages: one run');
   const ro = Store.open(file, { readonly: true });
   t.after(() => ro.close());
   assert.equal(ro.sessions()[0].lostEvents, 12);
@@ -272,7 +273,7 @@ test('refuses a database of another schema version, a foreign SQLite file and a 
   assert.throws(() => Store.open(join(dir, 'no-such-dir', 'x.db')), (e: unknown) => e instanceof StoreError && e.code === 'not-found');
 });
 
-test('read-only queries beside a live writer: sessions, anomalies with filters, anomaly(seq), pins, pin pages', (t) => {
+test('read-only queries beside a live writer: sessions, anomalies with filters, anomaly(seq), pins, pin runs', (t) => {
   const file = join(tempDir(t), 'ro.db');
   const w = Store.open(file);
   t.after(() => w.close());
@@ -282,9 +283,7 @@ test('read-only queries beside a live writer: sessions, anomalies with filters, 
   w.anomaly(anomaly(3, { rule: 'pinned-range-zapped', severity: 'high', confirmed: true }));
   w.anomaly(anomaly(4, { pid: 200, comm: 'qemu', confirmed: false, lowConfidence: true, pinId: null, pfn: null, newPfn: null }));
   w.pin(pin(1));
-  const p2 = pin(2);
-  p2.pages[1].currentPfn = 0x9999; // diverged
-  p2.pages[2].currentPfn = null; // zapped, not diverged
+  const p2 = withPages(pin(2), { 1: { currentPfn: 0x9999 } /* diverged */, 2: { currentPfn: null } /* zapped, not diverged */ });
   w.pin({ ...p2, state: 'diverged' });
   w.flush();
 
@@ -307,9 +306,14 @@ test('read-only queries beside a live writer: sessions, anomalies with filters, 
     [1, 'intact', 4, 0],
     [2, 'diverged', 4, 1],
   ]);
-  assert.deepEqual(r.pinPages(2)[1], { addr: p2.pages[1].addr, pinnedPfn: 0x1001, currentPfn: 0x9999, snapshotLate: false });
-  assert.equal(r.pinPages(2)[2].currentPfn, null);
-  assert.deepEqual(r.pinDetail(2)?.pages, r.pinPages(2));
+  assert.deepEqual(r.pinRuns(2)?.runs, [
+    { page: 0, count: 1, pinnedPfn: 0x1000, currentPfn: 0x1000, snapshotLate: false },
+    { page: 1, count: 1, pinnedPfn: 0x1001, currentPfn: 0x9999, snapshotLate: false },
+    { page: 2, count: 1, pinnedPfn: 0x1002, currentPfn: null, snapshotLate: false },
+    { page: 3, count: 1, pinnedPfn: 0x1003, currentPfn: 0x1003, snapshotLate: false },
+  ]);
+  assert.deepEqual(r.pinDetail(2)?.runs, r.pinRuns(2)?.runs);
+  assert.equal(r.pinRuns(99), null);
   assert.throws(() => r.event(madvise(1)), /read-only/);
 });
 
@@ -321,21 +325,19 @@ test('pins are upserted: one row per id with the latest state, changed pages rew
   const p = pin(7);
   s.pin(p);
   s.flush();
-  const changed = pin(7, { state: 'zapped' });
-  changed.pages[3].currentPfn = null;
-  changed.pages[0].snapshotLate = true;
+  const changed = withPages(pin(7, { state: 'zapped' }), { 3: { currentPfn: null }, 0: { snapshotLate: true } });
   s.pin(changed);
   s.flush();
   s.pin(pin(7, { state: 'released', releasedNs: 9_000_000 }));
   s.flush();
   assert.equal(count(file, 'pins'), 1);
-  assert.equal(count(file, 'pin_pages'), 4);
+  assert.equal(count(file, 'pin_page_runs'), 1, 'back to one run: the split runs were deleted');
   const [row] = s.pins();
   assert.equal(row.state, 'released');
   assert.equal(row.releasedNs, 9_000_000);
-  const pages = s.pinPages(7);
-  assert.equal(pages[3].currentPfn, 0x1003, 'the released state carries the pages as the model last saw them');
-  assert.equal(pages[0].snapshotLate, false);
+  const runs = s.pinRuns(7)?.runs ?? [];
+  assert.equal(pageAt(runs, 3)?.currentPfn, 0x1003, 'the released state carries the pages as the model last saw them');
+  assert.equal(pageAt(runs, 0)?.snapshotLate, false);
 });
 
 test('pageTimeline: every event and pagemap read touching one page, in time order', (t) => {

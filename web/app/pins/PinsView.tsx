@@ -1,20 +1,18 @@
 'use client';
 // The pins registry as a sortable table: owner, source, range, pages, flags, age and state (intact / zapped /
-// diverged / released). A row opens its pages: pinned pfn against the pfn the PTE maps now, each linked to its
-// timeline.
+// diverged / released). A row opens its pages as runs (PinRuns.tsx): pinned pfns against the pfns the PTEs map
+// now, each run linked to its timeline.
 import { Fragment, useEffect, useState } from 'react';
-import type { PinPage, PinSummary } from '../../../schema/pins.ts';
-import { PfnPair, State } from '../../components/badges.tsx';
+import type { PinSummary } from '../../../schema/pins.ts';
+import { State } from '../../components/badges.tsx';
 import { bytes, duration, hex, pinFlags } from '../../components/format.ts';
 import { useLive } from '../../components/live/LiveProvider.tsx';
 import { hostNowNs } from '../../components/live/store.ts';
-import { SrcLink, useSrc, withSrc } from '../../components/src.tsx';
-import { useJson } from '../../components/useJson.ts';
 import { bufferSets, setKeyOf } from '../../components/buffer-sets.ts';
+import { PinRuns } from './PinRuns.tsx';
 
 type SortKey = 'id' | 'owner' | 'source' | 'addr' | 'pages' | 'flags' | 'age' | 'state';
 const STATE_ORDER: Record<string, number> = { diverged: 0, zapped: 1, intact: 2, released: 3 };
-const PAGE_ROWS = 512;
 
 function ageNs(p: PinSummary, now: number | null): number {
   if (p.releasedNs !== null) return p.releasedNs - p.createdNs;
@@ -170,7 +168,7 @@ export function PinsView() {
                   {open === p.id ? (
                     <tr>
                       <td colSpan={9} style={{ background: 'var(--bg)' }}>
-                        <PinPages pin={p} />
+                        <PinRuns pin={p} />
                       </td>
                     </tr>
                   ) : null}
@@ -183,53 +181,5 @@ export function PinsView() {
         )}
       </div>
     </section>
-  );
-}
-
-function PinPages({ pin }: { pin: PinSummary }) {
-  const src = useSrc();
-  const pages = useJson<PinPage[]>(withSrc(`/api/pins/${pin.id}/pages`, src), pin.releasedNs === null ? 2000 : 0);
-  if (!pages.data) return <div className="empty">{pages.error ?? 'loading pages…'}</div>;
-  // A VFIO mapping can be hundreds of thousands of pages: the ones that moved first, then a capped run of the rest.
-  const indexed = pages.data.map((pg, i) => ({ pg, i }));
-  const moved = indexed.filter(({ pg }) => pg.pinnedPfn !== null && pg.currentPfn !== pg.pinnedPfn);
-  const rest = indexed.filter(({ pg }) => !(pg.pinnedPfn !== null && pg.currentPfn !== pg.pinnedPfn));
-  const shown = moved.concat(rest).slice(0, PAGE_ROWS);
-  return (
-    <table className="t" style={{ maxWidth: 820 }}>
-      <thead>
-        <tr>
-          <th className="num">#</th>
-          <th>page</th>
-          <th>pfn pinned → PTE now</th>
-          <th />
-          <th />
-        </tr>
-      </thead>
-      <tbody>
-        {shown.map(({ pg, i }) => (
-          <tr key={pg.addr}>
-            <td className="num mono faint">{i}</td>
-            <td className="mono">{hex(pg.addr)}</td>
-            <td>
-              <PfnPair pinned={pg.pinnedPfn} current={pg.currentPfn} />
-            </td>
-            <td>{pg.snapshotLate ? <span className="tag warn" title="the pinned pfn was read after an event that may already have moved the page">late snapshot</span> : null}</td>
-            <td>
-              <SrcLink href="/timeline" params={{ pid: pin.pid, addr: hex(pg.addr) }}>
-                timeline →
-              </SrcLink>
-            </td>
-          </tr>
-        ))}
-        {pages.data.length > shown.length ? (
-          <tr>
-            <td colSpan={5} className="muted">
-              {pages.data.length - shown.length} more pages not shown ({moved.length} moved, all listed first)
-            </td>
-          </tr>
-        ) : null}
-      </tbody>
-    </table>
   );
 }
