@@ -71,6 +71,11 @@ export interface CollectorSink {
 export interface CollectorConfig {
   /** Re-read pagemap of live pins this often (ms). */
   verifyIntervalMs: number;
+  /**
+   * Share of one core the background pagemap sweep of live pins may use (0.05 = 5 %): each periodic pass reads
+   * for at most verifyCpuShare × verifyIntervalMs and the next one goes on where it stopped (verify/sweep.ts).
+   */
+  verifyCpuShare: number;
   /** After an event that may move pinned pages, read pagemap after this delay (ms). */
   verifyDelayMs: number;
   /**
@@ -94,6 +99,7 @@ export interface CollectorConfig {
 
 export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   verifyIntervalMs: 500,
+  verifyCpuShare: 0.05,
   verifyDelayMs: 20,
   readSettleMs: 250,
   submissionsTraced: true,

@@ -189,8 +189,7 @@ export class ShadowModel extends ModelState {
 
   /** Pagemap showed that an advisory zap (MADV_FREE / MADV_PAGEOUT) did remove these pinned pages. */
   markZapped(pin: PinRecord, firstPage: number, count: number): void {
-    const end = Math.min(firstPage + count, pin.nPages);
-    for (let i = Math.max(0, firstPage); i < end; i++) if (pin.setFlag(i, PG_ZAPPED)) this.changed.add(pin);
+    if (pin.setFlagRange(firstPage, count, PG_ZAPPED) !== 0) this.changed.add(pin);
   }
 
   /**
@@ -226,7 +225,7 @@ export class ShadowModel extends ModelState {
     }
     for (const pin of parent.pins) {
       if (e.tsNs < pin.raceFromNs) continue;
-      if (e.tsNs < pin.snapshotNs) for (let i = 0; i < pin.nPages; i++) pin.setFlag(i, PG_LATE);
+      if (e.tsNs < pin.snapshotNs) pin.setFlagRange(0, pin.nPages, PG_LATE);
       pin.note(e.seq, e.tsNs, `fork: child ${e.childPid} (${e.childComm})`, 0, pin.nPages);
       this.effects.dirty = true;
       this.effects.touched.push({ pin, firstPage: 0, count: pin.nPages, va: pin.vaOf(0), reason: 'fork', cause: e });
