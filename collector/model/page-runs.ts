@@ -202,6 +202,30 @@ export class PageRuns {
     }
   }
 
+  /** Take over `other`'s contents (same length; `other` must not be used afterwards). */
+  adopt(other: PageRuns): void {
+    if (other.length !== this.length || other.step !== this.step) throw new Error('PageRuns.adopt: shape differs');
+    this.starts = other.starts;
+    this.vals = other.vals;
+    this.dense = other.dense;
+    this.hint = 0;
+  }
+
+  /** Switch to the dense array now (a loader that sees fragmented input skips building runs first). */
+  makeDense(): void {
+    if (this.dense === null) this.toDense();
+  }
+
+  /** Dense mode: pages [i, i+n) take values[offset..] as they are. */
+  writeDense(i: number, values: Float64Array, offset: number, n: number): void {
+    const d = this.dense!;
+    if (d instanceof Float64Array) {
+      d.set(values.subarray(offset, offset + n), i);
+      return;
+    }
+    for (let k = 0; k < n; k++) this.denseSet(i + k, values[offset + k]);
+  }
+
   /** Replace the contents with what a loader appended (page order). */
   load(): PageLoader {
     return new PageLoader(this);
@@ -297,6 +321,11 @@ export class PageRuns {
   private maybeDense(): void {
     const runs = this.starts!.length;
     if (runs <= MIN_DENSE_RUNS || runs * DENSE_RATIO <= this.length) return;
+    this.toDense();
+  }
+
+  private toDense(): void {
+    const runs = this.starts!.length;
     const starts = this.starts!;
     const vals = this.vals!;
     let d: Dense;
@@ -355,6 +384,17 @@ export class PageRuns {
   }
 }
 
+/** Runs in values[offset, offset+n) (values advance by `step` within a run; NaN runs). */
+function countRuns(values: Float64Array, offset: number, n: number, step: number): number {
+  let runs = 1;
+  for (let k = offset + 1; k < offset + n; k++) {
+    const prev = values[k - 1];
+    const v = values[k];
+    if (!(v === prev + step || (v !== v && prev !== prev))) runs++;
+  }
+  return runs;
+}
+
 /**
  * Fills a PageRuns in page order from a reader that works in chunks (the pin-time pagemap snapshot): each chunk's
  * pages are folded into runs as they come, so a 64 GiB pin never needs a 16M-entry buffer.
@@ -379,6 +419,14 @@ export class PageLoader {
   /** `n` values from `values[offset..]` for pages [page, page+n), folded into runs. */
   chunk(page: number, values: Float64Array, offset: number, n: number): void {
     const step = this.target.step;
+    const t = this.target;
+    if (page === this.next && n >= 64 && (t.isDense || countRuns(values, offset, n, step) * DENSE_RATIO > n)) {
+      // Fragmented input: straight into the dense array, no runs built first.
+      t.makeDense();
+      t.writeDense(page, values, offset, n);
+      this.next = page + n;
+      return;
+    }
     let s = 0;
     while (s < n) {
       const first = values[offset + s];

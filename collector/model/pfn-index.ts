@@ -55,7 +55,32 @@ export class PfnIndex {
 
   /** Index the known pfns of `pfns` (a pin's pinned pfns, step 1) for pinId. */
   addPin(pinId: number, pfns: PageRuns): void {
-    pfns.forEachRun((_page, count, first) => this.addRun(first, count, pinId));
+    // Short runs of one pin come in clusters per chunk: count them in the chunk at once (no Map update a page).
+    let key = -1;
+    let c: Chunk | undefined;
+    let pending = 0;
+    const flush = (): void => {
+      if (c !== undefined && pending !== 0) c.pins.set(pinId, (c.pins.get(pinId) ?? 0) + pending);
+      pending = 0;
+    };
+    pfns.forEachRun((_page, count, first) => {
+      if (!(first >= 0)) return;
+      if (count >= LONG_RUN) return this.addRun(first, count, pinId);
+      this.pageCount += count;
+      for (let k = 0; k < count; k++) {
+        const pfn = first + k;
+        const kk = Math.floor(pfn / CHUNK);
+        if (kk !== key) {
+          flush();
+          key = kk;
+          c = this.chunks.get(kk);
+          if (c === undefined) this.chunks.set(kk, (c = { counts: new Uint16Array(CHUNK), pins: new Map() }));
+        }
+        c!.counts[pfn - kk * CHUNK]++;
+        pending++;
+      }
+    });
+    flush();
   }
 
   /** Forget what addPin(pinId, pfns) indexed (pfns unchanged since). */

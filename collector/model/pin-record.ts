@@ -269,12 +269,14 @@ export class PinRecord {
     this.currentRuns();
   }
 
-  /** Replace the pinned pfns with a snapshot (pagemap right after the pin; null: unreadable, all unknown). */
+  /** Replace the pinned pfns with a snapshot (pagemap right after the pin; taken over, not copied; null: unreadable, all unknown). */
   setPinnedPfns(snapshot: PageRuns | null): void {
-    const src = snapshot ?? new PageRuns(this.nPages, 1, NaN);
-    const load = this.pinned.load();
-    src.forEachRun((page, count, v) => load.run(page, count, v), 0, Math.min(this.nPages, src.length));
-    load.finish();
+    if (snapshot !== null && snapshot.length === this.nPages) this.pinned.adopt(snapshot);
+    else {
+      const load = this.pinned.load();
+      snapshot?.forEachRun((page, count, v) => load.run(page, count, v), 0, Math.min(this.nPages, snapshot.length));
+      load.finish();
+    }
     this.current = null;
   }
 
