@@ -194,6 +194,22 @@ export class PageRuns {
 
   /** Each maximal-as-stored uniform stretch in page order: (first page, pages, value of its first page). */
   forEachRun(fn: (page: number, count: number, value: number) => void, from = 0, to: number = this.length): void {
+    const d = this.dense;
+    if (d !== null) {
+      // One pass over the array (a fragmented pin: every page may be its own run).
+      const nan = d instanceof Uint32Array ? U32_NAN : NaN;
+      const step = this.step;
+      let s = from;
+      while (s < to) {
+        const first = d[s];
+        let e = s + 1;
+        if (first === nan || first !== first) while (e < to && (d[e] === nan || d[e] !== d[e])) e++;
+        else while (e < to && d[e] === first + step * (e - s)) e++;
+        fn(s, e - s, first === nan ? NaN : first);
+        s = e;
+      }
+      return;
+    }
     let i = from;
     while (i < to) {
       const e = this.runEnd(i, to);
