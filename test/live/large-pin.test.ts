@@ -57,10 +57,10 @@ describe('a 1 GiB pin (live, this kernel)', gate, () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   for (const thp of [true, false]) {
-    test(`${thp ? 'THP-backed' : 'plain 4 KiB pages'}: every pinned pfn right, a one-page divergence inside it confirmed`, { timeout: 300_000 }, async () => {
+    test(`${thp ? 'THP-backed' : 'plain 4 KiB pages'}: every pinned pfn right, a one-page divergence inside it confirmed`, { timeout: 480_000 }, async () => {
       const db = join(dir, `large-${thp ? 'thp' : '4k'}.db`);
       const rec = await startRecord(db);
-      const held = await startHeldPin({ HELD_PAGES: String(PAGES), HELD_THP: thp ? '1' : '0', HELD_ZAP_PAGE: String(ZAP_PAGE) });
+      const held = await startHeldPin({ HELD_PAGES: String(PAGES), HELD_THP: thp ? '1' : '0', HELD_ZAP_PAGE: String(ZAP_PAGE) }, 180_000);
       try {
         const buf = Number(held.facts().find((f) => f.step === 'pinned')!.buf);
         const truth = pagemapPfns(held.pid, buf, PAGES);
