@@ -2,6 +2,7 @@
 // publish), so each side is written against an interface, not the other's class, and tests can put a fake on
 // either side. Not the only types shared between folders: stages also import each other's modules directly.
 import { release } from 'node:os';
+import type { VerifySweep } from '../schema/metrics.ts';
 import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../schema/events.ts';
 import type { Incident, IncidentChange } from '../schema/incidents.ts';
@@ -66,6 +67,8 @@ export interface CollectorSink {
   gap?(g: CaptureGap): void;
   /** VmPin / VmLck of a process, read at discovery. */
   pinnedMemory?(m: PinnedMemory): void;
+  /** The background pagemap sweep's figures, after each periodic pass (verify/sweep.ts). */
+  verifySweep?(s: VerifySweep): void;
 }
 
 export interface CollectorConfig {

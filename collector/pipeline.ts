@@ -336,7 +336,10 @@ export class Collector {
       }
     }
     for (const pid of v.gone) this.processGone(pid);
-    if (v.tickNs !== null) this.engine.onTick(v.tickNs);
+    if (v.tickNs !== null) {
+      this.engine.onTick(v.tickNs);
+      this.out.verifySweep(this.verifier.sweepStats);
+    }
     this.publish();
   }
 
