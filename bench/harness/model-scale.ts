@@ -208,6 +208,7 @@ export async function sweepPass(layout: ScaleLayout, vms = 4, gibPerVm = 64, pas
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     pagesRead.push(c.verifier.sweepStats.pagesVerified - before);
   }
+  c.verifier.settleAll(); // verdicts on what a read showed wait for the stream (settle.ts): there is no stream here
   const pin = [...c.model.livePins()].find((p) => p.pid === PID_BASE);
   const divergenceFound = pin !== undefined && pin.divergedPages > 0;
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

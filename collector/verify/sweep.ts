@@ -9,6 +9,8 @@ import type { VerifySweep } from '../../schema/metrics.ts';
 
 /** Pages one pagemap read of the sweep covers at most (512 KiB of entries); the budget is checked between reads. */
 export const SWEEP_CHUNK = 65536;
+/** The smallest chunk a budget cut leaves (one pread of 32 KiB of entries). */
+const MIN_CHUNK = 4096;
 
 export interface SweepBudgetOptions {
   /** Share of one core the sweep may use (0.05: 5 %). */
@@ -67,11 +69,21 @@ export class SweepBudget {
     this.stats.lastPassPages = 0;
   }
 
-  /** Pages the next read of this pass may cover (0: the pass is over). */
+  /**
+   * Pages the next read of this pass may cover (0: the pass is over). Under the time budget the chunk is cut to
+   * what the rest of the budget buys at this pass's cost per page so far, so a pass overshoots by little.
+   */
   nextChunk(): number {
     if (this.passPagesLeft <= 0) return 0;
-    if (this.o.maxPagesPerPass === undefined && this.nowMs() - this.passStartMs >= this.budgetMs) return 0;
-    return Math.min(SWEEP_CHUNK, this.passPagesLeft);
+    let n = Math.min(SWEEP_CHUNK, this.passPagesLeft);
+    if (this.o.maxPagesPerPass === undefined) {
+      const spent = this.nowMs() - this.passStartMs;
+      const left = this.budgetMs - spent;
+      if (left <= 0) return 0;
+      const done = this.stats.lastPassPages;
+      if (done >= MIN_CHUNK && spent > 0) n = Math.min(n, Math.max(MIN_CHUNK, Math.floor((left * done) / spent)));
+    }
+    return n;
   }
 
   /** `pages` were read and checked (a pin with no readable page still costs one unit of the fixed budget). */
