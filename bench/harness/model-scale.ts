@@ -18,6 +18,7 @@ import { PAGE_SIZE } from '../../schema/kernel.ts';
 
 /** VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE (linux/vfio.h). */
 const MAP_READ_WRITE = 3;
+import type { Scheduler } from '../../collector/clock.ts';
 import { Collector } from '../../collector/pipeline.ts';
 import { PM_PRESENT, type PagemapBulkReader } from '../../collector/verify/pagemap.ts';
 import { AnonMaps } from './fakes.ts';
@@ -172,6 +173,9 @@ export function registerTime(layout: ScaleLayout, gib = 64, repeat = 3): Registe
   return { layout, gib, registerMs: best };
 }
 
+/** A scheduler whose timers never fire. */
+const NO_TIMERS: Scheduler = { setTimeout: () => null, clearTimeout: () => {} };
+
 export interface SweepResult {
   layout: ScaleLayout;
   pages: number;
@@ -192,7 +196,9 @@ export interface SweepResult {
 /** Budgeted sweep passes over `vms` × `gibPerVm` GiB registered (the real budget: verifyCpuShare of the interval). */
 export async function sweepPass(layout: ScaleLayout, vms = 4, gibPerVm = 64, passes = 8, cpuShare = 0.05, intervalMs = 500): Promise<SweepResult> {
   const pagemap = new ScalePagemap(layout);
-  const c = new Collector({ sinks: [], pagemap, maps: new AnonMaps(), config: { verifyIntervalMs: intervalMs, verifyCpuShare: cpuShare } });
+  const c = new Collector({ sinks: [], pagemap, maps: new AnonMaps(), config: { verifyIntervalMs: intervalMs, verifyCpuShare: cpuShare, readSettleMs: 0 }, // no stream: verdicts at once
+    scheduler: NO_TIMERS, // the passes are run and timed below, none on a timer meanwhile
+  });
   for (let v = 0; v < vms; v++) {
     for (const e of vmEvents(v, gibPerVm * GiB_PAGES)) c.ingest(e);
     await yieldToLoop();
@@ -208,7 +214,6 @@ export async function sweepPass(layout: ScaleLayout, vms = 4, gibPerVm = 64, pas
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
     pagesRead.push(c.verifier.sweepStats.pagesVerified - before);
   }
-  c.verifier.settleAll(); // verdicts on what a read showed wait for the stream (settle.ts): there is no stream here
   const pin = [...c.model.livePins()].find((p) => p.pid === PID_BASE);
   const divergenceFound = pin !== undefined && pin.divergedPages > 0;
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
