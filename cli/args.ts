@@ -54,6 +54,13 @@ export const RecordArgs = z.object({
   db: writableDbPath,
   duration: positiveSeconds.optional(),
   mode: mode.default('auto'),
+  verifyCpuShare: z
+    .string()
+    .trim()
+    .regex(/^(\d+(\.\d*)?|\.\d+)$/, { error: 'must be a share of one core, like 0.05' })
+    .transform(Number)
+    .pipe(z.number().gt(0, { error: 'must be greater than 0' }).max(1, { error: 'must be at most 1 (one core)' }))
+    .optional(),
 });
 export type RecordArgs = z.output<typeof RecordArgs>;
 

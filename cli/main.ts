@@ -52,6 +52,7 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
     .requiredOption('--db <file>', 'SQLite file to record into (created when missing)')
     .option('--duration <seconds>', 'stop after this many seconds')
     .option('--mode <mode>', `trace mode: ${MODES.join(' | ')}`, 'auto')
+    .option('--verify-cpu-share <ratio>', 'share of one core the background pagemap sweep of live pins may use (default 0.05)')
     .action(async (opts: Record<string, unknown>) => {
       const args = validate('record', RecordArgs, opts);
       const { record } = await import('./record.ts');

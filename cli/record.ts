@@ -20,6 +20,7 @@ export type MakeRecordSession = (opts: {
   db: string;
   hub: Hub;
   mode: RecordArgs['mode'];
+  config?: { verifyCpuShare?: number };
   logger: pino.Logger;
   onCaptureLost: (message: string) => void;
 }) => RecordSession;
@@ -43,7 +44,8 @@ export async function record(args: RecordArgs, io: CliIo, makeSession?: MakeReco
   });
   let stopRequested: ((why: string) => void) | null = null;
   // bpftrace dying over and over (the supervisor gave up) ends the recording (what was captured is kept), exit 1.
-  const live = make({ db: args.db, hub, mode: args.mode, logger: log, onCaptureLost: () => stopRequested?.(CAPTURE_LOST) });
+  const config = args.verifyCpuShare !== undefined ? { config: { verifyCpuShare: args.verifyCpuShare } } : {};
+  const live = make({ db: args.db, hub, mode: args.mode, ...config, logger: log, onCaptureLost: () => stopRequested?.(CAPTURE_LOST) });
 
   const stopped = new Promise<string>((resolve) => {
     stopRequested = resolve;

@@ -2,6 +2,7 @@
 // publish), so each side is written against an interface, not the other's class, and tests can put a fake on
 // either side. Not the only types shared between folders: stages also import each other's modules directly.
 import { release } from 'node:os';
+import type { VerifySweep } from '../schema/metrics.ts';
 import type { Anomaly, PagemapRead } from '../schema/anomalies.ts';
 import type { SequencedEvent, TraceEvent } from '../schema/events.ts';
 import type { Incident, IncidentChange } from '../schema/incidents.ts';
@@ -66,11 +67,18 @@ export interface CollectorSink {
   gap?(g: CaptureGap): void;
   /** VmPin / VmLck of a process, read at discovery. */
   pinnedMemory?(m: PinnedMemory): void;
+  /** The background pagemap sweep's figures, after each periodic pass (verify/sweep.ts). */
+  verifySweep?(s: VerifySweep): void;
 }
 
 export interface CollectorConfig {
   /** Re-read pagemap of live pins this often (ms). */
   verifyIntervalMs: number;
+  /**
+   * Share of one core the background pagemap sweep of live pins may use (0.05 = 5 %): each periodic pass reads
+   * for at most verifyCpuShare × verifyIntervalMs and the next one goes on where it stopped (verify/sweep.ts).
+   */
+  verifyCpuShare: number;
   /** After an event that may move pinned pages, read pagemap after this delay (ms). */
   verifyDelayMs: number;
   /**
@@ -96,6 +104,7 @@ export interface CollectorConfig {
 
 export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   verifyIntervalMs: 500,
+  verifyCpuShare: 0.05,
   verifyDelayMs: 20,
   readSettleMs: 250,
   submissionsTraced: true,

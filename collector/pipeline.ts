@@ -29,6 +29,11 @@ import { ProcPagemapReader, type PagemapBulkReader } from './verify/pagemap.ts';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from './clock.ts';
 import { Verifier, type Verification } from './verify/verifier.ts';
 
+/** A pin with more runs of page state than this is costly to publish (O(runs))… */
+const COSTLY_PIN_RUNS = 65536;
+/** …and is republished at most this often. */
+const COSTLY_REPUBLISH_MS = 500;
+
 export interface CollectorOptions {
   sinks: CollectorSink[];
   config?: Partial<CollectorConfig>;
@@ -87,6 +92,9 @@ export class Collector {
   /** The event being ingested (its anomalies cite it before it is noted in `recent`). */
   private current: SequencedEvent | null = null;
   private closed = false;
+  /** Costly pins whose changes wait for their next publish slot (see publish). */
+  private readonly deferred = new Set<PinRecord>();
+  private readonly publishedMs = new WeakMap<PinRecord, number>();
 
   constructor(opts: CollectorOptions) {
     this.sinks = [...opts.sinks];
@@ -275,7 +283,7 @@ export class Collector {
     this.verified(this.verifier.runPending());
     this.verified(this.verifier.runPeriodic(true));
     this.verified(this.verifier.settleAll());
-    this.publish();
+    this.publish(true);
   }
 
   /** A periodic pass now (all pages when `full`), its results handed on as the timer's are (benchmarks). */
@@ -329,7 +337,10 @@ export class Collector {
       }
     }
     for (const pid of v.gone) this.processGone(pid);
-    if (v.tickNs !== null) this.engine.onTick(v.tickNs);
+    if (v.tickNs !== null) {
+      this.engine.onTick(v.tickNs);
+      this.out.verifySweep(this.verifier.sweepStats);
+    }
     this.publish();
   }
 
@@ -357,13 +368,30 @@ export class Collector {
     this.out.lost(e.count);
   }
 
-  /** Publish changed pins and, if they changed, the pinned regions. */
-  private publish(): void {
+  /**
+   * Publish changed pins and, if they changed, the pinned regions. A costly pin (more than COSTLY_PIN_RUNS runs
+   * of page state: publishing it is O(runs)) goes out at most every COSTLY_REPUBLISH_MS; changes in between wait
+   * in `deferred` (flushed by a later publish, verifyNow and close). Releases always go out at once.
+   */
+  private publish(force = false): void {
     const model = this.model;
+    if (this.deferred.size !== 0) {
+      for (const rec of this.deferred) model.changed.add(rec);
+      this.deferred.clear();
+    }
     if (model.changed.size !== 0) {
       const changed = [...model.changed];
       model.changed.clear();
+      const nowMs = this.clock.wallMs();
       for (const rec of changed) {
+        if (!force && rec.live && rec.stateRuns > COSTLY_PIN_RUNS) {
+          const last = this.publishedMs.get(rec);
+          if (last !== undefined && nowMs - last < COSTLY_REPUBLISH_MS) {
+            this.deferred.add(rec);
+            continue;
+          }
+          this.publishedMs.set(rec, nowMs);
+        }
         const pin = rec.toPin();
         if (pin.releasedNs !== null || pin.state === 'released') this.emitIncidents(this.incidents.pinReleased(pin.id));
         this.out.pin(pin);

@@ -2,6 +2,7 @@
 // runs both): newline-delimited JSON over a Unix socket (mode 0660, group of the web user). The collector pushes;
 // it never waits for the web process (a peer that does not read is cut off and resyncs on reconnect). The web
 // asks for exactly three things: start, resize and stop a bundled scenario's terminal.
+import type { VerifySweep } from './metrics.ts';
 import type { Anomaly } from './anomalies.ts';
 import type { EventKind } from './events.ts';
 import type { Incident, IncidentChange } from './incidents.ts';
@@ -67,11 +68,13 @@ export type CollectorMessage =
       /** Kept incidents (latest state), oldest first. */
       incidents: Incident[];
       capture: LinkCapture;
+      /** The pagemap sweep's figures (absent before the first pass). */
+      sweep?: VerifySweep;
     }
   | { t: 'anomaly'; a: Anomaly }
   | { t: 'incident'; i: Incident; change: IncidentChange }
   | { t: 'pins'; pins: PinSummary[] }
-  | { t: 'rates'; r: EventRates; totals: LinkTotals; capture: LinkCapture }
+  | { t: 'rates'; r: EventRates; totals: LinkTotals; capture: LinkCapture; sweep?: VerifySweep }
   | { t: 'session'; s: SessionInfo }
   | { t: 'status'; s: LinkStatus; capturing: boolean }
   | { t: 'reply'; id: number; reply: TermStartReply }

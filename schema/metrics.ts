@@ -22,6 +22,24 @@ export interface PinGroup {
   divergentPages: number;
 }
 
+/** The verifier's background pagemap sweep over every live pin (collector/verify/sweep.ts). */
+export interface VerifySweep {
+  /** Share of one core the sweep may use (verifyCpuShare). */
+  cpuShareBudget: number;
+  /** Share of one core it used: over the last full sweep, or so far before the first one completed. */
+  cpuShare: number;
+  /** Wall time the last full sweep took (every live pinned page read once); null before the first. */
+  fullSweepSeconds: number | null;
+  fullSweeps: number;
+  /** Pages the sweep read and checked since start. */
+  pagesVerified: number;
+  passes: number;
+  lastPassMs: number;
+  lastPassPages: number;
+  /** Live pinned pages at the last pass. */
+  livePages: number;
+}
+
 export interface MetricsSnapshot {
   /** Labels every metric carries. */
   host: string;
@@ -46,4 +64,6 @@ export interface MetricsSnapshot {
   pins: PinGroup[];
   probes: { script: string; attached: boolean }[];
   webhook: { sent: number; failed: number };
+  /** The pagemap sweep (absent for a recording or before the first pass). */
+  verifySweep?: VerifySweep;
 }

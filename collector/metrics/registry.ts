@@ -64,6 +64,12 @@ export function buildRegistry(snapshot: () => MetricsSnapshot | null, opts: { pr
   gauge('pinwatch_bpftrace_up', '1 while bpftrace is attached and capturing, 0 otherwise', [], (s, set) => {
     if (s.bpftraceUp !== null) set({}, s.bpftraceUp ? 1 : 0);
   });
+  gauge('pinwatch_verify_sweep_seconds', 'Wall time the last full pagemap sweep of every live pinned page took (absent before the first)', [], (s, set) => {
+    if (s.verifySweep?.fullSweepSeconds != null) set({}, s.verifySweep.fullSweepSeconds);
+  });
+  gauge('pinwatch_verify_cpu_ratio', 'Share of one core the background pagemap sweep used (budget: verifyCpuShare)', [], (s, set) => {
+    if (s.verifySweep) set({}, s.verifySweep.cpuShare);
+  });
   gauge('pinwatch_last_event_age_seconds', 'Seconds since the last traced event (absent before the first)', [], (s, set) => {
     if (s.lastEventAgeSeconds !== null) set({}, s.lastEventAgeSeconds);
   });

@@ -4,7 +4,7 @@
 import type { Anomaly, RuleId, Severity } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
-import type { MetricsSnapshot, PinGroup, RuleSeverityCount } from '../../schema/metrics.ts';
+import type { MetricsSnapshot, PinGroup, RuleSeverityCount, VerifySweep } from '../../schema/metrics.ts';
 import type { PinSummary } from '../../schema/pins.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import { IncidentSettler, SETTLE_MS } from '../incidents/settle.ts';
@@ -17,6 +17,8 @@ export interface SnapshotInputs {
   lostEvents(): number;
   /** Live capture state; null for a recording. */
   capture(): { up: boolean; gaps: number; lastEventWallMs: number | null } | null;
+  /** The live collector's pagemap sweep; null for a recording. */
+  verifySweep?(): VerifySweep | null;
   /** The `host` label; default the session's host name. */
   hostLabel?: string;
   now?: () => number;
@@ -98,6 +100,7 @@ export class MetricsTracker {
       pins: groupPins(this.inputs.pins()),
       probes: s.probes.map((p) => ({ script: p.script, attached: p.attached })),
       webhook: { ...this.webhook },
+      ...sweepOf(this.inputs.verifySweep?.() ?? null),
     };
   }
 
@@ -120,4 +123,8 @@ export function groupPins(pins: readonly PinSummary[]): PinGroup[] {
     g.divergentPages += p.divergedPages;
   }
   return [...groups.values()];
+}
+
+function sweepOf(s: VerifySweep | null): { verifySweep?: VerifySweep } {
+  return s ? { verifySweep: s } : {};
 }

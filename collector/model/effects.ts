@@ -3,6 +3,7 @@
 // nothing when the previous event touched no pin (the common case on the hot path).
 import type { GupEvent, PinSource, SequencedEvent } from '../../schema/events.ts';
 import type { Mapping } from './maps.ts';
+import type { PageRuns } from './page-runs.ts';
 import type { PinRecord } from './pin-record.ts';
 
 /** A run of pages of one pin; `va` is where firstPage is mapped now (after the event). */
@@ -99,7 +100,7 @@ export interface PinTimeReads {
   /** The process's mappings (null: gone, unreadable, or nothing to resolve). */
   maps: Mapping[] | null;
   /** Per admission with a pin, in order: its pinned pfns (null: unreadable) and when the read finished. */
-  snapshots: { pin: PinRecord; pfns: Float64Array | null; atNs: number }[];
+  snapshots: { pin: PinRecord; pfns: PageRuns | null; atNs: number }[];
 }
 
 export interface Release {

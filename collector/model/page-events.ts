@@ -171,7 +171,7 @@ export function onFault(m: ModelState, e: FaultEvent & Seq): void {
     if (e.tsNs < pin.raceFromNs) continue;
     const page = x.page + (va - x.va) / PAGE_SIZE;
     if (e.tsNs < pin.snapshotNs) pin.setFlag(page, PG_LATE);
-    if (write && (pin.flags[page] & PG_HARD_ZAP) !== 0 && pin.setFlag(page, PG_WRITE_AFTER_ZAP)) {
+    if (write && (pin.flagsAt(page) & PG_HARD_ZAP) !== 0 && pin.setFlag(page, PG_WRITE_AFTER_ZAP)) {
       pin.note(e.seq, e.tsNs, `write fault at ${hex(va)} after the zap: a new page is mapped there`, page, 1);
       m.changed.add(pin);
     }
@@ -247,12 +247,10 @@ export function zap(
       unmapping || behavior === MADV.REMOVE ||
       ((behavior === MADV.DONTNEED || behavior === MADV.DONTNEED_LOCKED || behavior === MADV.GUARD_INSTALL) && !pin.mapShared);
     const advisory = behavior === MADV.FREE || behavior === MADV.PAGEOUT;
-    for (let i = first; i < first + count; i++) {
-      if (!advisory) pin.setFlag(i, PG_ZAPPED);
-      if (hard) pin.setFlag(i, PG_HARD_ZAP);
-      if (unmapping) pin.setFlag(i, PG_UNMAPPED);
-      if (late) pin.setFlag(i, PG_LATE);
-    }
+    if (!advisory) pin.setFlagRange(first, count, PG_ZAPPED);
+    if (hard) pin.setFlagRange(first, count, PG_HARD_ZAP);
+    if (unmapping) pin.setFlagRange(first, count, PG_UNMAPPED);
+    if (late) pin.setFlagRange(first, count, PG_LATE);
     pin.note(e.seq, t, `${how} ${hex(s)} (${count} pinned page${count === 1 ? '' : 's'})${race ? ' during the registration' : ''}`, first, count);
     // The next touch of that address maps a new page there. MADV_FREE/PAGEOUT only matter for references that
     // do not stop reclaim: FOLL_GET (vmsplice) pages can be reclaimed and refaulted elsewhere, FOLL_PIN ones not.
@@ -279,7 +277,7 @@ export function move(m: ModelState, p: ProcessState, e: SequencedEvent, from: nu
     const en = Math.min(end, x.va + x.count * PAGE_SIZE);
     const first = x.page + (s - x.va) / PAGE_SIZE;
     const count = (en - s) / PAGE_SIZE;
-    if (t < pin.snapshotNs) for (let i = first; i < first + count; i++) pin.setFlag(i, PG_LATE);
+    if (t < pin.snapshotNs) pin.setFlagRange(first, count, PG_LATE);
     if (t < pin.createdNs) continue; // may have run before GUP: the pin is where GUP found it
     const parts: Extent[] = [];
     if (s > x.va) parts.push({ pin, page: x.page, count: first - x.page, va: x.va });
@@ -322,7 +320,7 @@ export function touch(
     const en = Math.min(end, x.va + x.count * PAGE_SIZE);
     const first = x.page + (s - x.va) / PAGE_SIZE;
     const count = (en - s) / PAGE_SIZE;
-    if (moving && e.tsNs < pin.snapshotNs) for (let i = first; i < first + count; i++) pin.setFlag(i, PG_LATE);
+    if (moving && e.tsNs < pin.snapshotNs) pin.setFlagRange(first, count, PG_LATE);
     if (onlyPin !== null) continue; // replay: only the lateness matters
     m.effects.dirty = true;
     m.effects.touched.push({ pin, firstPage: first, count, va: s, reason, cause: e });

@@ -1,12 +1,15 @@
-// The shadow model's view of one pin (a registered DMA buffer): per-page state in typed arrays so 1M
-// pinned pages cost ~17 bytes each, plus "extents" mapping page ranges to their CURRENT user address
-// (mremap moves pages; the pin and its pfns stay). Converted to the schema's Pin only when published.
+// The shadow model's view of one pin (a registered DMA buffer): per-page state as runs (page-runs.ts: a
+// contiguous 64 GiB pin is a handful of runs, a fragmented one falls back to typed arrays), plus "extents"
+// mapping page ranges to their CURRENT user address (mremap moves pages; the pin and its pfns stay). Nothing
+// outside indexes the page state: it goes through the methods below. Converted to the schema's Pin (as runs,
+// O(runs)) only when published.
 import type { PinSource } from '../../schema/events.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { RunBuilder } from '../../schema/pin-runs.ts';
 import type { Pin, PinOrigin, PinState, PinSummary } from '../../schema/pins.ts';
+import { PageRuns } from './page-runs.ts';
 
-// Page flag bits (PinRecord.flags).
+// Page flag bits (PinRecord.flagsAt).
 /** pinnedPfn was read after an event that may already have moved the page: divergence only `inferred`. */
 export const PG_LATE = 1;
 /** The PTE was removed since the pin (any zap: DONTNEED, FREE, PAGEOUT, REMOVE, munmap, MAP_FIXED, mremap shrink). */
@@ -41,10 +44,12 @@ export interface HistoryEntry {
 const HISTORY_CAP = 32;
 
 /**
- * Pages tracked per pin at most (16 GiB of 4 KiB pages, ~72 MB of arrays). A bigger registration (a VFIO map
- * of a large guest) is tracked over its first MAX_PIN_PAGES pages; `truncated` says so.
+ * Pages tracked per pin at most (1 TiB of 4 KiB pages: runs cost per run, not per page). A bigger registration
+ * is tracked over its first MAX_PIN_PAGES pages; `truncated` says so.
  */
-export const MAX_PIN_PAGES = 1 << 22;
+export const MAX_PIN_PAGES = 2 ** 28;
+/** Runs a published pin carries at most; pages past them are counted in Pin.omittedPages. */
+export const MAX_PUBLISHED_RUNS = 2 ** 18;
 /** Highest user address on x86-64 with 5-level paging (2^57). */
 export const MAX_USER_ADDR = 2 ** 57;
 
@@ -128,9 +133,12 @@ export class PinRecord {
   releaseReason: string | null = null;
   /** The owning process exited but the pin lives on (another process still holds the fd). */
   orphaned = false;
-  readonly pinnedPfn: Float64Array;
-  readonly currentPfn: Float64Array;
-  readonly flags: Uint8Array;
+  /** pfn the device holds, per page (runs of step 1; NaN unknown). Set by admit (pin-time snapshot) and GUP. */
+  private readonly pinned: PageRuns;
+  /** pfn pagemap last showed per page (NaN: not present); null while every page shows its pinned pfn. */
+  private current: PageRuns | null = null;
+  /** PG_* bits per page (runs of step 0). */
+  private readonly pageFlags: PageRuns;
   extents: Extent[];
   moved = false;
   /**
@@ -170,9 +178,8 @@ export class PinRecord {
     const pages = Math.ceil((end - this.firstVa) / PAGE_SIZE);
     this.truncated = pages > MAX_PIN_PAGES;
     this.nPages = Math.min(pages, MAX_PIN_PAGES);
-    this.pinnedPfn = new Float64Array(this.nPages).fill(NaN);
-    this.currentPfn = new Float64Array(this.nPages).fill(NaN);
-    this.flags = new Uint8Array(this.nPages);
+    this.pinned = new PageRuns(this.nPages, 1, NaN);
+    this.pageFlags = new PageRuns(this.nPages, 0, 0);
     this.extents = [{ pin: this, page: 0, count: this.nPages, va: this.firstVa }];
   }
 
@@ -210,20 +217,123 @@ export class PinRecord {
     return -1;
   }
 
-  /** Index of the page whose pinned pfn is `pfn`, or -1. Linear: only called on pfn-index hits. */
+  /** Index of the page whose pinned pfn is `pfn`, or -1 (per run; a native scan of a fragmented pin's array). */
   pageOfPfn(pfn: number): number {
-    const a = this.pinnedPfn;
-    for (let i = 0; i < a.length; i++) if (a[i] === pfn) return i;
-    return -1;
+    return this.pinned.indexOf(pfn);
+  }
+
+  // ------------------------------------------------------------------ page state
+
+  /** The pinned pfns as runs (the pfn index registers them; read-only for callers). */
+  get pinnedPfns(): PageRuns {
+    return this.pinned;
+  }
+
+  pinnedPfnAt(page: number): number {
+    return this.pinned.at(page);
+  }
+
+  currentPfnAt(page: number): number {
+    return (this.current ?? this.pinned).at(page);
+  }
+
+  /** pagemap shows pfn at page now; true when that changed. */
+  setCurrentPfn(page: number, pfn: number): boolean {
+    const prev = this.currentPfnAt(page);
+    if (prev === pfn || (prev !== prev && pfn !== pfn)) return false;
+    this.currentRuns().set(page, pfn);
+    return true;
+  }
+
+  /** pagemap shows pfn, pfn+1, … (or NaN throughout) at pages [page, page+count) now; true when any changed. */
+  setCurrentRange(page: number, count: number, pfn: number): boolean {
+    if (count <= 0) return false;
+    const cur = this.current ?? this.pinned;
+    const end = cur.runEnd(page, page + count);
+    const first = cur.at(page);
+    if (end === page + count && (first === pfn || (first !== first && pfn !== pfn))) return false;
+    this.currentRuns().setRange(page, count, pfn);
+    return true;
+  }
+
+  /** pagemap shows pfns[0..n) at pages [page, page+n) now (one bulk update); true (callers call it on a change). */
+  setCurrentValues(page: number, pfns: Float64Array, n: number): boolean {
+    this.currentRuns().setValues(page, pfns, Math.min(n, this.nPages - page));
+    return true;
+  }
+
+  /** Every page shows its pinned pfn again (after the pin-time snapshot). */
+  resetCurrent(): void {
+    this.current = null;
+  }
+
+  /** From now on current pfns are kept apart from the pinned ones (before the pinned ones change: GUP's exact pfns). */
+  keepCurrent(): void {
+    this.currentRuns();
+  }
+
+  /** Replace the pinned pfns with a snapshot (pagemap right after the pin; taken over, not copied; null: unreadable, all unknown). */
+  setPinnedPfns(snapshot: PageRuns | null): void {
+    if (snapshot !== null && snapshot.length === this.nPages) this.pinned.adopt(snapshot);
+    else {
+      const load = this.pinned.load();
+      snapshot?.forEachRun((page, count, v) => load.run(page, count, v), 0, Math.min(this.nPages, snapshot.length));
+      load.finish();
+    }
+    this.current = null;
+  }
+
+  /** GUP's own pages array says page holds pfn (kprobe mode): exact, not late. Returns whether it was exact before. */
+  setExactPfn(page: number, pfn: number): boolean {
+    const before = (this.pageFlags.at(page) & PG_GUP_EXACT) !== 0;
+    this.pinned.set(page, pfn);
+    this.pageFlags.orRange(page, 1, PG_GUP_EXACT, PG_LATE);
+    return before;
+  }
+
+  flagsAt(page: number): number {
+    return this.pageFlags.at(page);
   }
 
   setFlag(page: number, bit: number): boolean {
-    const before = this.flags[page];
-    if (before & bit) return false;
-    this.flags[page] = before | bit;
-    if (bit === PG_ZAPPED) this.zappedPages++;
-    if (bit === PG_DIVERGED) this.divergedPages++;
-    return true;
+    return this.setFlagRange(page, 1, bit) !== 0;
+  }
+
+  /** Set a flag bit on pages [page, page+count) (per run); returns how many pages newly got it. */
+  setFlagRange(page: number, count: number, bit: number): number {
+    const s = Math.max(0, page);
+    const n = Math.min(page + count, this.nPages) - s;
+    if (n <= 0) return 0;
+    const added = this.pageFlags.orRange(s, n, bit);
+    if (bit === PG_ZAPPED) this.zappedPages += added;
+    if (bit === PG_DIVERGED) this.divergedPages += added;
+    return added;
+  }
+
+  /**
+   * End (exclusive, ≤ limit) of the stretch from page where pinned pfns, current pfns and flags are each
+   * uniform (pfns advance by one page, flags equal): callers work per stretch, not per page.
+   */
+  uniformEnd(page: number, limit: number = this.nPages): number {
+    let e = this.pinned.runEnd(page, limit);
+    if (this.current !== null) e = this.current.runEnd(page, e);
+    return this.pageFlags.runEnd(page, e);
+  }
+
+  /** Bytes of per-page state this pin holds (runs or dense arrays). */
+  pageStateBytes(): number {
+    return this.pinned.bytes + (this.current?.bytes ?? 0) + this.pageFlags.bytes;
+  }
+
+  /** Runs of the per-page state (pinned, current when it differs, flags): its publish and verify cost. */
+  get stateRuns(): number {
+    const n = (r: PageRuns | null): number => (r === null ? 0 : r.isDense ? r.length : r.runCount);
+    return n(this.pinned) + n(this.current) + n(this.pageFlags);
+  }
+
+  private currentRuns(): PageRuns {
+    if (this.current === null) this.current = this.pinned.clone();
+    return this.current;
   }
 
   note(seq: number, tsNs: number, note: string, firstPage: number, count: number): void {
@@ -236,13 +346,33 @@ export class PinRecord {
     return this.history.filter((h) => page >= h.firstPage && page < h.firstPage + h.count);
   }
 
-  toPin(): Pin {
-    const runs = new RunBuilder();
-    for (let i = 0; i < this.nPages; i++) {
-      const va = this.moved ? this.vaOf(i) : this.pinVaOf(i);
-      runs.push(i, nullIfNaN(this.pinnedPfn[i]), nullIfNaN(this.currentPfn[i]), (this.flags[i] & PG_LATE) !== 0, va !== this.pinVaOf(i) ? va : undefined);
+  /** The schema's Pin: O(runs), at most MAX_PUBLISHED_RUNS runs (the rest counted in omittedPages). */
+  toPin(maxRuns = MAX_PUBLISHED_RUNS): Pin {
+    const runs = new RunBuilder(maxRuns);
+    let i = 0;
+    let x = 0; // extent holding page i (extents are in page order)
+    while (i < this.nPages) {
+      if (runs.runs.length >= maxRuns) {
+        runs.omittedPages += this.nPages - i;
+        break;
+      }
+      let end = this.uniformEnd(i);
+      let mapped: number | undefined;
+      if (this.moved) {
+        while (x < this.extents.length && this.extents[x].page + this.extents[x].count <= i) x++;
+        const ext = this.extents[x];
+        if (ext !== undefined && ext.page <= i) {
+          end = Math.min(end, ext.page + ext.count);
+          const va = ext.va + (i - ext.page) * PAGE_SIZE;
+          if (va !== this.pinVaOf(i)) mapped = va;
+        } else if (ext !== undefined) end = Math.min(end, ext.page);
+      }
+      runs.pushRun(i, end - i, nullIfNaN(this.pinned.at(i)), nullIfNaN(this.currentPfnAt(i)), (this.pageFlags.at(i) & PG_LATE) !== 0, mapped);
+      i = end;
     }
-    return { ...this.header(), runs: runs.runs };
+    const pin: Pin = { ...this.header(), runs: runs.runs };
+    if (runs.omittedPages > 0) pin.omittedPages = runs.omittedPages;
+    return pin;
   }
 
   toSummary(): PinSummary {
@@ -273,130 +403,3 @@ export class PinRecord {
 function nullIfNaN(n: number): number | null {
   return Number.isNaN(n) ? null : n;
 }
-
-/**
- * pfn -> pin ids, for events that name a physical page (KSM, reclaim, khugepaged, kprobe rmap walks).
- * Open addressing with linear probing on typed arrays (12 bytes a slot, load <= 1/2, no allocation per
- * entry): 1M pinned pages cost ~24 MB and no GC pressure. A pfn pinned by several pins has one entry per
- * pin. Deletion shifts the following entries back (no tombstones).
- */
-export class PfnIndex {
-  private keys: Float64Array;
-  private vals: Int32Array;
-  private mask: number;
-  private count = 0;
-  private readonly minCapacity: number;
-
-  constructor(capacity = 1024) {
-    this.minCapacity = capacity;
-    this.keys = new Float64Array(capacity).fill(-1);
-    this.vals = new Int32Array(capacity);
-    this.mask = capacity - 1;
-  }
-
-  get size(): number {
-    return this.count;
-  }
-
-  get capacity(): number {
-    return this.keys.length;
-  }
-
-  add(pfn: number, pinId: number): void {
-    if (!(pfn >= 0)) return; // NaN: unknown pfn
-    if ((this.count + 1) * 2 > this.keys.length) this.rehash(this.keys.length * 2);
-    const keys = this.keys;
-    let i = this.home(pfn);
-    while (keys[i] !== -1) {
-      if (keys[i] === pfn && this.vals[i] === pinId) return;
-      i = (i + 1) & this.mask;
-    }
-    keys[i] = pfn;
-    this.vals[i] = pinId;
-    this.count++;
-  }
-
-  remove(pfn: number, pinId: number): void {
-    if (!(pfn >= 0)) return;
-    const keys = this.keys;
-    let i = this.home(pfn);
-    while (keys[i] !== -1) {
-      if (keys[i] === pfn && this.vals[i] === pinId) {
-        this.deleteAt(i);
-        if (this.count * 8 < keys.length && keys.length > this.minCapacity) this.rehash(keys.length / 2);
-        return;
-      }
-      i = (i + 1) & this.mask;
-    }
-  }
-
-  has(pfn: number): boolean {
-    if (!(pfn >= 0)) return false;
-    const keys = this.keys;
-    let i = this.home(pfn);
-    while (keys[i] !== -1) {
-      if (keys[i] === pfn) return true;
-      i = (i + 1) & this.mask;
-    }
-    return false;
-  }
-
-  /** Pin ids holding pfn (a shared empty array when none: allocation only on a hit). */
-  lookup(pfn: number): number[] {
-    if (!(pfn >= 0)) return EMPTY;
-    const keys = this.keys;
-    let out: number[] | null = null;
-    let i = this.home(pfn);
-    while (keys[i] !== -1) {
-      if (keys[i] === pfn) (out ??= []).push(this.vals[i]);
-      i = (i + 1) & this.mask;
-    }
-    return out ?? EMPTY;
-  }
-
-  private home(pfn: number): number {
-    const lo = pfn >>> 0; // ToUint32: the low 32 bits, also above 2^32
-    const hi = (pfn / 4294967296) >>> 0;
-    return (Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>> 0) & this.mask;
-  }
-
-  private deleteAt(i: number): void {
-    const keys = this.keys;
-    const vals = this.vals;
-    const mask = this.mask;
-    let hole = i;
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      if (keys[j] === -1) break;
-      const k = this.home(keys[j]);
-      // Entry j may stay if its home lies cyclically in (hole, j]; otherwise it moves into the hole.
-      const stays = hole <= j ? hole < k && k <= j : hole < k || k <= j;
-      if (stays) continue;
-      keys[hole] = keys[j];
-      vals[hole] = vals[j];
-      hole = j;
-    }
-    keys[hole] = -1;
-    this.count--;
-  }
-
-  private rehash(capacity: number): void {
-    const oldKeys = this.keys;
-    const oldVals = this.vals;
-    this.keys = new Float64Array(capacity).fill(-1);
-    this.vals = new Int32Array(capacity);
-    this.mask = capacity - 1;
-    this.count = 0;
-    for (let i = 0; i < oldKeys.length; i++) {
-      const k = oldKeys[i];
-      if (k === -1) continue;
-      let j = this.home(k);
-      while (this.keys[j] !== -1) j = (j + 1) & this.mask;
-      this.keys[j] = k;
-      this.vals[j] = oldVals[i];
-      this.count++;
-    }
-  }
-}
-const EMPTY: number[] = [];

@@ -201,8 +201,7 @@ export class ShadowModel extends ModelState {
 
   /** Pagemap showed that an advisory zap (MADV_FREE / MADV_PAGEOUT) did remove these pinned pages. */
   markZapped(pin: PinRecord, firstPage: number, count: number): void {
-    const end = Math.min(firstPage + count, pin.nPages);
-    for (let i = Math.max(0, firstPage); i < end; i++) if (pin.setFlag(i, PG_ZAPPED)) this.changed.add(pin);
+    if (pin.setFlagRange(firstPage, count, PG_ZAPPED) !== 0) this.changed.add(pin);
   }
 
   /**
@@ -238,7 +237,7 @@ export class ShadowModel extends ModelState {
     }
     for (const pin of parent.pins) {
       if (e.tsNs < pin.raceFromNs) continue;
-      if (e.tsNs < pin.snapshotNs) for (let i = 0; i < pin.nPages; i++) pin.setFlag(i, PG_LATE);
+      if (e.tsNs < pin.snapshotNs) pin.setFlagRange(0, pin.nPages, PG_LATE);
       pin.note(e.seq, e.tsNs, `fork: child ${e.childPid} (${e.childComm})`, 0, pin.nPages);
       // The pages are shared with the child and the parent's next write copies them: FOLL_GET references
       // (vmsplice) always, FOLL_PIN pins only before 5.9 (earlyCowOfPinnedPages).

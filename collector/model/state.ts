@@ -19,7 +19,8 @@ import { FOLL_6_3, FOLL_PRE_6_3, PAGE_SIZE } from '../../schema/kernel.ts';
 import { ModelEffects, type Admission, type PinTimeReads } from './effects.ts';
 import { backingOf, type Mapping, type RangeBacking } from './maps.ts';
 import { MmapBackings } from './mmap-backings.ts';
-import { HandleRecord, PfnIndex, PinRecord, PG_GUP_EXACT, PG_LATE, type Extent, type PinInit } from './pin-record.ts';
+import { PfnIndex } from './pfn-index.ts';
+import { HandleRecord, PinRecord, type Extent, type PinInit } from './pin-record.ts';
 import { ProcessState } from './process.ts';
 import { hex, pageDown } from './ranges.ts';
 
@@ -236,17 +237,14 @@ export class ModelState {
       if (!a.pin) continue;
       const pin = a.pin;
       const snap = reads.snapshots[k++];
-      if (snap?.pfns) {
-        pin.pinnedPfn.set(snap.pfns.subarray(0, pin.nPages));
-        pin.snapshotNs = Math.max(snap.atNs, pin.createdNs);
-      } else {
-        pin.pinnedPfn.fill(NaN);
-        pin.snapshotNs = pin.createdNs; // nothing read: nothing can be late
+      pin.setPinnedPfns(snap?.pfns ?? null); // current = pinned
+      pin.snapshotNs = snap?.pfns ? Math.max(snap.atNs, pin.createdNs) : pin.createdNs; // nothing read: nothing can be late
+      if (a.gups) {
+        pin.keepCurrent(); // current stays what pagemap showed; GUP's exact pfns replace the pinned ones
+        this.applyGupPfns(pin, a.gups);
       }
-      pin.currentPfn.set(pin.pinnedPfn);
-      if (a.gups) this.applyGupPfns(pin, a.gups);
       if (!pin.live) continue;
-      for (let i = 0; i < pin.nPages; i++) this.pfns.add(pin.pinnedPfn[i], pin.id);
+      this.pfns.addPin(pin.id, pin.pinnedPfns);
       const p = this.procs.get(pin.pid);
       if (p) this.replayRing(p, pin);
     }
@@ -268,7 +266,7 @@ export class ModelState {
     pin.releasedNs = tsNs;
     pin.releaseReason = reason;
     this.pinsById.delete(pin.id);
-    for (let i = 0; i < pin.nPages; i++) this.pfns.remove(pin.pinnedPfn[i], pin.id);
+    this.pfns.removePin(pin.id, pin.pinnedPfns);
     const owner = this.procs.get(pin.pid);
     if (owner && owner.pins.delete(pin)) owner.invalidateExtents();
     if (pin.handle && pin.handle.pins.get(pin.key) === pin) pin.handle.pins.delete(pin.key);
@@ -323,9 +321,7 @@ export class ModelState {
       for (let j = 0; j < g.pfns.length; j++) {
         const page = pin.pageAt(base + j * PAGE_SIZE);
         if (page < 0) continue;
-        if (!(pin.flags[page] & PG_GUP_EXACT)) exact++;
-        pin.pinnedPfn[page] = g.pfns[j];
-        pin.flags[page] = (pin.flags[page] & ~PG_LATE) | PG_GUP_EXACT; // exact: GUP told us the page it took
+        if (!pin.setExactPfn(page, g.pfns[j])) exact++; // exact: GUP told us the page it took
       }
     }
     // Every pinned pfn came from GUP itself: the pagemap snapshot's race window no longer matters, so no

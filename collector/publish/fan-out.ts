@@ -1,5 +1,6 @@
 // The Collector's sinks (store, hub, metrics, incidents webhook, ...) as one: every call goes to each sink in
 // order, and a sink that throws is counted and reported without keeping the others from the call.
+import type { VerifySweep } from '../../schema/metrics.ts';
 import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
@@ -47,6 +48,10 @@ export class SinkFanOut implements CollectorSink {
 
   gap(g: CaptureGap): void {
     this.each((s) => s.gap?.(g));
+  }
+
+  verifySweep(v: VerifySweep): void {
+    this.each((s) => s.verifySweep?.(v));
   }
 
   pinnedMemory(m: PinnedMemory): void {

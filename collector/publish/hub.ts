@@ -21,6 +21,7 @@ import type { SessionInfo } from '../../schema/session.ts';
 import type { CollectorSink } from '../contracts.ts';
 import type { CollectorStatus } from '../../schema/status.ts';
 import { divergedPagesOf } from '../../schema/pin-runs.ts';
+import type { VerifySweep } from '../../schema/metrics.ts';
 
 export type HubStatus = CollectorStatus;
 
@@ -91,6 +92,7 @@ export class Hub extends EventEmitter implements CollectorSink {
   private readonly gapList: CaptureGap[] = [];
   private readonly pinnedByPid = new Map<number, PinnedMemory>();
   private statusInfo: HubStatus | null = null;
+  private sweepInfo: VerifySweep | null = null;
   private capture = { up: false, gaps: 0, lastEventWallMs: null as number | null };
 
   constructor(opts: HubOptions = {}) {
@@ -250,6 +252,16 @@ export class Hub extends EventEmitter implements CollectorSink {
 
   status(): HubStatus | null {
     return this.statusInfo;
+  }
+
+  /** The verifier's sweep figures (CollectorSink). */
+  verifySweep(s: VerifySweep): void {
+    this.sweepInfo = s;
+  }
+
+  /** The last sweep figures; null before the first periodic pass. */
+  verifySweepState(): VerifySweep | null {
+    return this.sweepInfo;
   }
 
   /** bpftrace is capturing (true) or not (false); each fall from capturing to not is one capture gap. */

@@ -40,7 +40,7 @@ export const rule = defineRule({
     }
     if (!hit) {
       for (const s of ctx.model.pinnedSpans(e.pid, va, va + PAGE_SIZE)) {
-        const pinned = s.pin.pinnedPfn[s.firstPage];
+        const pinned = s.pin.pinnedPfnAt(s.firstPage);
         // Only if the page copied is the pinned one (or we do not know the pinned pfn).
         if (Number.isNaN(pinned) || pinned === e.oldPfn) {
           hit = { pin: s.pin, page: s.firstPage };

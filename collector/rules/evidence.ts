@@ -13,7 +13,7 @@ export function eventEvidence(e: SequencedEvent | null | undefined, note: string
 /** The registration that created the pin. */
 export function pinCreatedEvidence(pin: PinRecord): Evidence {
   if (pin.origin === 'discovered') {
-    const pfn = pin.pinnedPfn[0];
+    const pfn = pin.pinnedPfnAt(0);
     return {
       type: 'pagemap',
       read: { tsNs: pin.snapshotNs, pid: pin.pid, addr: pin.firstVa, present: !Number.isNaN(pfn), swapped: false, pfn: Number.isNaN(pfn) ? null : pfn },
@@ -36,7 +36,7 @@ export function pageHistoryEvidence(pin: PinRecord, page: number): Evidence[] {
 
 /** The pagemap snapshot taken right after the pin, for one page (what the device holds). */
 export function snapshotEvidence(pin: PinRecord, page: number): Evidence {
-  const pfn = pin.pinnedPfn[page];
+  const pfn = pin.pinnedPfnAt(page);
   const read: PagemapRead = {
     tsNs: pin.snapshotNs,
     pid: pin.pid,
@@ -45,7 +45,7 @@ export function snapshotEvidence(pin: PinRecord, page: number): Evidence {
     swapped: false,
     pfn: Number.isNaN(pfn) ? null : pfn,
   };
-  const late = (pin.flags[page] & PG_LATE) !== 0;
+  const late = (pin.flagsAt(page) & PG_LATE) !== 0;
   const note = pin.origin === 'discovered'
     ? 'snapshot at discovery (the pin predates pinwatch): the pfn the device holds, unless the page had already moved before'
     : late ? 'pin-time snapshot, read LATE (the page may have moved before it)' : 'pin-time snapshot: the pfn the device holds';
@@ -53,7 +53,7 @@ export function snapshotEvidence(pin: PinRecord, page: number): Evidence {
 }
 
 export function pinnedPfnOrNull(pin: PinRecord, page: number): number | null {
-  const v = pin.pinnedPfn[page];
+  const v = pin.pinnedPfnAt(page);
   return Number.isNaN(v) ? null : v;
 }
 

@@ -39,7 +39,7 @@ export const rule = defineRule<State>({
     if (check.divergence === null) return;
     const { pin, page } = check;
     // What the source promises decides whether another page there is a hazard (vmsplice: legal after the app replaced it).
-    const verdict = promiseOf(pin.source).divergence(pin, pin.flags[page]);
+    const verdict = promiseOf(pin.source).divergence(pin, pin.flagsAt(page));
     if (verdict.severity === null) return;
     let seen = st.reported.get(pin);
     if (!seen) st.reported.set(pin, (seen = new Set()));

@@ -49,9 +49,9 @@ interface Part {
 
 /** Is this page's pinned pfn no longer mapped there (not present, or another pfn)? null: cannot tell. */
 function goneOrReplaced(pin: PinRecord, page: number, r: PagemapRead): boolean | null {
-  if (r.error || (pin.flags[page] & PG_LATE) !== 0) return null;
+  if (r.error || (pin.flagsAt(page) & PG_LATE) !== 0) return null;
   if (!r.present) return true;
-  const pinned = pin.pinnedPfn[page];
+  const pinned = pin.pinnedPfnAt(page);
   if (r.pfn === null || Number.isNaN(pinned)) return null;
   return r.pfn !== pinned;
 }

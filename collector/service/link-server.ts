@@ -5,6 +5,7 @@
 // wait or grow. Scenario terminals run here on the web's request, only when --allow-scenarios was given.
 import { chmodSync, chownSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { VerifySweep } from '../../schema/metrics.ts';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import { LinkFramer, type CollectorMessage, type LinkStatus, type WebMessage } from '../../schema/link.ts';
@@ -50,7 +51,7 @@ export class LinkServer {
     const { hub } = opts;
     const onAnomaly = (a: Anomaly) => this.broadcast({ t: 'anomaly', a });
     const onIncident = (i: Incident, change: IncidentChange) => this.broadcast({ t: 'incident', i, change });
-    const onRates = (r: EventRates) => this.broadcast({ t: 'rates', r, totals: hub.totals(), capture: hub.captureState() });
+    const onRates = (r: EventRates) => this.broadcast({ t: 'rates', r, totals: hub.totals(), capture: hub.captureState(), ...sweepOf(hub) });
     const onSession = (s: SessionInfo) => this.broadcast({ t: 'session', s });
     const onStatus = (s: LinkStatus) => this.broadcast({ t: 'status', s, capturing: opts.capturing() });
     const onPin = () => {
@@ -118,6 +119,7 @@ export class LinkServer {
       capturing: this.opts.capturing(),
       incidents: hub.incidents(),
       capture: hub.captureState(),
+      ...sweepOf(hub),
     });
   }
 
@@ -193,4 +195,10 @@ export class LinkServer {
     await new Promise<void>((r) => this.server.close(() => r()));
     rmSync(this.opts.path, { force: true });
   }
+}
+
+/** The sweep figures for a message, when there are any. */
+function sweepOf(hub: Hub): { sweep?: VerifySweep } {
+  const s = hub.verifySweepState();
+  return s ? { sweep: s } : {};
 }

@@ -8,10 +8,15 @@
 //               snapshot was late (see model/state.ts).
 // Each pass hands its reads (for the sinks) and checks (for the rules) back as a Verification. Event-triggered
 // reads are all reported; the periodic pass reports only pages whose pfn changed or that newly diverged (1M
-// pinned pages must not mean 1M rows per pass). The timer's pass reads at most maxPagesPerPass pages, sweeping round-robin.
+// pinned pages must not mean 1M rows per pass). The timer's pass is a budgeted sweep (sweep.ts): it reads pins
+// round-robin, in chunks, until it has used verifyCpuShare of the interval (or maxPagesPerPass pages in tests),
+// and compares stretch by stretch: where a pin's pinned/current pfns and flags are uniform and pagemap shows the
+// same run, the stretch is quiet and costs one compare loop, with no per-page verdict.
 import type { PagemapRead } from '../../schema/anomalies.ts';
 import type { CollectorConfig, PagemapReader } from '../contracts.ts';
 import { PG_DIVERGED, type PinRecord } from '../model/pin-record.ts';
+import type { VerifySweep } from '../../schema/metrics.ts';
+import { SWEEP_CHUNK, SweepBudget } from './sweep.ts';
 import type { ShadowModel } from '../model/shadow-model.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import { PM_HIDDEN, PM_PRESENT, isProcessGoneError, readPagesInto, toPagemapRead } from './pagemap.ts';
@@ -51,11 +56,14 @@ export interface VerifierOptions {
   /** What a pass the verifier's own timers started produced (pending reads, periodic pass, a settle timeout). */
   onTimerPass(v: Verification): void;
   /**
-   * Pages the timer's periodic pass reads at most (default 65536, ~10-50 ms of pagemap reads): with more pinned
-   * pages the pass sweeps them round-robin over several intervals. Event-triggered reads are not limited;
-   * runPeriodic(true) (verifyNow, close) reads everything.
+   * Pages the timer's periodic pass reads at most (tests: a fixed budget). Default: no page limit, the pass reads
+   * until it has used config.verifyCpuShare of the interval. With more pinned pages than a pass covers, the pass
+   * sweeps them round-robin over several intervals. Event-triggered reads are not limited; runPeriodic(true)
+   * (verifyNow, close) reads everything.
    */
   maxPagesPerPass?: number;
+  /** Clocks of the sweep budget (tests). */
+  sweepClock?: { nowMs(): number; cpuMs(): number };
 }
 
 interface PendingRange {
@@ -76,12 +84,17 @@ export class Verifier {
   private out: Verification = { findings: [], gone: [], tickNs: null };
   private readonly settler: ReadSettler;
   private readonly pinTime: PinTimeReader;
-  private readonly maxPagesPerPass: number;
+  private readonly budget: SweepBudget;
   /** Where the budgeted periodic sweep continues: pin id and page. */
   private sweepPinId = -1;
   private sweepPage = 0;
   /** Counters for status and benchmarks. */
   readonly stats = { reads: 0, pagesRead: 0, passes: 0, errors: 0 };
+
+  /** The background sweep: pages verified, last full sweep's duration, CPU share used. */
+  get sweepStats(): VerifySweep {
+    return this.budget.snapshot();
+  }
 
   /** Verdicts held until the stream caught up with their read, delivered, dropped as stale. */
   get settleStats(): ReadSettler['stats'] {
@@ -90,7 +103,13 @@ export class Verifier {
 
   constructor(opts: VerifierOptions) {
     this.o = opts;
-    this.maxPagesPerPass = Math.max(1, opts.maxPagesPerPass ?? 65536);
+    this.budget = new SweepBudget({
+      cpuShare: opts.config.verifyCpuShare,
+      intervalMs: opts.config.verifyIntervalMs,
+      maxPagesPerPass: opts.maxPagesPerPass === undefined ? undefined : Math.max(1, opts.maxPagesPerPass),
+      nowMs: opts.sweepClock?.nowMs,
+      cpuMs: opts.sweepClock?.cpuMs,
+    });
     this.settler = new ReadSettler({
       scheduler: opts.scheduler,
       holdMs: opts.config.readSettleMs,
@@ -260,26 +279,31 @@ export class Verifier {
     if (v) this.o.onTimerPass(v);
   }
 
-  /** Round-robin over pins (in creation order) from where the last pass stopped, within the page budget. */
+  /** Round-robin over pins (in creation order) from where the last pass stopped, within the pass's budget. */
   private sweep(pins: PinRecord[]): void {
-    let budget = this.maxPagesPerPass;
+    const b = this.budget;
+    let live = 0;
+    for (const p of pins) live += p.nPages;
+    b.startPass(live);
     let i = pins.findIndex((p) => p.id >= this.sweepPinId);
     if (i < 0) i = 0;
     if (pins[i].id !== this.sweepPinId) this.sweepPage = 0;
     let completed = 0;
-    while (budget > 0 && completed < pins.length) {
+    for (let chunk = b.nextChunk(); chunk > 0 && completed < pins.length; chunk = b.nextChunk()) {
       const pin = pins[i];
-      const n = Math.min(budget, pin.nPages - this.sweepPage);
+      const n = Math.min(chunk, pin.nPages - this.sweepPage);
       if (n > 0) this.readRange(pin, this.sweepPage, n, 'timer', false);
-      budget -= Math.max(n, 1);
-      this.sweepPage += n;
+      b.spent(Math.max(n, 0));
+      this.sweepPage += Math.max(n, 0);
       if (this.sweepPage >= pin.nPages) {
         completed++;
+        if (i === pins.length - 1) b.cycleDone();
         i = (i + 1) % pins.length;
         this.sweepPage = 0;
       }
       this.sweepPinId = pins[i].id;
     }
+    b.endPass();
   }
 
   private periodicFired(): void {
@@ -314,43 +338,93 @@ export class Verifier {
 
   /** Record what pagemap maps at a pinned page now; true when that changed (the pin is then republished). */
   private noteCurrentPfn(pin: PinRecord, page: number, pfn: number): boolean {
-    const prev = pin.currentPfn[page];
-    if (prev === pfn || (Number.isNaN(prev) && Number.isNaN(pfn))) return false;
-    pin.currentPfn[page] = pfn;
+    if (!pin.setCurrentPfn(page, pfn)) return false;
     this.o.model.changed.add(pin);
     return true;
   }
 
+  /** Read n pages of the pin from va, in chunks of SWEEP_CHUNK pages (never one buffer for a whole 64 GiB pin). */
   private readRun(pin: PinRecord, firstPage: number, n: number, va: number, reason: string, eventTriggered: boolean): void {
+    for (let off = 0; off < n; off += SWEEP_CHUNK) {
+      const m = Math.min(SWEEP_CHUNK, n - off);
+      this.readChunk(pin, firstPage + off, m, va + off * PAGE_SIZE, reason, eventTriggered);
+      if (!pin.live) return;
+    }
+  }
+
+  private readChunk(pin: PinRecord, firstPage: number, n: number, va: number, reason: string, eventTriggered: boolean): void {
     const err = this.readPages(pin.pid, va, n);
     const ts = this.o.clock.nowNs();
     if (err) {
       this.stats.errors++;
       if (isProcessGoneError(err)) this.gone.add(pin.pid);
       this.out.findings.push({ read: toPagemapRead(ts, pin.pid, va, NaN, 0, err), reason });
-      for (let i = 0; i < n; i++) {
-        const page = firstPage + i;
-        const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], false, false, NaN, err);
-        if (v.divergence === null) continue;
-        const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, NaN, 0, err);
-        this.deliver({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why }, false);
+      // Unreadable: only what the events imply (the flags) can stand; judged per uniform stretch.
+      for (let i = firstPage; i < firstPage + n; ) {
+        const end = pin.uniformEnd(i, firstPage + n);
+        const flags = pin.flagsAt(i);
+        if (classifyPage(flags, pin.pinnedPfnAt(i), false, false, NaN, err).divergence !== null) {
+          for (let page = i; page < end; page++) {
+            const v = classifyPage(flags, pin.pinnedPfnAt(page), false, false, NaN, err);
+            const read = toPagemapRead(ts, pin.pid, va + (page - firstPage) * PAGE_SIZE, NaN, 0, err);
+            this.deliver({ pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why }, false);
+          }
+        }
+        i = end;
       }
       return;
     }
-    for (let i = 0; i < n; i++) {
+    const pfns = this.pfnBuf;
+    const states = this.stateBuf;
+    let changedAny = false;
+    for (let i = 0; i < n; ) {
       const page = firstPage + i;
-      const pfn = this.pfnBuf[i];
-      const state = this.stateBuf[i];
-      const changed = this.noteCurrentPfn(pin, page, pfn);
+      const e = pin.uniformEnd(page, firstPage + n) - firstPage;
+      const cur0 = pin.currentPfnAt(page);
+      const pin0 = pin.pinnedPfnAt(page);
+      const flags = pin.flagsAt(page);
+      // Quiet stretch: pagemap shows the current run (same pfns, advancing by one, one state) throughout.
+      const s0 = states[i];
+      let k = i;
+      if (cur0 !== cur0) while (k < e && pfns[k] !== pfns[k] && states[k] === s0) k++;
+      else while (k < e && pfns[k] === cur0 + (k - i) && states[k] === s0) k++;
+      if (k === e && !eventTriggered) {
+        // pinned and shown both advance by one: the verdict of the first page is the stretch's.
+        const v = classifyPage(flags, pin0, (s0 & PM_PRESENT) !== 0, (s0 & PM_HIDDEN) !== 0, pfns[i], null);
+        if (v.divergence === null || (flags & PG_DIVERGED) !== 0) {
+          i = e;
+          continue;
+        }
+      }
+      if (k !== e) changedAny = true;
+      this.checkPages(pin, firstPage, i, e, cur0, pin0, flags, va, ts, reason, eventTriggered);
+      i = e;
+    }
+    if (changedAny && pin.setCurrentValues(firstPage, pfns, n)) this.o.model.changed.add(pin);
+  }
+
+  /** Page by page over a uniform stretch [i, e) of a read (offsets into the read buffers). */
+  private checkPages(
+    pin: PinRecord, firstPage: number, i: number, e: number, cur0: number, pin0: number, flags: number,
+    va: number, ts: number, reason: string, eventTriggered: boolean,
+  ): void {
+    const diverged = (flags & PG_DIVERGED) !== 0;
+    for (let j = i; j < e; j++) {
+      const page = firstPage + j;
+      const pfn = this.pfnBuf[j];
+      const state = this.stateBuf[j];
+      const was = cur0 + (j - i); // NaN stays NaN
+      const changed = !(was === pfn || (was !== was && pfn !== pfn));
+      const pinned = pin0 + (j - i);
       const present = (state & PM_PRESENT) !== 0;
-      const v = classifyPage(pin.flags[page], pin.pinnedPfn[page], present, (state & PM_HIDDEN) !== 0, pfn, null);
-      const newlyDiverged = v.divergence !== null && (pin.flags[page] & PG_DIVERGED) === 0;
+      const v = classifyPage(flags, pinned, present, (state & PM_HIDDEN) !== 0, pfn, null);
+      const newlyDiverged = v.divergence !== null && !diverged;
       if (!eventTriggered && !changed && !newlyDiverged) continue;
-      const read = toPagemapRead(ts, pin.pid, va + i * PAGE_SIZE, pfn, state);
+      const read = toPagemapRead(ts, pin.pid, va + j * PAGE_SIZE, pfn, state);
       this.out.findings.push({ read, reason });
       const check: PageCheck = { pin, page, addr: read.addr, read, reason, divergence: v.divergence, why: v.why };
       // A verdict resting on the pfn this read showed must still hold when the stream catches up (settle.ts).
-      if (v.divergence !== null && present && pfn !== pin.pinnedPfn[page]) this.settler.hold(check);
+      if (v.divergence !== null && present && pfn !== pinned) this.settler.hold(check);
       else this.deliver(check, false);
     }
   }

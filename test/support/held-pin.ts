@@ -20,7 +20,8 @@ export interface HeldPin {
   stop(): Promise<void>;
 }
 
-export async function startHeldPin(env: Record<string, string> = {}): Promise<HeldPin> {
+/** `pinnedTimeoutMs`: a 1 GiB buffer of 4 KiB pages takes long to touch and register on a loaded host. */
+export async function startHeldPin(env: Record<string, string> = {}, pinnedTimeoutMs = 30_000): Promise<HeldPin> {
   const bin = await buildSource(SOURCE, 'held-pin');
   const child = spawn(bin, [], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let out = '';
@@ -50,7 +51,7 @@ export async function startHeldPin(env: Record<string, string> = {}): Promise<He
       await exited;
     },
   };
-  await fact('pinned');
+  await fact('pinned', pinnedTimeoutMs);
   return h;
 }
 

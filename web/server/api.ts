@@ -274,6 +274,7 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
         anomaliesByRule: reader?.anomalyCounts() ?? [],
         pinsLive: source.pins().filter((p) => p.releasedNs === null && p.state !== 'released').length,
         lostEvents: source.lostEvents(),
+        verifySweep: source.verifySweep(),
       };
       sendJson(res, 200, body);
       return true;

@@ -7,6 +7,7 @@
 // 'status'(LinkStatus), 'resync'(), 'term:data'(owner, runId, data), 'term:exit'(owner, TermExit).
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import type { VerifySweep } from '../../schema/metrics.ts';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { Incident } from '../../schema/incidents.ts';
 import { LinkFramer, type CollectorMessage, type LinkCapture, type LinkStatus, type LinkTotals, type TermStartReply, type TermStartRequest, type WebMessage } from '../../schema/link.ts';
@@ -36,6 +37,7 @@ export class CollectorLink extends EventEmitter {
   private recent: Anomaly[] = [];
   private capture = false;
   private captureInfo: LinkCapture = { up: false, gaps: 0, lastEventWallMs: null };
+  private sweepInfo: VerifySweep | null = null;
   private readonly incidentMap = new Map<number, Incident>();
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: TermStartReply) => void; timer: NodeJS.Timeout }>();
@@ -101,6 +103,7 @@ export class CollectorLink extends EventEmitter {
         this.recent = m.anomalies;
         this.capture = m.capturing;
         this.captureInfo = m.capture;
+        if (m.sweep) this.sweepInfo = m.sweep;
         this.incidentMap.clear();
         for (const i of m.incidents) this.incidentMap.set(i.id, i);
         if (m.session) this.emit('session', m.session);
@@ -131,6 +134,7 @@ export class CollectorLink extends EventEmitter {
         if (this.rateRing.length > MAX_RATES) this.rateRing.splice(0, this.rateRing.length - MAX_RATES);
         this.totalsInfo = m.totals;
         this.captureInfo = m.capture;
+        if (m.sweep) this.sweepInfo = m.sweep;
         this.emit('rates', m.r);
         return;
       case 'session':
@@ -188,6 +192,10 @@ export class CollectorLink extends EventEmitter {
   /** bpftrace up, capture gaps, last event (as of the last rates tick). */
   captureState(): LinkCapture {
     return { ...this.captureInfo };
+  }
+  /** The collector's pagemap sweep figures (as of the last rates tick); null before the first pass. */
+  verifySweep(): VerifySweep | null {
+    return this.sweepInfo;
   }
   /** Live capture runs in the collector. */
   capturing(): boolean {

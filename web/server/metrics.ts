@@ -32,6 +32,7 @@ export class DashboardMetrics {
       eventsByKind: () => source.eventCounts(),
       lostEvents: () => source.lostEvents(),
       capture: () => source.capture(),
+      verifySweep: () => source.verifySweep(),
       hostLabel: opts.hostLabel,
     });
     if (replay) {

@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
+import type { VerifySweep } from '../../schema/metrics.ts';
 import type { Anomaly } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
 import type { Incident } from '../../schema/incidents.ts';
@@ -48,6 +49,8 @@ export interface DataSource extends EventEmitter {
   lostEvents(): number;
   /** Live capture: bpftrace up, capture gaps, when the last event arrived. Null for a recording. */
   capture(): { up: boolean; gaps: number; lastEventWallMs: number | null } | null;
+  /** The live collector's pagemap sweep figures; null for a recording or before the first pass. */
+  verifySweep(): VerifySweep | null;
   now(): ClockTick;
   close(): Promise<void>;
 }
@@ -149,6 +152,10 @@ export class LiveSource extends EventEmitter implements DataSource {
     return this.link.captureState();
   }
 
+  verifySweep(): VerifySweep | null {
+    return this.link.verifySweep();
+  }
+
   async close(): Promise<void> {
     for (const [name, fn] of this.forward) this.link.off(name, fn);
     this.view?.close();
@@ -192,6 +199,10 @@ export class ReplaySource extends EventEmitter implements DataSource {
   }
 
   capture(): null {
+    return null;
+  }
+
+  verifySweep(): null {
     return null;
   }
 

@@ -1,6 +1,7 @@
 // What the dashboard's own server (web/server) and its pages (web/app) exchange beyond schema/protocol.ts:
 // the JSON shapes of /api/* and the web-only socket.io messages (data source, host clock, scenario terminals).
 // Types only, so both sides import it without pulling server code into a bundle.
+import type { VerifySweep } from '../../schema/metrics.ts';
 import type { Anomaly, RuleInfo, Severity } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
 import type { PinSummary } from '../../schema/pins.ts';
@@ -49,6 +50,8 @@ export interface OverviewData {
   anomaliesByRule: RuleSeverityCount[];
   pinsLive: number;
   lostEvents: number;
+  /** The live collector's pagemap sweep (null for a recording or before its first pass). */
+  verifySweep: VerifySweep | null;
 }
 
 /** GET /api/scenarios — the catalog entries the scenario page may start (the server validates names again). */

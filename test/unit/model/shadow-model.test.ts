@@ -46,7 +46,8 @@ function setup(opts: ShadowModelOptions = {}) {
   return { time, pagemap, maps, model, ev, apply, step, register, anon };
 }
 
-const flagsOf = (pin: PinRecord, page: number) => pin.flags[page];
+const flagsOf = (pin: PinRecord, page: number) => pin.flagsAt(page);
+const pinnedOf = (pin: PinRecord) => Array.from({ length: pin.nPages }, (_, i) => pin.pinnedPfnAt(i));
 
 describe('io_uring registrations', () => {
   test('REGISTER_BUFFERS: one pin per iovec, pfns from pagemap, backing from maps, handle text', () => {
@@ -58,8 +59,8 @@ describe('io_uring registrations', () => {
     const [a, b] = pins;
     assert.equal(a.handleText, 'ring fd 5 slot 0');
     assert.equal(b.handleText, 'ring fd 5 slot 1');
-    assert.deepEqual([...a.pinnedPfn], [0x1000, 0x1001, 0x1002, 0x1003]);
-    assert.deepEqual([...b.pinnedPfn], [0x2000, 0x2001]);
+    assert.deepEqual(pinnedOf(a), [0x1000, 0x1001, 0x1002, 0x1003]);
+    assert.deepEqual(pinnedOf(b), [0x2000, 0x2001]);
     assert.equal(a.backing, 'anon');
     assert.ok(a.writable && a.longterm);
     assert.equal(a.source, 'io_uring');
@@ -106,7 +107,7 @@ describe('io_uring registrations', () => {
     const fx = s.apply(s.ev.pinResult(100, 5, 2, 1, { opcode: IORING_REGISTER.BUFFERS_UPDATE }));
     assert.equal(fx.created.length, 1, 'ret=1: only the first slot was updated');
     assert.equal(fx.created[0].handleText, 'ring fd 5 slot 1');
-    assert.equal(fx.created[0].pinnedPfn[0], 0x1008);
+    assert.equal(fx.created[0].pinnedPfnAt(0), 0x1008);
     assert.deepEqual(fx.released.map((r) => r.pin), [p1]);
     assert.ok(p0.live && !p1.live && p2.live);
   });
@@ -496,7 +497,7 @@ describe('snapshot race (late pins)', () => {
     zap.tsNs = tExit + 1_000_000;
     s.apply(zap);
     assert.equal(flagsOf(p, 1) & PG_LATE, 0);
-    assert.deepEqual([...p.pinnedPfn], [0x4000, 0x4001]);
+    assert.deepEqual(pinnedOf(p), [0x4000, 0x4001]);
   });
 
   test('an event inside the registering syscall is a race hit; one before the syscall is ignored', () => {
@@ -564,7 +565,7 @@ describe('snapshot race (late pins)', () => {
     s.maps.add(100, BUF, BUF + PAGE);
     s.pagemap.kill(100);
     const [p] = s.register(100, 5, [[BUF, PAGE]]);
-    assert.ok(Number.isNaN(p.pinnedPfn[0]));
+    assert.ok(Number.isNaN(p.pinnedPfnAt(0)));
     assert.equal(p.snapshotNs, p.createdNs);
   });
 });
@@ -602,7 +603,7 @@ describe('pfns, kprobe events, uffd, regions', () => {
     const fx = s.apply(s.ev.gup(300, BUF, [0x8000, 0x8001], 0x100 | 0x1));
     const p = fx.created[0];
     assert.equal(p.source, 'gup');
-    assert.deepEqual([...p.pinnedPfn], [0x8000, 0x8001]);
+    assert.deepEqual(pinnedOf(p), [0x8000, 0x8001]);
     assert.ok(p.writable && p.longterm);
     assert.equal(s.apply(s.ev.gup(300, BUF, [0x9000], 0x1, 'pin_user_pages_fast')).created.length, 0, 'no FOLL_LONGTERM');
     assert.equal(s.apply(s.ev.unpin(300, 0x8001)).released[0].pin, p);
@@ -620,7 +621,7 @@ describe('pfns, kprobe events, uffd, regions', () => {
     assert.equal(fx.created.length, 1);
     const p = fx.created[0];
     assert.equal(p.source, 'vfio');
-    assert.deepEqual([...p.pinnedPfn], [0x8000, 0x8001, 0x8002, 0x8003]);
+    assert.deepEqual(pinnedOf(p), [0x8000, 0x8001, 0x8002, 0x8003]);
     assert.equal(p.snapshotNs, p.createdNs, 'every pfn from GUP: exact');
     assert.equal(s.model.livePinCount, 1);
     assert.equal(s.apply(s.ev.unpin(300, 0x8001)).released.length, 0, 'VFIO pins end at UNMAP_DMA, not per unpin');
@@ -645,7 +646,7 @@ describe('pfns, kprobe events, uffd, regions', () => {
     s.step();
     const fx = s.apply(s.ev.pinResult(100, 5, 1, 0));
     assert.equal(fx.created.length, 1, 'no separate gup pin');
-    assert.deepEqual([...fx.created[0].pinnedPfn], [0x4000, 0x4001]);
+    assert.deepEqual(pinnedOf(fx.created[0]), [0x4000, 0x4001]);
   });
 
   test('userfaultfd: register, unregister, close of the uffd fd', () => {
@@ -709,7 +710,7 @@ describe('pfns, kprobe events, uffd, regions', () => {
     const s = setup();
     s.anon(100, BUF, 2, 0x1000);
     const [p] = s.register(100, 5, [[BUF, 2 * PAGE]]);
-    p.currentPfn[1] = 0x5555;
+    p.setCurrentPfn(1, 0x5555);
     p.setFlag(1, PG_DIVERGED);
     assert.equal(p.state, 'diverged');
     assert.equal(pageAt(p.toPin().runs, 1)?.currentPfn, 0x5555);

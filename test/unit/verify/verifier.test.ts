@@ -130,8 +130,8 @@ describe('Verifier', () => {
     assert.equal(s.checks[0].divergence, 'confirmed');
     assert.equal(s.checks[0].addr, BUF + PAGE);
     assert.equal(s.checks[0].read.pfn, 0x9999);
-    assert.equal(s.pin.currentPfn[1], 0x9999);
-    assert.ok(s.pin.flags[1] & PG_DIVERGED);
+    assert.equal(s.pin.currentPfnAt(1), 0x9999);
+    assert.ok(s.pin.flagsAt(1) & PG_DIVERGED);
     assert.equal(s.pin.state, 'diverged');
   });
 
@@ -197,7 +197,7 @@ describe('Verifier', () => {
 
   test('a late snapshot makes a pfn difference only inferred', () => {
     const s = setup();
-    s.pin.flags[3] |= PG_LATE;
+    s.pin.setFlag(3, PG_LATE);
     s.pagemap.map(100, BUF + 3 * PAGE, 0x4444);
     s.v.schedule(s.pin, 3, 1, 'fault');
     s.v.runPending();
@@ -212,7 +212,7 @@ describe('Verifier', () => {
     assert.deepEqual(r.map((x) => x.present), [false, true]);
     assert.equal(s.reads.length, 2);
     assert.equal(s.checks.length, 0);
-    assert.ok(Number.isNaN(s.pin.currentPfn[0]));
+    assert.ok(Number.isNaN(s.pin.currentPfnAt(0)));
   });
 
   test('reads follow mremap moves', () => {

@@ -1,6 +1,7 @@
 'use client';
 // Overview: what is traced (host, kernel, bpftrace, mode, probes and why some are left out, lost events), how
 // busy it is (event rates per kind) and what was found (anomalies by rule and severity).
+import type { VerifySweep } from '../../../schema/metrics.ts';
 import { RULE_IDS, SEVERITIES, type Severity } from '../../../schema/anomalies.ts';
 import type { OverviewData } from '../../shared/wire.ts';
 import { sourceCoverage } from '../../../schema/pin-sources.ts';
@@ -102,6 +103,12 @@ export function OverviewView() {
                 </dd>
                 <dt>lost events</dt>
                 <dd>{lost}</dd>
+                {overview.data?.verifySweep ? (
+                  <>
+                    <dt>pagemap sweep</dt>
+                    <dd data-testid="verify-sweep">{sweepText(overview.data.verifySweep)}</dd>
+                  </>
+                ) : null}
                 {(overview.data?.sessions.length ?? 0) > 1 ? (
                   <>
                     <dt>sessions in file</dt>
@@ -292,3 +299,11 @@ export function OverviewView() {
 function bySevRuleTotal(rows: Record<Severity, number>[], s: Severity): number {
   return rows.reduce((n, r) => n + r[s], 0);
 }
+
+/** "full sweep 12.3 s, 1.8 % of a core (budget 5 %), 64M pages": how stale a pinned page's check can be, and its cost. */
+function sweepText(v: VerifySweep): string {
+  const full = v.fullSweepSeconds === null ? 'first sweep running' : `full sweep ${v.fullSweepSeconds.toFixed(1)} s`;
+  const pages = v.livePages >= 1 << 20 ? `${(v.livePages / (1 << 20)).toFixed(1)}M` : String(v.livePages);
+  return `${full}, ${(v.cpuShare * 100).toFixed(1)} % of a core (budget ${(v.cpuShareBudget * 100).toFixed(0)} %), ${pages} pinned pages`;
+}
+
