@@ -1,6 +1,7 @@
 // Incidents: the anomalies one event causes on one pin become one incident (highest severity, a title that says
 // what happened, its findings underneath), stored in SQLite with links to its anomalies; files written before
 // incidents were stored derive the same incidents from their anomalies.
+import { SCHEMA_VERSION } from '../../../schema/tables.ts';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -175,7 +176,7 @@ describe('incidents', () => {
     assert.deepEqual(rw.incidents().map((i) => i.title), [stored[0].title]);
     rw.close();
     const after = new Database(file, { readonly: true });
-    assert.equal((after.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string }).value, '2');
+    assert.equal((after.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string }).value, String(SCHEMA_VERSION));
     after.close();
   });
 });
