@@ -8,6 +8,7 @@
 // forks, exits, closes of processes that pin nothing: on a busy host almost all of the stream, and nothing a
 // pin's timeline, an anomaly or an incident cites. A process's events from before it pinned are counted too.
 import type { EventKind } from '../schema/events.ts';
+import type { ModelEffects } from './model/effects.ts';
 import type { ShadowModel } from './model/shadow-model.ts';
 
 /** Process-local kinds that are only counted when the process pins nothing and the event touched no pin. */
@@ -19,6 +20,18 @@ export const COUNTABLE_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([
 export function holdsPins(model: ShadowModel, pid: number): boolean {
   const p = model.process(pid);
   return p !== undefined && (p.pins.size !== 0 || p.handles.size !== 0);
+}
+
+/**
+ * Did the event touch a pin? Any effect the model recorded except the bare exit of a process (every exit sets
+ * `exitedPid`; one whose process held pins releases or orphans them, which are effects of their own).
+ */
+export function touchedPin(fx: ModelEffects): boolean {
+  return (
+    fx.dirty &&
+    (fx.zaps.length !== 0 || fx.moves.length !== 0 || fx.touched.length !== 0 || fx.pfnHits.length !== 0 || fx.created.length !== 0 ||
+      fx.released.length !== 0 || fx.orphaned.length !== 0 || fx.registration !== null || fx.admissions.length !== 0)
+  );
 }
 
 /**

@@ -14,7 +14,7 @@ import type { Discovery } from './discover/index.ts';
 import {
   DEFAULT_COLLECTOR_CONFIG, type CollectorConfig, type CollectorSink, type FaultRegion, type PagemapReader, type ParseSink,
 } from './contracts.ts';
-import { holdsPins, keepEvent } from './kept-events.ts';
+import { holdsPins, keepEvent, touchedPin } from './kept-events.ts';
 import { IncidentGrouper, type IncidentUpdate } from './incidents/grouper.ts';
 import { RecentEvents } from './incidents/recent-events.ts';
 import type { ModelEffects } from './model/effects.ts';
@@ -193,7 +193,7 @@ export class Collector {
     const raised = this.counters.anomalies !== raisedBefore || this.repeats !== repeatsBefore;
     // The sinks get the event once its fate is known: a row, or a count (kept-events.ts). Its anomalies, raised
     // by the rules just now, went out first (they cite it by seq; the store writes both in one transaction).
-    this.out.event(se, keepEvent(se.kind, heldBefore, heldBefore || holdsPins(model, se.pid), dirty, raised));
+    this.out.event(se, keepEvent(se.kind, heldBefore, heldBefore || holdsPins(model, se.pid), dirty && touchedPin(model.effects), raised));
     if (se.kind === 'lost') this.onLost(se);
     if (dirty || raised) this.recent.note(se);
     if (dirty) this.afterEffects(model.effects);
