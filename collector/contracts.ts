@@ -55,7 +55,12 @@ export interface PagemapReader {
 
 /** Where the collector's results go. The store and the publish hub both implement it. */
 export interface CollectorSink {
-  event(e: SequencedEvent): void;
+  /**
+   * Every event, after the rules ran on it. `kept` false: the event is of a process that holds no pin or pin
+   * fd, touched no pin and raised nothing (kept-events.ts) — the store counts it instead of writing a row;
+   * absent: kept.
+   */
+  event(e: SequencedEvent, kept?: boolean): void;
   /** A pin created or changed (state, current pfns, release). */
   pin(p: Pin): void;
   pagemapRead(r: PagemapRead, reason: string): void;

@@ -14,6 +14,7 @@ import type { Discovery } from './discover/index.ts';
 import {
   DEFAULT_COLLECTOR_CONFIG, type CollectorConfig, type CollectorSink, type FaultRegion, type PagemapReader, type ParseSink,
 } from './contracts.ts';
+import { holdsPins, keepEvent, touchedPin } from './kept-events.ts';
 import { IncidentGrouper, type IncidentUpdate } from './incidents/grouper.ts';
 import { RecentEvents } from './incidents/recent-events.ts';
 import type { ModelEffects } from './model/effects.ts';
@@ -95,6 +96,8 @@ export class Collector {
   /** Costly pins whose changes wait for their next publish slot (see publish). */
   private readonly deferred = new Set<PinRecord>();
   private readonly publishedMs = new WeakMap<PinRecord, number>();
+  /** Repeated findings handed on (count > 1): an event that only repeats a finding raised something too. */
+  private repeats = 0;
 
   constructor(opts: CollectorOptions) {
     this.sinks = [...opts.sinks];
@@ -182,21 +185,27 @@ export class Collector {
     const se = e as SequencedEvent;
     se.seq = this.nextSeq++;
     this.counters.events++;
-    this.out.event(se);
-    if (se.kind === 'lost') this.onLost(se);
     const settled = this.verifier.streamAt(se.tsNs);
     if (settled !== null) this.verified(settled);
     if (this.verifier.hasPending && PIN_RELEASING_KINDS.has(se.kind)) this.verified(this.verifier.flushPid(se.pid));
     const model = this.model;
+    const heldBefore = holdsPins(model, se.pid);
     model.apply(se);
     if (model.effects.admissions.length !== 0) model.admit(this.verifier.pinTimeReads(model.effects.admissions));
-    if (model.effects.dirty) this.verifier.noteEffects(model.effects);
+    const dirty = model.effects.dirty;
+    if (dirty) this.verifier.noteEffects(model.effects);
     const raisedBefore = this.counters.anomalies;
+    const repeatsBefore = this.repeats;
     this.current = se;
     this.engine.onEvent(se);
     this.current = null;
-    if (model.effects.dirty || this.counters.anomalies !== raisedBefore) this.recent.note(se);
-    if (model.effects.dirty) this.afterEffects(model.effects);
+    const raised = this.counters.anomalies !== raisedBefore || this.repeats !== repeatsBefore;
+    // The sinks get the event once its fate is known: a row, or a count (kept-events.ts). Its anomalies, raised
+    // by the rules just now, went out first (they cite it by seq; the store writes both in one transaction).
+    this.out.event(se, keepEvent(se.kind, heldBefore, heldBefore || holdsPins(model, se.pid), dirty && touchedPin(model.effects), raised));
+    if (se.kind === 'lost') this.onLost(se);
+    if (dirty || raised) this.recent.note(se);
+    if (dirty) this.afterEffects(model.effects);
     if (model.changed.size !== 0 || model.regionsDirty) this.publish();
   }
 
@@ -412,6 +421,7 @@ export class Collector {
 
   private emitAnomaly(a: Anomaly): void {
     if ((a.count ?? 1) === 1) this.counters.anomalies++;
+    else this.repeats++;
     this.out.anomaly(a);
     this.emitIncidents([this.incidents.add(a)]);
   }

@@ -10,7 +10,11 @@
 // page: a contiguous 64 GiB pin is a few rows, not 16M. A writer converts an older file's pin_pages into runs
 // and drops pin_pages (collector/store/upgrade.ts); a reader of an older file builds the runs in a TEMP table
 // of its own connection (collector/store/pin-runs.ts), the file stays as it is.
-export const SCHEMA_VERSION = 3;
+// Version 4 (additive; 3 is pin_page_runs): event_counts. Events of processes that hold no pin and no pin fd,
+// and that touched no pin and raised nothing, are no longer stored as events rows but counted per second and
+// kind (collector/kept-events.ts decides); rates and per-kind totals add the counts. A version-2/3 file is
+// upgraded by creating the table (DDL); a reader of an older file finds no counts.
+export const SCHEMA_VERSION = 4;
 /** Oldest schema version this pinwatch still opens (and upgrades when writing). */
 export const OLDEST_READABLE_SCHEMA_VERSION = 1;
 
@@ -62,6 +66,16 @@ CREATE TABLE IF NOT EXISTS events (
 -- batch dirties a few index pages; (pid, addr) scattered every insert and cost 25-35% of ingest with SQLite at
 -- 3M events (docs/benchmarks.md). Files written before keep their events_pid_addr index; queries use either.
 CREATE INDEX IF NOT EXISTS events_pid_gib ON events(pid, addr >> 30);
+
+-- Events not stored as rows (collector/kept-events.ts: processes without pins or pin fds, touching no pin,
+-- raising nothing), counted per CLOCK_MONOTONIC second and kind. Rates and totals add them to the events rows.
+CREATE TABLE IF NOT EXISTS event_counts (
+  session_id INTEGER NOT NULL REFERENCES sessions(id),
+  sec INTEGER NOT NULL,               -- floor(ts_ns / 1e9), CLOCK_MONOTONIC
+  kind TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (session_id, sec, kind)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS pins (
   id INTEGER PRIMARY KEY,             -- the model's pin id

@@ -53,17 +53,36 @@ const READERS: Record<string, () => void> = compileReaders(emit);
 export const TRACEPOINT_KINDS: readonly string[] = Object.keys(READERS);
 READERS.ready = ready;
 
+/**
+ * The readers by (length, first character) of their kind, so a line's kind is matched in place (startsWith at
+ * its offset) instead of being sliced into a string and looked up: no allocation per line.
+ */
+const BY_SHAPE = new Map<number, { kind: string; reader: () => void }[]>();
+for (const kind of Object.keys(READERS)) {
+  const key = kind.length * 256 + (kind.charCodeAt(0) & 255);
+  let list = BY_SHAPE.get(key);
+  if (list === undefined) BY_SHAPE.set(key, (list = []));
+  list.push({ kind, reader: READERS[kind] });
+}
+
+function readerAt(S: string, from: number, to: number): { kind: string; reader: () => void } | undefined {
+  const list = BY_SHAPE.get((to - from) * 256 + (S.charCodeAt(from) & 255));
+  if (list === undefined) return undefined;
+  for (let i = 0; i < list.length; i++) if (S.startsWith(list[i].kind, from)) return list[i];
+  return undefined;
+}
+
 /** Reads the kind (first field) and runs its reader. Returns false when the fast path cannot read the line. */
 function dispatch(line: string): boolean {
   const k = nextSep();
   if (status() === NEED_SLOW) return false;
   const kindEnd = k < 0 ? dataEnd() : k;
-  const kind = text().slice(at(), kindEnd);
-  const reader = READERS[kind];
-  if (reader === undefined) {
-    unknownKind(line, kind);
+  const found = readerAt(text(), at(), kindEnd);
+  if (found === undefined) {
+    unknownKind(line, text().slice(at(), kindEnd));
     return true;
   }
+  const { kind, reader } = found;
   if (k < 0) {
     sink.malformed(line, `no fields after kind ${kind}`);
     return true;

@@ -15,11 +15,11 @@ export class SinkFanOut implements CollectorSink {
   ) {}
 
   // One loop per method rather than a shared helper taking a closure: event() runs for every traced event.
-  event(e: SequencedEvent): void {
+  event(e: SequencedEvent, kept = true): void {
     const sinks = this.sinks;
     for (let i = 0; i < sinks.length; i++) {
       try {
-        sinks[i].event(e);
+        sinks[i].event(e, kept);
       } catch (err) {
         this.failed(err);
       }

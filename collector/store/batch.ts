@@ -6,6 +6,7 @@ import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
 import type { SequencedEvent } from '../../schema/events.ts';
 import type { PinRun } from '../../schema/pin-runs.ts';
 import type { Pin } from '../../schema/pins.ts';
+import type { EventCounts } from './event-counts.ts';
 import { IncidentWriter } from './incidents.ts';
 import { META_MAX_LEN } from './meta.ts';
 import { eventAddr, eventLen, payloadJson } from './rows.ts';
@@ -13,6 +14,9 @@ import { eventAddr, eventLen, payloadJson } from './rows.ts';
 const EVENT_COLS = 10;
 /** Rows per multi-row INSERT: one native call binds this many events. */
 const EVENT_CHUNK = 64;
+const READ_COLS = 9;
+/** Pagemap reads per multi-row INSERT (a pin's first read is one row per page). */
+const READ_CHUNK = 64;
 
 /** A pin's runs as last committed (NaN = null / absent), to write only the runs that changed: ~41 bytes a run. */
 interface WrittenRuns {
@@ -59,6 +63,9 @@ export class BatchStatements {
   private readonly eventOne: Database.Statement;
   private readonly anomalyStmt: Database.Statement;
   private readonly readStmt: Database.Statement;
+  private readonly readMany: Database.Statement;
+  private readonly countStmt: Database.Statement;
+  private readonly readArgs: unknown[] = new Array(READ_COLS * READ_CHUNK);
   private readonly pinStmt: Database.Statement;
   private readonly runUpsert: Database.Statement;
   private readonly runDelete: Database.Statement;
@@ -82,8 +89,12 @@ export class BatchStatements {
          low_confidence=excluded.low_confidence, ts_ns=excluded.ts_ns, wall_ms=excluded.wall_ms, pin_id=excluded.pin_id,
          summary=excluded.summary, evidence=excluded.evidence, count=excluded.count, last_ts_ns=excluded.last_ts_ns`,
     );
-    this.readStmt = db.prepare(
-      `INSERT INTO pagemap_reads (session_id, ts_ns, pid, addr, present, swapped, pfn, error, reason) VALUES (?,?,?,?,?,?,?,?,?)`,
+    const readSql = `INSERT INTO pagemap_reads (session_id, ts_ns, pid, addr, present, swapped, pfn, error, reason) VALUES `;
+    const readValues = `(${new Array(READ_COLS).fill('?').join(',')})`;
+    this.readStmt = db.prepare(readSql + readValues);
+    this.readMany = db.prepare(readSql + new Array(READ_CHUNK).fill(readValues).join(','));
+    this.countStmt = db.prepare(
+      `INSERT INTO event_counts (session_id, sec, kind, n) VALUES (?,?,?,?) ON CONFLICT(session_id, sec, kind) DO UPDATE SET n = n + excluded.n`,
     );
     this.pinStmt = db.prepare(
       `INSERT INTO pins (id, session_id, pid, comm, source, handle, addr, len, pages, writable, longterm, backing, created_ns,
@@ -152,6 +163,39 @@ export class BatchStatements {
 
   read(sid: number, x: PagemapRead, reason: string): void {
     this.readStmt.run(sid, x.tsNs, x.pid, x.addr, x.present ? 1 : 0, x.swapped ? 1 : 0, finiteOrNull(x.pfn), x.error ?? null, reason);
+  }
+
+  /** The first `n` reads (with their reasons), READ_CHUNK rows per statement. */
+  reads(sid: number, xs: readonly PagemapRead[], reasons: readonly string[], n: number): void {
+    const args = this.readArgs;
+    let i = 0;
+    for (; i + READ_CHUNK <= n; i += READ_CHUNK) {
+      let j = 0;
+      for (let k = i; k < i + READ_CHUNK; k++) {
+        const x = xs[k];
+        args[j++] = sid;
+        args[j++] = x.tsNs;
+        args[j++] = x.pid;
+        args[j++] = x.addr;
+        args[j++] = x.present ? 1 : 0;
+        args[j++] = x.swapped ? 1 : 0;
+        args[j++] = finiteOrNull(x.pfn);
+        args[j++] = x.error ?? null;
+        args[j++] = reasons[k];
+      }
+      this.readMany.run(args);
+    }
+    for (; i < n; i++) this.read(sid, xs[i], reasons[i]);
+  }
+
+  /** Events counted instead of stored (added to what the file has for that second and kind); returns rows. */
+  counts(sid: number, c: EventCounts): number {
+    let rows = 0;
+    c.forEach((sec, kind, n) => {
+      this.countStmt.run(sid, sec, kind, n);
+      rows++;
+    });
+    return rows;
   }
 
   lost(sid: number, total: number): void {

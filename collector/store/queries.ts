@@ -20,7 +20,7 @@ import { writerAlive } from './lock.ts';
 import { openDatabase } from './open.ts';
 import { countRuns, ensureRunsReadable, readPage, readRuns } from './page-runs.ts';
 import { readPinnedMemory } from './pinned-memory.ts';
-import { clockOffset, eventRatesSince, recordingRates } from './rates.ts';
+import { clockOffset, eventRatesSince, hasCounts, recordingRates } from './rates.ts';
 import {
   PIN_SELECT, anomalyFromRow, eventFromRow, pagemapReadFromRow, pinSummaryFromRow, sessionFromRow, storedEventFromRow,
   type AnomalyRow, type EventRow, type PagemapRow, type PinRow, type SessionRow,
@@ -316,6 +316,12 @@ export class StoreQueries {
   eventCounts(): Partial<Record<EventKind, number>> {
     const out: Partial<Record<EventKind, number>> = {};
     for (const r of this.q.get('SELECT kind, count(*) AS n FROM events GROUP BY kind').all() as { kind: EventKind; n: number }[]) out[r.kind] = r.n;
+    // Events counted instead of stored (collector/kept-events.ts) are events all the same.
+    if (hasCounts(this.q)) {
+      for (const r of this.q.get('SELECT kind, sum(n) AS n FROM event_counts GROUP BY kind').all() as { kind: EventKind; n: number }[]) {
+        out[r.kind] = (out[r.kind] ?? 0) + r.n;
+      }
+    }
     return out;
   }
 

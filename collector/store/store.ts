@@ -102,8 +102,9 @@ export class Store implements CollectorSink {
 
   // ------------------------------------------------------------------ CollectorSink (hot path: queue only)
 
-  event(e: SequencedEvent): void {
-    this.sink.event(e);
+  /** `kept` false: counted per second and kind (event_counts) instead of written as a row (kept-events.ts). */
+  event(e: SequencedEvent, kept = true): void {
+    this.sink.event(e, kept);
   }
 
   pin(p: Pin): void {

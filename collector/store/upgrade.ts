@@ -18,6 +18,8 @@ export function upgradeSchema(db: Database.Database): void {
     for (const m of MIGRATIONS) if (!columns(db, m.table).has(m.column)) db.exec(m.ddl);
     if (from < 2) backfillIncidents(db);
     if (from < 3) convertPinPages(db);
+    // Version 4 (after 3's pin_page_runs): the event_counts table comes with DDL above; nothing to backfill —
+    // a file written before it stored every event as a row, and the queries read both.
     setMeta(db, META_VERSION, String(SCHEMA_VERSION));
   }).immediate();
 }

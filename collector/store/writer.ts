@@ -13,6 +13,7 @@ import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionEndReason, SessionInfo } from '../../schema/session.ts';
 import type { SessionStart } from '../contracts.ts';
 import { BatchStatements } from './batch.ts';
+import { EventCounts } from './event-counts.ts';
 import { StoreError, toStoreError } from './errors.ts';
 import { writeGap } from './gaps.ts';
 import { releaseWriter } from './lock.ts';
@@ -84,6 +85,8 @@ export class StoreWriter {
   private incidentsQ = new Map<number, Incident>();
   private readonly gapsQ = new Set<CaptureGap>();
   private pinnedQ: PinnedMemory[] = [];
+  /** Events counted instead of stored, per second and kind, until the next commit. */
+  private readonly counts = new EventCounts();
   private lostTotal = 0;
   private lostWritten = 0;
   /** Largest events.len in the file (meta events.max_len); -1 until read. */
@@ -195,13 +198,19 @@ export class StoreWriter {
 
   // ------------------------------------------------------------------ queueing (hot path: push only)
 
-  event(e: SequencedEvent): void {
+  /** `kept` false: only counted (per second and kind, event_counts), never dropped: a count costs no queue. */
+  event(e: SequencedEvent, kept = true): void {
     if (this.sessionId === null) this.noSession();
+    if (e.tsNs > this.lastEventNs) this.lastEventNs = e.tsNs;
+    if (!kept) {
+      this.counts.add(e.tsNs, e.kind);
+      if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
+      return;
+    }
     if (this.eventQ.length >= this.opts.maxQueuedRows) {
       this.stat.dropped++;
       return;
     }
-    if (e.tsNs > this.lastEventNs) this.lastEventNs = e.tsNs;
     const n = this.eventQ.push(e);
     if (n >= this.opts.maxBatchRows) this.flushSoon();
     else if (this.timer === null) this.armTimer(this.opts.flushIntervalMs);
@@ -268,7 +277,7 @@ export class StoreWriter {
   get queued(): number {
     return (
       this.eventQ.length + this.anomaliesQ.length + this.reads.length + this.pinsQ.size + this.incidentsQ.size +
-      this.gapsQ.size + this.pinnedQ.length
+      this.gapsQ.size + this.pinnedQ.length + this.counts.size
     );
   }
 
@@ -420,8 +429,9 @@ export class StoreWriter {
       this.pendingMaxLen = batchMaxLen;
     }
 
-    for (let r = 0; r < this.readsInBatch; r++) w.read(sid, this.reads[r], this.readReasons[r]);
+    w.reads(sid, this.reads, this.readReasons, this.readsInBatch);
     rows += this.readsInBatch;
+    rows += w.counts(sid, this.counts);
 
     if (this.lostTotal !== this.lostWritten && this.sessionId !== null) w.lost(sid, this.lostTotal);
     if (this.lastEventNs !== this.lastEventWritten && this.sessionId !== null) w.lastEvent(sid, this.lastEventNs);
@@ -446,6 +456,7 @@ export class StoreWriter {
       this.readReasons.splice(0, this.readsInBatch);
     }
     this.anomaliesQ.length = 0;
+    this.counts.clear();
     this.pinsQ.clear();
     this.incidentsQ.clear();
     this.gapsQ.clear();

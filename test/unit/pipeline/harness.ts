@@ -19,8 +19,15 @@ export class RecordingSink implements CollectorSink {
   reads: { read: PagemapRead; reason: string }[] = [];
   anomalies: Anomaly[] = [];
   lostCounts: number[] = [];
-  event(e: SequencedEvent): void {
+  /** Per event (same index as `events`): kept as a row (true) or only counted (collector/kept-events.ts). */
+  kept: boolean[] = [];
+  event(e: SequencedEvent, kept = true): void {
     this.events.push(e);
+    this.kept.push(kept);
+  }
+  /** "kind:pid" of the events handed over as counted only. */
+  counted(): string[] {
+    return this.events.filter((_, i) => !this.kept[i]).map((e) => `${e.kind}:${e.pid}`);
   }
   pin(p: Pin): void {
     this.pinUpdates.push(p);
