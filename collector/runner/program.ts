@@ -306,3 +306,13 @@ function safeReadText(file: string): string {
     return '';
   }
 }
+
+/**
+ * The composed program with the in-kernel zap/remap filter on (the default: munmap, MAP_FIXED, mremap, shmdt and
+ * madvise printed only for processes that pin, see bpf/tracepoint/README.md "Volume") or off (every process's:
+ * the program before the filter, for the bench's side-by-side figure). Definitions are hoisted and deduplicated
+ * by composeDetailed, so the one `#define PW_ZAP_FILTER` line decides for every script.
+ */
+export function setZapFilter(text: string, on: boolean): string {
+  return text.replace(/^#define PW_ZAP_FILTER .*$/m, `#define PW_ZAP_FILTER ${on ? 1 : 0}`);
+}
