@@ -310,7 +310,7 @@ test('the program at start and after a restart is seeded with the processes /pro
     },
     createRunner: (o) => {
       exits.push(o.onExit);
-      seeds.push(o.scripts.find((s) => s.name === 'runner/watch-seed')?.text ?? '');
+      seeds.push((o.scripts.find((s) => s.name === 'runner/watch-seed') as { text?: string } | undefined)?.text ?? '');
       return { start: async () => undefined, stop: async () => undefined, readyTsNs: Number(process.hrtime.bigint()) };
     },
   });
