@@ -38,30 +38,44 @@ describe('zap/remap scripts: printed only for processes that pin, decided at the
       const src = text(name);
       const sys = name === 'mmap_fixed' ? 'mmap' : name === 'shm' ? 'shmdt' : name;
       const enter = block(src, `tracepoint:syscalls:sys_enter_${sys}`);
-      assert.doesNotMatch(enter.head + enter.body, /@pw_watch\[pid\] == 2|@pw_zspan/, 'the enter must not decide: a pin registered meanwhile counts');
-      const gate = printfGate(block(src, `tracepoint:syscalls:sys_exit_${sys}`).body);
+      assert.doesNotMatch(enter.head + enter.body, /@pw_watch\[pid\] == 2|@pw_[bf]span/, 'the enter must not decide: a pin registered meanwhile counts');
+      const exit = block(src, `tracepoint:syscalls:sys_exit_${sys}`).body;
+      // madvise decides in steps ($show, next test); the first is the same gate
+      const gate = name === 'madvise' ? exit.slice(exit.indexOf('if (') + 4, exit.indexOf(') {', exit.indexOf('if ('))) : printfGate(exit);
       assert.ok(gate.startsWith(GATE), `${name}: gate ${gate}`);
       assert.match(src, /^#define PW_ZAP_FILTER 1$/m);
       // A script alone must compile on 0.17: the shared maps it reads are defined (BEGIN or a write) in it.
-      for (const map of ['@pw_watch', '@pw_zspan']) {
+      for (const map of ['@pw_watch', '@pw_bspan', '@pw_fspan']) {
         if (src.includes(`${map}[pid]`)) assert.match(src, new RegExp(`${map.replace('@', '@')}\\[[^\\]]+\\] = `), `${name}: ${map} read but never written`);
       }
       assert.match(src, /^\/\/ Maps:[\s\S]*@pw_watch/m, `${name}: the header names the shared map`);
     });
   }
 
-  test('madvise.bt: MADV_REMOVE and the four fork advices stay host-wide, nothing else', () => {
-    const gate = printfGate(block(text('madvise'), 'tracepoint:syscalls:sys_exit_madvise').body);
-    const hostWide = [...gate.matchAll(/\$b == (\d+)/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
-    assert.deepEqual(hostWide, [9, 10, 11, 18, 19]); // REMOVE, DONTFORK, DOFORK, WIPEONFORK, KEEPONFORK
+  test('madvise.bt: MADV_REMOVE stays host-wide, the four fork advices up to a per-process cap, nothing else', () => {
+    const body = block(text('madvise'), 'tracepoint:syscalls:sys_exit_madvise').body;
+    assert.equal(printfGate(body), '$show');
+    const shows = body.split('$show = 1;').slice(0, -1).map((before) => before.slice(before.lastIndexOf('if (')));
+    assert.equal(shows.length, 2);
+    assert.match(shows[0], /^if \(PW_ZAP_FILTER == 0 \|\| @pw_watch\[pid\] == 2 \|\| \$b == 9\) \{\s*$/); // MADV_REMOVE
+    assert.match(shows[1], /^if \(\$n < PW_FORK_ADVICE_CAP\) \{\s*$/);
+    assert.match(body, /if \(\$show == 0 && \(\$b == 10 \|\| \$b == 11 \|\| \$b == 18 \|\| \$b == 19\)\) \{/); // DONTFORK, DOFORK, WIPEONFORK, KEEPONFORK
+    assert.match(text('madvise'), /^#define PW_FORK_ADVICE_CAP 64$/m);
     assert.match(text('madvise'), /MADV_REMOVE \(9\): punches a hole/);
+    // At the cap the span goes (its unmaps stop), and both maps go at exit.
+    assert.match(body, /if \(\$n == PW_FORK_ADVICE_CAP\) \{\s*@pw_fkn\[pid\] = \$n \+ 1;\s*delete\(@pw_fspan\[pid\]\);/);
+    assert.match(block(text('exit'), 'tracepoint:sched:sched_process_exit').body, /delete\(@pw_fkn\[pid\]\);\s*delete\(@pw_fspan\[pid\]\);/);
   });
 
-  test('unmaps over the span the collector keeps for a non-pinning process are printed (zspan), and it is kept by its writers', () => {
-    for (const name of ['munmap', 'mmap_fixed', 'mremap', 'shm']) assert.match(printfGate(block(text(name), `tracepoint:syscalls:sys_exit_${name === 'mmap_fixed' ? 'mmap' : name === 'shm' ? 'shmdt' : name}`).body), /\$z\.1/, name);
-    assert.match(block(text('madvise'), 'tracepoint:syscalls:sys_exit_madvise').body, /@pw_zspan\[pid\] = \(\$lo, \$hi\)/);
-    assert.match(block(text('mmap_backing'), 'tracepoint:syscalls:sys_exit_mmap').body, /@pw_zspan\[pid\] = \(\$lo, \$hi\)/);
-    assert.match(block(text('exit'), 'tracepoint:sched:sched_process_exit').body, /delete\(@pw_zspan\[pid\]\)/);
+  test('unmaps over the spans the collector keeps for a non-pinning process are printed (bspan, fspan), kept by their writers', () => {
+    for (const name of ['munmap', 'mmap_fixed', 'mremap', 'shm']) {
+      const gate = printfGate(block(text(name), `tracepoint:syscalls:sys_exit_${name === 'mmap_fixed' ? 'mmap' : name === 'shm' ? 'shmdt' : name}`).body);
+      assert.match(gate, /\$z\.1/, name);
+      assert.match(gate, /\$f\.1/, name);
+    }
+    assert.match(block(text('madvise'), 'tracepoint:syscalls:sys_exit_madvise').body, /@pw_fspan\[pid\] = \(\$lo, \$hi\)/);
+    assert.match(block(text('mmap_backing'), 'tracepoint:syscalls:sys_exit_mmap').body, /@pw_bspan\[pid\] = \(\$lo, \$hi\)/);
+    assert.match(block(text('mmap_backing'), 'tracepoint:sched:sched_process_exit').body, /delete\(@pw_bspan\[pid\]\)/);
   });
 
   test('composed: one PW_ZAP_FILTER definition; setZapFilter turns the filter off and on', () => {
@@ -74,7 +88,7 @@ describe('zap/remap scripts: printed only for processes that pin, decided at the
     assert.equal(setZapFilter(off, true), prog);
     // One BEGIN, with the shared maps' definitions merged into it.
     assert.equal(prog.match(/^BEGIN$/gm)?.length, 1);
-    assert.match(prog, /@pw_zspan\[0\] = \(\(uint64\)0, \(uint64\)0\);/);
+    assert.match(prog, /@pw_fspan\[0\] = \(\(uint64\)0, \(uint64\)0\);/);
     // Every pin source marks its process before the zap scripts look.
     for (const n of ['io_uring_register', 'vmsplice', 'ioctl_dma']) assert.match(text(n), /@pw_watch\[pid\] = 2;/, n);
   });
@@ -134,6 +148,6 @@ describe('seeding @pw_watch from /proc (start and every restart)', () => {
     const prog = composeProgram([...scripts, seed]);
     const begin = prog.slice(prog.indexOf('BEGIN\n{'), prog.indexOf('\n}\n', prog.indexOf('BEGIN\n{')));
     assert.match(begin, /@pw_watch\[100\] = 2;/);
-    assert.match(begin, /@pw_zspan\[0\]/);
+    assert.match(begin, /@pw_bspan\[0\]/);
   });
 });
