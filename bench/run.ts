@@ -75,7 +75,7 @@ const size = smoke
       pins: { pins: 1_000, pagesPerPin: 100, pinsPerPid: 10 },
       idleMaxMs: 2000,
       events: { reps: 1, idleSeconds: 2, churnSeconds: 2, churnRate: 1250 },
-      fio: { reps: 1, seconds: 3, sizeMiB: 64 },
+      fio: { reps: 2, seconds: 3, sizeMiB: 64 },
     }
   : {
       reps: opts.reps ?? 5,

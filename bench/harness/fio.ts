@@ -42,17 +42,23 @@ export function fioArgs(file: string, sizeMiB: number, seconds: number): string[
 
 /** Read IOPS of one fio JSON report. */
 export function fioIops(json: string): number {
-  const start = json.indexOf('{'); // fio may print notes before the JSON
-  const doc = JSON.parse(json.slice(start)) as { jobs: { read: { iops: number } }[] };
-  const iops = doc.jobs.reduce((s, j) => s + j.read.iops, 0);
-  if (!(iops > 0)) throw new Error('fio reported no read IOPS');
-  return iops;
+  return fioResult(json).iops;
 }
 
-async function fio(o: FioOptions, file: string, seconds: number): Promise<number> {
+/** IOPS and fio's own CPU seconds per I/O (usr + sys, what the in-kernel probes add to each I/O shows here). */
+export function fioResult(json: string): { iops: number; cpuPerIo: number } {
+  const start = json.indexOf('{'); // fio may print notes before the JSON
+  const doc = JSON.parse(json.slice(start)) as { jobs: { read: { iops: number }; usr_cpu: number; sys_cpu: number }[] };
+  const iops = doc.jobs.reduce((s, j) => s + j.read.iops, 0);
+  if (!(iops > 0)) throw new Error('fio reported no read IOPS');
+  const cpu = doc.jobs.reduce((s, j) => s + (j.usr_cpu + j.sys_cpu) / 100, 0); // CPUs busy, on average
+  return { iops, cpuPerIo: cpu / iops };
+}
+
+async function fio(o: FioOptions, file: string, seconds: number): Promise<{ iops: number; cpuPerIo: number }> {
   const argv = placed(o.placement, ['fio', ...fioArgs(file, o.sizeMiB, seconds)]);
   const out = await run(argv[0], argv.slice(1), { maxBuffer: 16 << 20 });
-  return fioIops(out.stdout);
+  return fioResult(out.stdout);
 }
 
 export async function measureFio(o: FioOptions): Promise<Figure[]> {
@@ -63,13 +69,17 @@ export async function measureFio(o: FioOptions): Promise<Figure[]> {
     await fio(o, file, 1); // lays the file out and warms the page tables up; not counted
     const on: number[] = [];
     const off: number[] = [];
+    const onCpu: number[] = [];
+    const offCpu: number[] = [];
     const cpu: { node: number; bpftrace: number; seconds: number }[] = [];
     let slowStops = 0;
     for (let i = 0; i < o.reps; i++) {
       const order = i % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
       for (const which of order) {
         if (which === 'off') {
-          off.push(await fio(o, file, o.seconds));
+          const r = await fio(o, file, o.seconds);
+          off.push(r.iops);
+          offCpu.push(r.cpuPerIo);
           continue;
         }
         const rec = await pinwatchRecord().attach();
@@ -77,7 +87,9 @@ export async function measureFio(o: FioOptions): Promise<Figure[]> {
           await waitIdle(rec.pid, 10_000);
           const before = processCpu(rec.pid);
           const t0 = Date.now();
-          on.push(await fio(o, file, o.seconds));
+          const r = await fio(o, file, o.seconds);
+          on.push(r.iops);
+          onCpu.push(r.cpuPerIo);
           const after = processCpu(rec.pid);
           cpu.push({ node: after.node - before.node, bpftrace: after.bpftrace - before.bpftrace, seconds: (Date.now() - t0) / 1000 });
         } finally {
@@ -92,6 +104,9 @@ export async function measureFio(o: FioOptions): Promise<Figure[]> {
       log(`   pair ${i + 1}: off ${Math.round(off[i]).toLocaleString()} IOPS, on ${Math.round(on[i]).toLocaleString()} IOPS (collector CPU ${(cpu[i].node / cpu[i].seconds * 100).toFixed(1)}% node, ${(cpu[i].bpftrace / cpu[i].seconds * 100).toFixed(1)}% bpftrace)`);
     }
     const perPair = on.map((x, i) => x / off[i]);
+    // fio's CPU per I/O, with / without: above 1 when the traced path makes each I/O dearer (BPF on its syscalls)
+    const cpuPairs = onCpu.map((x, i) => x / offCpu[i]);
+    const cpuRatio = { value: median(onCpu) / median(offCpu), lo: Math.min(...cpuPairs), hi: Math.max(...cpuPairs) };
     const pct = (k: 'node' | 'bpftrace') => median(cpu.map((c) => (c[k] / c.seconds) * 100));
     const note =
       `fio ${fioArgs('<tmp>', o.sizeMiB, o.seconds).filter((a) => a !== '--output-format=json').join(' ')}; ${o.reps} ABBA pair(s); ` +
@@ -104,8 +119,9 @@ export async function measureFio(o: FioOptions): Promise<Figure[]> {
         lo: Math.min(...perPair),
         hi: Math.max(...perPair),
         n: perPair.length,
-        note,
-        samples: { perPair, nodeCpuSeconds: cpu.map((c) => c.node), bpftraceCpuSeconds: cpu.map((c) => c.bpftrace) },
+        note: `${note}; last column: fio's own CPU time per I/O, on / off`,
+        cpuRatio,
+        samples: { perPair, cpuPerIoOn: onCpu, cpuPerIoOff: offCpu, nodeCpuSeconds: cpu.map((c) => c.node), bpftraceCpuSeconds: cpu.map((c) => c.bpftrace) },
       }),
     ];
   } finally {
