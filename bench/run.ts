@@ -3,7 +3,9 @@
 //      method check with raw bpftrace programs (an in-kernel filter rejecting everything; printing every fault);
 //   2. ingest throughput: a recorded bpftrace stream through parse → model → rules (→ SQLite);
 //   3. latency: divergence-causing syscall → anomaly row in SQLite, → socket.io message;
-//   4. memory: collector RSS over a long event stream, and with 10k pins / 1M pinned pages.
+//   4. memory: collector RSS over a long event stream, and with 10k pins / 1M pinned pages;
+//   5. events: events/s reaching user space (host left alone, a non-pinning churn), zap/remap filter off vs on;
+//   6. fio: io_uring fixed-buffer IOPS with `pinwatch record` running vs not.
 // Usage: node --import tsx bench/run.ts [--smoke] [--json FILE] [--only SECTIONS] [--reps N] [--runs-per-phase K]
 //        [--cpu LIST|none] [--nice N|none] [--update-doc]
 // Prints a markdown table; writes the JSON to --json FILE (default bench/results/latest.json).
@@ -19,6 +21,8 @@ import { z } from 'zod';
 import { buildWorkload } from './harness/build.ts';
 import { FIGURES, skipped, measured, type Figure, type Section } from './harness/figures.ts';
 import type { IngestResult } from './harness/ingest.ts';
+import { measureEvents } from './harness/events.ts';
+import { fioSkipReason, measureFio } from './harness/fio.ts';
 import { latencyLanded, latencySocketio, latencySqlite } from './harness/latency.ts';
 import type { MemoryPinsResult, MemoryStreamResult } from './harness/memory.ts';
 import { liveSkipReason, measureOverheadGroup, pinHolder, pinwatchRecord, rawBpftrace } from './harness/overhead.ts';
@@ -26,7 +30,7 @@ import { describeMachine, renderMachine, renderTable } from './harness/report.ts
 import { storeLanded } from './harness/sinks.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SECTIONS: readonly Section[] = ['method', 'overhead', 'ingest', 'latency', 'memory'];
+const SECTIONS: readonly Section[] = ['method', 'overhead', 'events', 'fio', 'ingest', 'latency', 'memory'];
 
 const program = new Command()
   .name('bench')
@@ -70,6 +74,8 @@ const size = smoke
       streamEvents: 300_000,
       pins: { pins: 1_000, pagesPerPin: 100, pinsPerPid: 10 },
       idleMaxMs: 2000,
+      events: { reps: 1, idleSeconds: 2, churnSeconds: 2, churnRate: 1250 },
+      fio: { reps: 2, seconds: 3, sizeMiB: 64 },
     }
   : {
       reps: opts.reps ?? 5,
@@ -83,6 +89,8 @@ const size = smoke
       streamEvents: 10_000_000,
       pins: { pins: 10_000, pagesPerPin: 100, pinsPerPid: 10 },
       idleMaxMs: 5_000,
+      events: { reps: 3, idleSeconds: 10, churnSeconds: 5, churnRate: 1250 },
+      fio: { reps: 5, seconds: 15, sizeMiB: 256 },
     };
 
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -230,6 +238,19 @@ await section('overhead', idsOf('overhead.'), async () => {
       log,
     }),
   );
+});
+
+await section('events', idsOf('events.'), async () => {
+  if (live) return prerequisite(idsOf('events.'), live);
+  put(await measureEvents({ ...size.events, placement, log }));
+});
+
+await section('fio', idsOf('fio.'), async () => {
+  if (live) return prerequisite(idsOf('fio.'), live);
+  const noFio = fioSkipReason();
+  if (noFio) return prerequisite(idsOf('fio.'), noFio);
+  if (!existsSync(join(ROOT, 'bin/pinwatch.js'))) return notLanded(idsOf('fio.'), 'bin/pinwatch.js (pinwatch record) has not landed');
+  put(await measureFio({ ...size.fio, placement, log }));
 });
 
 await section('ingest', idsOf('ingest.'), async () => {

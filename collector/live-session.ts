@@ -16,7 +16,7 @@ import type { CollectorConfig, CollectorSink, FaultRegion, ParseSink, ScriptSpec
 import type { Collector, CollectorOptions } from './pipeline.ts';
 import type { Hub } from './publish/hub.ts';
 import * as runnerProgram from './runner/program.ts';
-import type { Discovery } from './discover/index.ts';
+import { watchPids, type Discovery } from './discover/index.ts';
 import { RestartPolicy, Supervisor, type RestartPolicyOptions } from './runner/supervisor.ts';
 import { Store, StoreError, type StoreOptions } from './store/index.ts';
 
@@ -312,7 +312,7 @@ export class LiveSession {
     if (this.stopping) throw new Error('live session stopped while starting');
   }
 
-  /** Pids with pinned memory found by the last /proc scan: the next program watches their forks and exits. */
+  /** Pids holding pins by the last /proc scan (discover/watchPids): the next program prints their zaps, remaps, forks, exits. */
   private pinningPids: number[] = [];
 
   /** Scan /proc for pins made while nobody watched (start, restarts); best effort. */
@@ -322,7 +322,7 @@ export class LiveSession {
     try {
       const d = this.deps.discover();
       const created = collector.adoptDiscovery(d);
-      this.pinningPids = d.memory.filter((m) => m.vmPinPages > 0).map((m) => m.pid);
+      this.pinningPids = watchPids(d);
       this.log.info({ rings: d.rings.length, created, pinning: this.pinningPids.length, processes: d.processes, ms: d.ms }, 'discovered pins already in place');
     } catch (err) {
       this.log.warn({ err: (err as Error)?.message ?? String(err) }, 'discovering existing pins failed');

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 export const WORKLOAD_DIR = fileURLToPath(new URL('../workloads/', import.meta.url));
 
-export type WorkloadName = 'fault-heavy' | 'page-cache-heavy' | 'fork-heavy' | 'pin-holder';
+export type WorkloadName = 'fault-heavy' | 'page-cache-heavy' | 'fork-heavy' | 'pin-holder' | 'zap-churn';
 
 export function cacheRoot(): string {
   const base = process.env.PINWATCH_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'pinwatch');

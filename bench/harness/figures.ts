@@ -1,8 +1,8 @@
 // Every figure the benchmark reports, with its unit and target. The harness fills values in; the smoke
 // test (test/unit/bench/smoke.test.ts) checks that each id below comes out numeric.
 
-export type Section = 'method' | 'overhead' | 'ingest' | 'latency' | 'memory';
-export type Unit = 'x' | 'events/s' | 'ms' | 'MiB';
+export type Section = 'method' | 'overhead' | 'events' | 'fio' | 'ingest' | 'latency' | 'memory';
+export type Unit = 'x' | 'events/s' | 'ms' | 'MiB' | 'IOPS';
 
 export interface Target {
   op: '<=' | '>=';
@@ -51,6 +51,13 @@ export const FIGURES: readonly FigureSpec[] = [
   { id: 'overhead.fault.own-pinned', section: 'overhead', label: '(c) fault-heavy, faulting inside its own pinned buffer', unit: 'x' },
   { id: 'overhead.page-cache.no-pins', section: 'overhead', label: 'page-cache-heavy, no pins live', unit: 'x', target: { op: '<=', value: 1.02 } },
   { id: 'overhead.fork.no-pins', section: 'overhead', label: 'fork-heavy, no pins live', unit: 'x', target: { op: '<=', value: 1.02 } },
+  { id: 'events.idle.before', section: 'events', label: 'events/s reaching user space, host left alone: zap/remap filter off (the scripts before)', unit: 'events/s', reference: '574–1271/s (issue 11 branch)' },
+  { id: 'events.idle.after', section: 'events', label: 'events/s reaching user space, host left alone: zap/remap filter on', unit: 'events/s', reference: '102–233/s (issue 11 branch)' },
+  { id: 'events.churn.before', section: 'events', label: "a non-pinning process's mmap/madvise/mremap/munmap churn: its events/s, filter off", unit: 'events/s', reference: '4,990/s (issue 11 branch)' },
+  { id: 'events.churn.after', section: 'events', label: "a non-pinning process's mmap/madvise/mremap/munmap churn: its events/s, filter on", unit: 'events/s', target: { op: '<=', value: 1 } },
+  { id: 'fio.iops.off', section: 'fio', label: 'fio io_uring fixed buffers, 4k randread, iodepth 32: IOPS without pinwatch', unit: 'IOPS' },
+  { id: 'fio.iops.on', section: 'fio', label: 'fio io_uring fixed buffers, 4k randread, iodepth 32: IOPS with `pinwatch record`', unit: 'IOPS' },
+  { id: 'fio.ratio', section: 'fio', label: 'fio IOPS, collector on / off', unit: 'x', target: { op: '>=', value: 0.98 } },
   { id: 'ingest.parse', section: 'ingest', label: 'replayed bpftrace stream: parse only', unit: 'events/s' },
   { id: 'ingest.parse-model-rules', section: 'ingest', label: 'replayed stream: parse → model → rules', unit: 'events/s', target: { op: '>=', value: 1_000_000 } },
   { id: 'ingest.parse-model-rules-sqlite', section: 'ingest', label: 'replayed stream: parse → model → rules → SQLite', unit: 'events/s', target: { op: '>=', value: 300_000 } },

@@ -143,6 +143,21 @@ function processTree(root: number): number[] {
   return out;
 }
 
+/** CPU seconds (user + sys) the tracer's process tree used so far: its bpftrace processes, and the rest (node). */
+export function processCpu(rootPid: number): { node: number; bpftrace: number } {
+  const out = { node: 0, bpftrace: 0 };
+  for (const pid of processTree(rootPid)) {
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      continue; // gone
+    }
+    out[comm === 'bpftrace' ? 'bpftrace' : 'node'] += procCpuTicks(pid) / CLK_TCK;
+  }
+  return out;
+}
+
 /**
  * Wait until the tracer's process tree uses < 10% of a CPU over a 300 ms window (start-up compiled, backlog of a
  * previous run drained), at most maxMs. On a host with other activity the collector is never fully idle (it

@@ -50,8 +50,9 @@ export function describeMachine(): Machine {
 
 export function formatNumber(v: number, unit: Unit): string {
   if (unit === 'x') return `${v.toFixed(3)}×`;
-  if (unit === 'events/s') return `${Math.round(v).toLocaleString('en-US')}/s`;
+  if (unit === 'events/s') return v < 100 ? `${v.toFixed(1)}/s` : `${Math.round(v).toLocaleString('en-US')}/s`;
   if (unit === 'ms') return `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`;
+  if (unit === 'IOPS') return `${Math.round(v).toLocaleString('en-US')} IOPS`;
   return `${v.toFixed(1)} MiB`;
 }
 

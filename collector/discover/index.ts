@@ -8,6 +8,10 @@
 //    is contended at that moment: such a ring is read again at the next discovery.
 //  - pinned and locked memory per process: VmPin (mm->pinned_vm: io_uring, RDMA MRs) and VmLck
 //    (mm->locked_vm: mlock, VFIO type1 DMA maps) from /proc/PID/status, for pins no file lists.
+//  - open pin-capable devices: /dev/vfio/* (type1 container, groups, device cdevs), /dev/iommu (iommufd),
+//    /dev/infiniband/uverbs* (RDMA): their holder may have pinned, or pin with an ioctl the probes see later.
+// `watchPids` turns a discovery into the processes the in-kernel filters must treat as pinning from the first
+// event (@pw_watch[pid] = 2: their zaps, remaps, forks and exits are printed): the runner seeds them in BEGIN.
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 
@@ -31,9 +35,20 @@ export interface DiscoveredMemory {
   vmLckPages: number;
 }
 
+export interface DiscoveredDevice {
+  pid: number;
+  comm: string;
+  /** The fd's target, e.g. /dev/vfio/12, /dev/iommu, /dev/infiniband/uverbs0. */
+  path: string;
+}
+
 export interface Discovery {
   rings: DiscoveredRing[];
   memory: DiscoveredMemory[];
+  /** Processes with a pin-capable device open (one entry per process and path). */
+  devices?: DiscoveredDevice[];
+  /** Every process holding an io_uring fd with registered buffers (`rings` lists a shared ring once). */
+  ringHolders?: number[];
   /** Processes looked at, and wall ms it took. */
   processes: number;
   ms: number;
@@ -81,6 +96,8 @@ export function discover(proc = '/proc', skipPid = process.pid): Discovery {
   const t0 = Date.now();
   const rings: DiscoveredRing[] = [];
   const memory: DiscoveredMemory[] = [];
+  const devices: DiscoveredDevice[] = [];
+  const ringHolders = new Set<number>();
   let processes = 0;
   /** Ring inodes already listed: a ring inherited by fork children is one set of buffers. */
   const ringsSeen = new Set<string>();
@@ -88,7 +105,7 @@ export function discover(proc = '/proc', skipPid = process.pid): Discovery {
   try {
     entries = readdirSync(proc);
   } catch {
-    return { rings, memory, processes, ms: Date.now() - t0 };
+    return { rings, memory, devices, ringHolders: [], processes, ms: Date.now() - t0 };
   }
   for (const name of entries) {
     const c = name.charCodeAt(0);
@@ -114,10 +131,14 @@ export function discover(proc = '/proc', skipPid = process.pid): Discovery {
       } catch {
         continue;
       }
-      if (target !== 'anon_inode:[io_uring]') continue;
+      if (target !== 'anon_inode:[io_uring]') {
+        if (isPinDevice(target) && !devices.some((d) => d.pid === pid && d.path === target)) devices.push({ pid, comm: st.comm, path: target });
+        continue;
+      }
       const info = readText(`${proc}/${pid}/fdinfo/${fd}`);
       const buffers = info === null ? null : parseIoUringFdinfo(info);
       if (!buffers || buffers.length === 0) continue;
+      ringHolders.add(pid);
       const ino = /^ino:\s*(\d+)/m.exec(info!)?.[1];
       if (ino !== undefined) {
         if (ringsSeen.has(ino)) continue;
@@ -126,5 +147,24 @@ export function discover(proc = '/proc', skipPid = process.pid): Discovery {
       rings.push({ pid, comm: st.comm, fd: Number(fd), buffers });
     }
   }
-  return { rings, memory, processes, ms: Date.now() - t0 };
+  return { rings, memory, devices, ringHolders: [...ringHolders], processes, ms: Date.now() - t0 };
+}
+
+/** An fd target through which a process pins memory for a device (VFIO type1 / cdev, iommufd, RDMA verbs). */
+export function isPinDevice(target: string): boolean {
+  return target.startsWith('/dev/vfio/') || target === '/dev/iommu' || target.startsWith('/dev/infiniband/uverbs');
+}
+
+/**
+ * The processes a discovery shows holding (or able to hold) pins, sorted: VmPin > 0 (io_uring, RDMA, iommufd),
+ * VmLck > 0 (VFIO type1 DMA maps are accounted there, as is mlock), an io_uring ring with registered buffers, an
+ * open VFIO / iommufd / RDMA device. The runner seeds them as @pw_watch[pid] = 2 at start and at each restart.
+ */
+export function watchPids(d: Discovery): number[] {
+  const out = new Set<number>();
+  for (const m of d.memory) if (m.vmPinPages > 0 || m.vmLckPages > 0) out.add(m.pid);
+  for (const r of d.rings) out.add(r.pid);
+  for (const pid of d.ringHolders ?? []) out.add(pid);
+  for (const x of d.devices ?? []) out.add(x.pid);
+  return [...out].sort((a, b) => a - b);
 }

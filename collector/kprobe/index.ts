@@ -117,6 +117,7 @@ export function planKprobeScripts(host: KprobeHost, opts: PlanOptions): KprobeSc
     let out = pruneProbes(text, (p) => !known.has(p) || ok.has(p)).text;
     out = setDefine(out, 'PW_VMEMMAP_BASE', `(uint64)0x${opts.vmemmapBase.toString(16)}`);
     out = setDefine(out, 'PW_PAGE_STRUCT_SIZE', `(uint64)${opts.pageStructSize ?? 64}`);
+    out = setDefine(out, 'PW_FOLL_LONGTERM', `(uint64)0x${follNumbering(host.release, host.btf).LONGTERM.toString(16)}`);
     for (const [k, v] of Object.entries(lines)) out = setVariantLine(out, k, v);
     plan.attached = header.probes.filter((p) => ok.has(p));
     out = out.replace(/^\/\/ probes: .*$/m, `// probes: ${plan.attached.join(' ')}`);

@@ -285,9 +285,11 @@ export function composeProgram(scripts: ScriptInput[], opts: ComposeOptions = {}
 const MAX_SEED = 4096;
 
 /**
- * A BEGIN-only script telling a freshly started program what the last one had learned: @pw_watch[pid] = 2 for
- * processes holding pins (fork.bt/exit.bt print their forks and exits) and @pw_watchfd[pid, fd] for their pin
- * fds (close.bt). Only maps the other scripts use are written.
+ * A BEGIN-only script telling a freshly started program (at start and at every restart) what the last one had
+ * learned and what /proc shows: @pw_watch[pid] = 2 for processes holding pins (the model's, and discover's
+ * watchPids: VmPin/VmLck, io_uring buffers, VFIO/iommufd/RDMA devices) — their zaps and remaps (munmap.bt,
+ * madvise.bt, …), forks and exits are printed — and @pw_watchfd[pid, fd] for their pin fds (close.bt). Only maps
+ * the other scripts use are written.
  */
 export function watchSeedScript(seed: { pids: readonly number[]; fds: readonly (readonly [number, number])[] }, scripts: readonly ScriptInput[]): ScriptInput {
   const uses = (map: string) => scripts.some((s) => (s.text ?? safeReadText(s.file)).includes(map));
@@ -305,4 +307,14 @@ function safeReadText(file: string): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * The composed program with the in-kernel zap/remap filter on (the default: munmap, MAP_FIXED, mremap, shmdt and
+ * madvise printed only for processes that pin, see bpf/tracepoint/README.md "Volume") or off (every process's:
+ * the program before the filter, for the bench's side-by-side figure). Definitions are hoisted and deduplicated
+ * by composeDetailed, so the one `#define PW_ZAP_FILTER` line decides for every script.
+ */
+export function setZapFilter(text: string, on: boolean): string {
+  return text.replace(/^#define PW_ZAP_FILTER .*$/m, `#define PW_ZAP_FILTER ${on ? 1 : 0}`);
 }

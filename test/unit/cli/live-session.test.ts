@@ -284,3 +284,42 @@ test('bpftrace failing again and again: given up after 5 failures, error status,
   assert.match(s.endDetail!, /after 5 failures/);
   assert.equal(store.gaps()[0].endNs, null, 'the gap never closed');
 });
+
+test('the program at start and after a restart is seeded with the processes /proc shows pinning (VmLck, VmPin, rings, devices)', async (t) => {
+  const db = join(tempDir(t), 'seed.db');
+  const exits: ((code: number | null, signal: string | null) => void)[] = [];
+  const seeds: string[] = [];
+  let scan = 0;
+  const f = fakes([], {
+    createCollector: (o) => new Collector(o),
+    selectScripts: () => ({ ...SELECTION, scripts: [{ ...SELECTION.scripts[0], text: 'tracepoint:syscalls:sys_exit_munmap /@pw_watch[pid] == 2/ { }' }] }),
+    discover: () => {
+      scan++;
+      return {
+        rings: [],
+        memory: [
+          { pid: 501, comm: 'qemu', vmPinPages: 0, vmLckPages: scan }, // VFIO type1 maps are accounted in VmLck
+          { pid: 600 + scan, comm: 'uring', vmPinPages: 2, vmLckPages: 0 },
+          { pid: 700, comm: 'idle', vmPinPages: 0, vmLckPages: 0 },
+        ],
+        devices: [{ pid: 502, comm: 'dpdk', path: '/dev/vfio/3' }],
+        ringHolders: [503],
+        processes: 4,
+        ms: 1,
+      };
+    },
+    createRunner: (o) => {
+      exits.push(o.onExit);
+      seeds.push((o.scripts.find((s) => s.name === 'runner/watch-seed') as { text?: string } | undefined)?.text ?? '');
+      return { start: async () => undefined, stop: async () => undefined, readyTsNs: Number(process.hrtime.bigint()) };
+    },
+  });
+  const live = new LiveSession({ db, logger: silent, deps: f.deps, restartPolicy: { firstDelayMs: 10 } });
+  await live.start();
+  const pids = (s: string) => [...s.matchAll(/@pw_watch\[(\d+)\] = 2;/g)].map((m) => Number(m[1]));
+  assert.deepEqual(pids(seeds[0]), [501, 502, 503, 601]);
+  exits[0](null, 'SIGKILL');
+  for (let i = 0; i < 100 && seeds.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(pids(seeds[1]), [501, 502, 503, 602], 'the restart scans /proc again');
+  await live.stop();
+});
