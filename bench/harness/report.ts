@@ -52,6 +52,9 @@ export function formatNumber(v: number, unit: Unit): string {
   if (unit === 'x') return `${v.toFixed(3)}×`;
   if (unit === 'events/s') return `${Math.round(v).toLocaleString('en-US')}/s`;
   if (unit === 'ms') return `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`;
+  if (unit === 's') return `${v < 10 ? v.toFixed(3) : v.toFixed(1)} s`;
+  if (unit === '%') return `${v < 10 ? v.toFixed(2) : v.toFixed(1)} %`;
+  if (unit === 'MiB/GiB') return `${v.toFixed(2)} MiB/GiB`;
   return `${v.toFixed(1)} MiB`;
 }
 
