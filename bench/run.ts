@@ -381,21 +381,26 @@ await section('hypervisor', FIGURES.filter((f) => f.section === 'hypervisor').ma
   const realIds = idsOf('hypervisor.real.');
   if (live) return prerequisite(realIds, live);
   if (!existsSync(join(ROOT, 'bin/pinwatch.js'))) return notLanded(realIds, 'bin/pinwatch.js (pinwatch record) has not landed');
-  const real = await measureRealPins({ sizesGiB: size.real.sizesGiB, windowMs: size.real.windowMs, idleMaxMs: size.idleMaxMs, log });
+  const real = await measureRealPins({ sizesGiB: size.real.sizesGiB, windowMs: size.real.windowMs, log });
   if (real.samples.length === 0) return prerequisite(realIds, `not enough free memory: ${real.skipped.map((s) => s.reason).join('; ')}`);
   const ss = real.samples;
   const largest = ss[ss.length - 1];
   const sizes = `${ss.map((s) => s.gib).join(', ')} GiB pinned (1 GiB io_uring buffers, HELD_THP=1)${real.skipped.length ? `; skipped ${real.skipped.map((s) => s.reason).join('; ')}` : ''}`;
   const perSize = ss
-    .map((s) => `${s.gib} GiB: RSS ${s.rssBeforeMiB.toFixed(0)} → ${s.rssMiB.toFixed(0)} MiB, bpftrace ${s.bpftraceRssMiB.toFixed(0)} MiB, CPU ${s.cpuBeforePct.toFixed(2)} → ${s.cpuPct.toFixed(2)} % (bpftrace ${s.bpftraceCpuPct.toFixed(2)}), THP ${s.anonHugeMiB.toFixed(0)} MiB`)
+    .map((s) => `${s.gib} GiB: RSS ${s.rssBeforeMiB.toFixed(0)} → ${s.rssMiB.toFixed(0)} MiB, bpftrace ${s.bpftraceRssMiB.toFixed(0)} MiB, CPU ${s.cpuBeforePct.toFixed(2)} → ${s.cpuPct.toFixed(2)} % (bpftrace ${s.bpftraceCpuPct.toFixed(2)}), THP ${s.anonHugeMiB.toFixed(0)} MiB, fault filter up and idle ${s.settleS.toFixed(1)} s after the page rows`)
     .join('; ');
   const slopes = ss.map((s) => (s.rssMiB - s.rssBeforeMiB) / s.gib);
+  // Spread of an extrapolation: each size alone (its pre-pin value + its own per-GiB slope × 256).
+  const at256Spread = (pairs: number[][]) => {
+    const each = pairs.map(([b, a], i) => b + ((a - b) / ss[i].gib) * 256);
+    return { lo: Math.min(...each), hi: Math.max(...each) };
+  };
   const fitText = (f: typeof real.rss, unit: string) => `least squares over ${f.points} points (each size and its pre-pin sample at 0 GiB): ${f.intercept.toFixed(2)} ${unit} + ${f.slope.toFixed(3)} ${unit}/GiB × 256`;
   put([
     measured('hypervisor.real.rss-per-gib', real.rss.slope, { lo: Math.min(...slopes), hi: Math.max(...slopes), n: ss.length, note: `${sizes}; slope of ${fitText(real.rss, 'MiB')}; spread: per-size (RSS − pre-pin RSS) / GiB; ${perSize}`, samples: { gib: ss.map((s) => s.gib), rssMiB: ss.map((s) => s.rssMiB), rssBeforeMiB: ss.map((s) => s.rssBeforeMiB), bpftraceRssMiB: ss.map((s) => s.bpftraceRssMiB) } }),
-    measured('hypervisor.real.rss-256', real.rss.at256, { n: real.rss.points, note: `${fitText(real.rss, 'MiB')}; collector (node) RSS only, bpftrace beside it: ${largest.bpftraceRssMiB.toFixed(0)} MiB at ${largest.gib} GiB` }),
+    measured('hypervisor.real.rss-256', real.rss.at256, { ...at256Spread(ss.map((s) => [s.rssBeforeMiB, s.rssMiB])), n: real.rss.points, note: `${fitText(real.rss, 'MiB')}; collector (node) RSS only, bpftrace beside it: ${largest.bpftraceRssMiB.toFixed(0)} MiB at ${largest.gib} GiB` }),
     measured('hypervisor.real.cpu', largest.cpuPct, { ...spread(largest.cpuStepsPct), note: `${largest.gib} GiB held, ${(size.real.windowMs / 1000).toFixed(0)} s idle window after the collector settled, utime+stime of the collector's process tree (bpftrace ${largest.bpftraceCpuPct.toFixed(2)} %); spread: 1 s steps; ${perSize}`, samples: { stepsPct: largest.cpuStepsPct } }),
-    measured('hypervisor.real.cpu-256', real.cpu.at256, { n: real.cpu.points, note: `${fitText(real.cpu, '%')}` }),
+    measured('hypervisor.real.cpu-256', real.cpu.at256, { ...at256Spread(ss.map((s) => [s.cpuBeforePct, s.cpuPct])), n: real.cpu.points, note: `${fitText(real.cpu, '%')}` }),
     measured('hypervisor.real.pin-to-db', largest.toPageRowsS ?? largest.toPinRowsS, {
       note:
         `${largest.gib} GiB: from held-pin's "pinned" line to the pins rows ${largest.toPinRowsS.toFixed(2)} s, to the last page row of every pin ${largest.toPageRowsS?.toFixed(2) ?? 'not reached'} s ` +

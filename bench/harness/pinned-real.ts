@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { buildSource, parseFacts } from '../../scenarios/index.ts';
 import { startRecord } from '../../test/support/record.ts';
-import { procCpuTicks, processTree, waitIdle } from './overhead.ts';
+import { procCpuTicks, processTree, waitFaultFilter, waitIdle } from './overhead.ts';
 import { sleep, startBackground } from './proc.ts';
 
 const HELD_PIN_SOURCE = fileURLToPath(new URL('../../test/live/fixtures/held-pin.c', import.meta.url));
@@ -25,11 +25,12 @@ const PAGES_PER_GIB = 262_144;
 const CLK_TCK = 100;
 const HEADROOM_GIB = 2;
 const DB_POLL_MS = 20;
+/** Longest wait for the recorder to be idle (< 10 % of a CPU over 300 ms) before a window. */
+const SETTLE_MAX_MS = 15_000;
 
 export interface RealPinOptions {
   sizesGiB: number[];
   windowMs: number;
-  idleMaxMs: number;
   log?: (s: string) => void;
 }
 
@@ -55,6 +56,8 @@ export interface RealPinSample {
   anonHugeMiB: number;
   /** Time held-pin took to fault in and register the buffers, s. */
   pinSetupS: number;
+  /** From the page rows to the fault filter attached and the collector idle, s (NaN: no fault filter came). */
+  settleS: number;
 }
 
 export interface RealPinResult {
@@ -129,28 +132,40 @@ function treeRss(root: number): TreeSample {
   return { collectorRssMiB: statusKb(root, 'VmRSS') / 1024, bpftraceRssMiB: bpf / 1024 };
 }
 
-/** CPU of the tree over windowMs in 1 s steps: % of one core per step, and the bpftrace part of the whole. */
+/** CPU ticks per process of the tree (utime + stime), and which of them are bpftrace. */
+function treeTicks(root: number): Map<number, { ticks: number; bpftrace: boolean }> {
+  const out = new Map<number, { ticks: number; bpftrace: boolean }>();
+  for (const pid of processTree(root)) out.set(pid, { ticks: procCpuTicks(pid), bpftrace: pid !== root && comm(pid) === 'bpftrace' });
+  return out;
+}
+
+/**
+ * CPU of the tree over windowMs in 1 s steps: % of one core per step, and the bpftrace part of the whole. Per
+ * process deltas: a process that ended during a step counts nothing for it (its ticks are not readable any more),
+ * one that started counts from zero.
+ */
 async function cpuWindow(root: number, windowMs: number): Promise<{ pct: number; steps: number[]; bpftracePct: number }> {
   const steps: number[] = [];
   const stepMs = Math.min(1000, windowMs);
   let total = 0;
   let bpf = 0;
+  let wall = 0;
   for (let t = 0; t < windowMs; t += stepMs) {
-    const tree = processTree(root);
-    const bpfPids = tree.filter((p) => p !== root && comm(p) === 'bpftrace');
-    const a = tree.reduce((s, p) => s + procCpuTicks(p), 0);
-    const ab = bpfPids.reduce((s, p) => s + procCpuTicks(p), 0);
+    const a = treeTicks(root);
     const t0 = performance.now();
     await sleep(stepMs);
+    const b = treeTicks(root);
     const dt = performance.now() - t0;
-    const b = tree.reduce((s, p) => s + procCpuTicks(p), 0);
-    const bb = bpfPids.reduce((s, p) => s + procCpuTicks(p), 0);
-    const ms = ((b - a) * 1000) / CLK_TCK;
-    steps.push((100 * ms) / dt);
-    total += b - a;
-    bpf += bb - ab;
+    let step = 0;
+    for (const [pid, x] of b) {
+      const d = Math.max(0, x.ticks - (a.get(pid)?.ticks ?? 0));
+      step += d;
+      if (x.bpftrace) bpf += d;
+    }
+    total += step;
+    wall += dt;
+    steps.push((100 * step * 1000) / CLK_TCK / dt);
   }
-  const wall = steps.length * stepMs;
   return { pct: (100 * total * 1000) / CLK_TCK / wall, steps, bpftracePct: (100 * bpf * 1000) / CLK_TCK / wall };
 }
 
@@ -183,7 +198,7 @@ async function oneSize(bin: string, gib: number, o: RealPinOptions): Promise<Rea
   const root = rec.child.pid!;
   let held: Awaited<ReturnType<typeof startBackground>> | null = null;
   try {
-    await waitIdle(root, o.idleMaxMs);
+    await waitIdle(root, SETTLE_MAX_MS);
     const before = treeRss(root);
     const cpuBefore = await cpuWindow(root, o.windowMs);
     const tStart = performance.now();
@@ -210,7 +225,11 @@ async function oneSize(bin: string, gib: number, o: RealPinOptions): Promise<Rea
     } catch (err) {
       log(`   ${gib} GiB: page rows not complete: ${(err as Error).message}`);
     }
-    await waitIdle(root, o.idleMaxMs);
+    // Holding pins, the collector attaches its fault filter (a second bpftrace): measured once that is up and idle.
+    const settleMs = await waitFaultFilter(root, SETTLE_MAX_MS).catch((err: unknown) => {
+      log(`   ${gib} GiB: ${(err as Error).message}; measuring anyway`);
+      return NaN;
+    });
     const after = treeRss(root);
     const cpu = await cpuWindow(root, o.windowMs);
     const sample: RealPinSample = {
@@ -228,6 +247,7 @@ async function oneSize(bin: string, gib: number, o: RealPinOptions): Promise<Rea
       pagesRecorded,
       anonHugeMiB: anonHugeMiB(pid),
       pinSetupS: (tPinned - tStart) / 1000,
+      settleS: settleMs / 1000,
     };
     log(
       `   ${gib} GiB pinned: collector RSS ${sample.rssBeforeMiB.toFixed(0)} → ${sample.rssMiB.toFixed(0)} MiB (bpftrace ${sample.bpftraceRssMiB.toFixed(0)} MiB), ` +
