@@ -387,7 +387,7 @@ await section('hypervisor', FIGURES.filter((f) => f.section === 'hypervisor').ma
   const largest = ss[ss.length - 1];
   const sizes = `${ss.map((s) => s.gib).join(', ')} GiB pinned (1 GiB io_uring buffers, HELD_THP=1)${real.skipped.length ? `; skipped ${real.skipped.map((s) => s.reason).join('; ')}` : ''}`;
   const perSize = ss
-    .map((s) => `${s.gib} GiB: RSS ${s.rssBeforeMiB.toFixed(0)} → ${s.rssMiB.toFixed(0)} MiB, bpftrace ${s.bpftraceRssMiB.toFixed(0)} MiB, CPU ${s.cpuBeforePct.toFixed(2)} → ${s.cpuPct.toFixed(2)} % (bpftrace ${s.bpftraceCpuPct.toFixed(2)}), THP ${s.anonHugeMiB.toFixed(0)} MiB, fault filter up and idle ${s.settleS.toFixed(1)} s after the page rows`)
+    .map((s) => `${s.gib} GiB: RSS ${s.rssBeforeMiB.toFixed(0)} → ${s.rssMiB.toFixed(0)} MiB, bpftrace ${s.bpftraceRssMiB.toFixed(0)} MiB, CPU ${s.cpuBeforePct.toFixed(2)} → ${s.cpuPct.toFixed(2)} % (of which bpftrace ${s.bpftraceCpuBeforePct.toFixed(2)} → ${s.bpftraceCpuPct.toFixed(2)}), THP ${s.anonHugeMiB.toFixed(0)} MiB, fault filter up and idle ${s.settleS.toFixed(1)} s after the page rows`)
     .join('; ');
   const slopes = ss.map((s) => (s.rssMiB - s.rssBeforeMiB) / s.gib);
   // Spread of an extrapolation: each size alone (its pre-pin value + its own per-GiB slope × 256).

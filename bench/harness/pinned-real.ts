@@ -43,6 +43,7 @@ export interface RealPinSample {
   bpftraceRssMiB: number;
   /** CPU of the collector's whole process tree, % of one core: before the pin, with it (per 1 s step). */
   cpuBeforePct: number;
+  bpftraceCpuBeforePct: number;
   cpuPct: number;
   cpuStepsPct: number[];
   /** Of that, the bpftrace children. */
@@ -238,6 +239,7 @@ async function oneSize(bin: string, gib: number, o: RealPinOptions): Promise<Rea
       rssMiB: after.collectorRssMiB,
       bpftraceRssMiB: after.bpftraceRssMiB,
       cpuBeforePct: cpuBefore.pct,
+      bpftraceCpuBeforePct: cpuBefore.bpftracePct,
       cpuPct: cpu.pct,
       cpuStepsPct: cpu.steps,
       bpftraceCpuPct: cpu.bpftracePct,
