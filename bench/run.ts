@@ -402,7 +402,8 @@ await section('hypervisor', FIGURES.filter((f) => f.section === 'hypervisor').ma
   const cpuFell = ss.filter((s) => s.cpuPct < s.cpuBeforePct).map((s) => `${s.gib} GiB`);
   if (cpuFell.length) {
     cpu256.met = null;
-    cpu256.note = `NO VERDICT: with the pin held the CPU was below the pre-pin CPU at ${cpuFell.join(', ')} — other processes' traced events dominate (load average ${os.loadavg()[0].toFixed(1)}); ${cpu256.note}`;
+    cpu256.inconclusive = `with the pin held the CPU was below the pre-pin CPU at ${cpuFell.join(', ')}: other processes' traced events dominate (load average ${os.loadavg()[0].toFixed(1)})`;
+    cpu256.note = `INCONCLUSIVE: ${cpu256.inconclusive}; ${cpu256.note}`;
   }
   put([
     measured('hypervisor.real.rss-per-gib', real.rss.slope, { lo: Math.min(...slopes), hi: Math.max(...slopes), n: ss.length, note: `${sizes}; slope of ${fitText(real.rss, 'MiB')}; spread: per-size (RSS − pre-pin RSS) / GiB; ${perSize}`, samples: { gib: ss.map((s) => s.gib), rssMiB: ss.map((s) => s.rssMiB), rssBeforeMiB: ss.map((s) => s.rssBeforeMiB), bpftraceRssMiB: ss.map((s) => s.bpftraceRssMiB) } }),

@@ -32,6 +32,8 @@ export interface Figure extends FigureSpec {
   /** prerequisite: no root / bpftrace / tracefs here; not-landed: a product component is missing; error: it failed. */
   skipKind?: 'prerequisite' | 'not-landed' | 'error' | 'not-selected';
   note?: string;
+  /** Measured, but the measurement cannot tell whether the target is met (why): met is null, the table says so. */
+  inconclusive?: string;
   /** Overhead rows: the same ratio computed on the workload's own CPU time (user + sys, from getrusage). */
   cpuRatio?: { value: number; lo: number; hi: number };
   /** Overhead rows: time the tracer's BPF programs ran during one extra attached run (bpf_stats). */

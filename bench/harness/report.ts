@@ -65,6 +65,7 @@ function targetText(f: Figure): string {
 
 function verdict(f: Figure): string {
   if (f.value === null) return 'n/a';
+  if (f.inconclusive) return 'inconclusive';
   if (f.met === true) return 'met';
   if (f.met === false) return '**MISSED**';
   return '';
