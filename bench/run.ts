@@ -6,8 +6,10 @@
 //   4. memory: collector RSS over a long event stream, and with 10k pins / 1M pinned pages;
 //   5. events: events/s reaching user space (host left alone, a non-pinning churn), zap/remap filter off vs on;
 //   6. fio: io_uring fixed-buffer IOPS with `pinwatch record` running vs not.
+//   7. hypervisor (issue 11): 256 GiB pinned by 4 VMs (synthetic, contiguous and fragmented), registration time,
+//      idle verification CPU and sweep duration; 1/4/8 GiB pinned for real under `pinwatch record`, extrapolated.
 // Usage: node --import tsx bench/run.ts [--smoke] [--json FILE] [--only SECTIONS] [--reps N] [--runs-per-phase K]
-//        [--cpu LIST|none] [--nice N|none] [--update-doc]
+//        [--cpu LIST|none] [--nice N|none] [--update-doc] [--hv-vm-gib N] [--hv-reps N] [--real-gib LIST]
 // Prints a markdown table; writes the JSON to --json FILE (default bench/results/latest.json).
 // Figures that cannot be measured here (no root / bpftrace, a component missing) come out as "skipped" with
 // the reason; the process exits 1 if a figure failed with an error, 0 otherwise (a missed target is a result).
@@ -24,13 +26,15 @@ import type { IngestResult } from './harness/ingest.ts';
 import { measureEvents } from './harness/events.ts';
 import { fioSkipReason, measureFio } from './harness/fio.ts';
 import { latencyLanded, latencySocketio, latencySqlite } from './harness/latency.ts';
+import type { HypervisorResult, Layout } from './harness/hypervisor.ts';
 import type { MemoryPinsResult, MemoryStreamResult } from './harness/memory.ts';
+import { measureRealPins } from './harness/pinned-real.ts';
 import { liveSkipReason, measureOverheadGroup, pinHolder, pinwatchRecord, rawBpftrace } from './harness/overhead.ts';
 import { describeMachine, renderMachine, renderTable } from './harness/report.ts';
 import { storeLanded } from './harness/sinks.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SECTIONS: readonly Section[] = ['method', 'overhead', 'events', 'fio', 'ingest', 'latency', 'memory'];
+const SECTIONS: readonly Section[] = ['method', 'overhead', 'events', 'fio', 'ingest', 'latency', 'memory', 'hypervisor'];
 
 const program = new Command()
   .name('bench')
@@ -42,7 +46,10 @@ const program = new Command()
   .option('--runs-per-phase <k>', 'workload runs per with/without phase (median taken); default 3, smoke 1')
   .option('--cpu <list>', "taskset CPU list for the traced workloads, or 'none'", '1')
   .option('--nice <n>', "nice value for the traced workloads (-20..19), or 'none'", 'none')
-  .option('--update-doc', 'replace the table in docs/benchmarks.md with this run', false);
+  .option('--update-doc', 'replace the table in docs/benchmarks.md with this run', false)
+  .option('--hv-vm-gib <n>', 'hypervisor section: GiB pinned per synthetic VM (4 VMs); default 64, smoke 1')
+  .option('--hv-reps <n>', 'hypervisor section: synthetic runs per layout; default 3, smoke 2')
+  .option('--real-gib <list>', "hypervisor section: GiB actually pinned, comma-separated; default '1,4,8', smoke '1'");
 program.parse();
 const Opts = z.object({
   smoke: z.boolean(),
@@ -53,6 +60,9 @@ const Opts = z.object({
   cpu: z.string().regex(/^(none|[0-9][0-9,-]*)$/),
   nice: z.string().regex(/^(none|-?[0-9]+)$/),
   updateDoc: z.boolean(),
+  hvVmGib: z.coerce.number().positive().optional(),
+  hvReps: z.coerce.number().int().min(1).optional(),
+  realGib: z.string().regex(/^[0-9]+(,[0-9]+)*$/).optional(),
 });
 const opts = Opts.parse(program.opts());
 const only = new Set(opts.only ? opts.only.split(',').map((s) => s.trim()) : SECTIONS);
@@ -76,6 +86,8 @@ const size = smoke
       idleMaxMs: 2000,
       events: { reps: 1, idleSeconds: 2, churnSeconds: 2, churnRate: 1250 },
       fio: { reps: 2, seconds: 3, sizeMiB: 64 },
+      hypervisor: { vms: 4, vmGiB: opts.hvVmGib ?? 1, extentGiB: 16, idleMs: 3000, reps: opts.hvReps ?? 2 },
+      real: { sizesGiB: opts.realGib?.split(',').map(Number) ?? [1], windowMs: 3000 },
     }
   : {
       reps: opts.reps ?? 5,
@@ -91,6 +103,8 @@ const size = smoke
       idleMaxMs: 5_000,
       events: { reps: 3, idleSeconds: 10, churnSeconds: 5, churnRate: 1250 },
       fio: { reps: 5, seconds: 15, sizeMiB: 256 },
+      hypervisor: { vms: 4, vmGiB: opts.hvVmGib ?? 64, extentGiB: 16, idleMs: 10_000, reps: opts.hvReps ?? 3 },
+      real: { sizesGiB: opts.realGib?.split(',').map(Number) ?? [1, 4, 8], windowMs: 10_000 },
     };
 
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -310,6 +324,123 @@ await section('memory', idsOf('memory.'), async () => {
   put([
     measured('memory.pins.rss', p.rssAfterMiB, { note: pinsNote }),
     measured('memory.pins.delta', p.rssDeltaMiB, { note: pinsNote }),
+  ]);
+});
+
+await section('hypervisor', FIGURES.filter((f) => f.section === 'hypervisor').map((f) => f.id), async () => {
+  // Synthetic: each layout `reps` times, alternating, each run in a fresh Node process (its own RSS).
+  const hv = size.hypervisor;
+  const runs: Record<Layout, HypervisorResult[]> = { contiguous: [], fragmented: [] };
+  for (let r = 0; r < hv.reps; r++) {
+    for (const layout of ['contiguous', 'fragmented'] as const) {
+      const x = await child<HypervisorResult>('hypervisor', { layout, vms: hv.vms, vmGiB: hv.vmGiB, extentGiB: hv.extentGiB, idleMs: hv.idleMs });
+      runs[layout].push(x);
+      log(
+        `   ${layout} ${hv.vms} × ${hv.vmGiB} GiB: tracked ${x.trackedPages.toLocaleString()} of ${x.askedPages.toLocaleString()} pages, RSS ${x.rssAfterMiB.toFixed(0)} MiB ` +
+          `(peak ${x.rssPeakMiB.toFixed(0)}), register ${x.registerMs.map((m) => m.toFixed(0)).join('/')} ms, idle CPU ${(100 * x.sweep.cpuShare).toFixed(2)} %, ` +
+          `sweep ${x.sweep.pagesPerSecond.toFixed(0)} pages/s`,
+      );
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const spread = (xs: number[]) => ({ lo: Math.min(...xs), hi: Math.max(...xs), n: xs.length });
+  const tracked = (layout: Layout) => {
+    const x = runs[layout][0];
+    const cut = x.trackedPages < x.askedPages;
+    return (
+      `${x.vms} VMs × ${x.vmGiB} GiB (VFIO MAP_DMA each): ${cut ? 'TRUNCATED: ' : ''}model tracks ${x.trackedPages.toLocaleString()} of ${x.askedPages.toLocaleString()} pages asked` +
+      (cut ? ` (${x.truncatedPins} pins cut at the per-pin cap)` : '') +
+      `; ${x.physicalRuns.toLocaleString()} physically contiguous runs`
+    );
+  };
+  const rssFigure = (id: string, layout: Layout) => {
+    const xs = runs[layout];
+    const rss = xs.map((x) => x.rssAfterMiB);
+    const x = xs[0];
+    const perTracked = (med(xs.map((y) => y.rssDeltaMiB)) * x.askedPages) / x.trackedPages;
+    return measured(id, med(rss), {
+      ...spread(rss),
+      note:
+        `${tracked(layout)}; RSS after a full GC (Node baseline ${med(xs.map((y) => y.rssBaselineMiB)).toFixed(0)} MiB, +${med(xs.map((y) => y.rssDeltaMiB)).toFixed(0)} MiB` +
+        `${x.trackedPages < x.askedPages ? `, ${perTracked.toFixed(0)} MiB if scaled to every page asked` : ''}); peak (VmHWM) ${med(xs.map((y) => y.rssPeakMiB)).toFixed(0)} MiB; ` +
+        `heap ${med(xs.map((y) => y.heapUsedMiB)).toFixed(0)} MiB, external ${med(xs.map((y) => y.externalMiB)).toFixed(0)} MiB; no SQLite store`,
+      samples: { rssMiB: rss, rssDeltaMiB: xs.map((y) => y.rssDeltaMiB), rssPeakMiB: xs.map((y) => y.rssPeakMiB) },
+    });
+  };
+  put([rssFigure('hypervisor.contiguous.rss', 'contiguous'), rssFigure('hypervisor.fragmented.rss', 'fragmented')]);
+  // Register / sweep: the worse layout's median is the figure; the spread covers both layouts' runs.
+  const worse = (f: (x: HypervisorResult) => number[]) => {
+    const c = runs.contiguous.flatMap(f);
+    const fr = runs.fragmented.flatMap(f);
+    return { value: Math.max(med(c), med(fr)), c: med(c), f: med(fr), all: [...c, ...fr] };
+  };
+  const reg = worse((x) => x.registerMs.map((m) => m / 1000));
+  put([
+    measured('hypervisor.register', reg.value, {
+      ...spread(reg.all),
+      note: `median of the ${hv.vms * hv.reps} registrations per layout: contiguous ${reg.c.toFixed(3)} s, fragmented ${reg.f.toFixed(3)} s (the worse is the figure; ${tracked('contiguous')}); vfio_dma event into Collector.ingest → returned: pin-time pagemap snapshot (fake), model, rules, publish`,
+      samples: { contiguousS: runs.contiguous.flatMap((x) => x.registerMs.map((m) => m / 1000)), fragmentedS: runs.fragmented.flatMap((x) => x.registerMs.map((m) => m / 1000)) },
+    }),
+  ]);
+  const cpu = worse((x) => [100 * x.sweep.cpuShare]);
+  const sw = worse((x) => [x.sweep.verifierFullSweepMs !== null ? x.sweep.verifierFullSweepMs / 1000 : x.sweep.fullSweepS]);
+  const s0 = runs.contiguous[0].sweep;
+  const verifierOwn = s0.verifierFullSweepMs !== null;
+  put([
+    measured('hypervisor.sweep-cpu', cpu.value, {
+      ...spread(cpu.all),
+      note:
+        `whole collector process over ${(s0.windowMs / 1000).toFixed(0)} s idle with the real timers (no events): contiguous ${cpu.c.toFixed(2)} %, fragmented ${cpu.f.toFixed(2)} %; ` +
+        `budget asked (verifyCpuShare) ${100 * s0.budgetAsked} %; read ${s0.pagesRead.toLocaleString()} pages in ${s0.passes} passes (contiguous, first run); synthetic pagemap (no kernel pread cost)`,
+    }),
+    measured('hypervisor.sweep-s', sw.value, {
+      ...spread(sw.all),
+      note:
+        (verifierOwn ? 'the verifier\'s own full-sweep duration; ' : `tracked pages ÷ pages read per second while idle (${s0.pagesPerSecond.toFixed(0)}/s, contiguous first run); `) +
+        `contiguous ${sw.c.toFixed(1)} s, fragmented ${sw.f.toFixed(1)} s; one unbudgeted full pass (verifyPass(true)): contiguous ${med(runs.contiguous.map((x) => x.fullPassMs)).toFixed(0)} ms, ` +
+        `fragmented ${med(runs.fragmented.map((x) => x.fullPassMs)).toFixed(0)} ms; ${tracked('contiguous')}`,
+    }),
+  ]);
+
+  // Real pins under `pinwatch record`.
+  const realIds = idsOf('hypervisor.real.');
+  if (live) return prerequisite(realIds, live);
+  if (!existsSync(join(ROOT, 'bin/pinwatch.js'))) return notLanded(realIds, 'bin/pinwatch.js (pinwatch record) has not landed');
+  const real = await measureRealPins({ sizesGiB: size.real.sizesGiB, windowMs: size.real.windowMs, log });
+  if (real.samples.length === 0) return prerequisite(realIds, `not enough free memory: ${real.skipped.map((s) => s.reason).join('; ')}`);
+  const ss = real.samples;
+  const largest = ss[ss.length - 1];
+  const sizes = `${ss.map((s) => s.gib).join(', ')} GiB pinned (1 GiB io_uring buffers, HELD_THP=1)${real.skipped.length ? `; skipped ${real.skipped.map((s) => s.reason).join('; ')}` : ''}`;
+  const perSize = ss
+    .map((s) => `${s.gib} GiB: RSS ${s.rssBeforeMiB.toFixed(0)} → ${s.rssMiB.toFixed(0)} MiB, bpftrace ${s.bpftraceRssMiB.toFixed(0)} MiB, CPU ${s.cpuBeforePct.toFixed(2)} → ${s.cpuPct.toFixed(2)} % (of which bpftrace ${s.bpftraceCpuBeforePct.toFixed(2)} → ${s.bpftraceCpuPct.toFixed(2)}), THP ${s.anonHugeMiB.toFixed(0)} MiB, fault filter up and idle ${s.settleS.toFixed(1)} s after the page rows`)
+    .join('; ');
+  const slopes = ss.map((s) => (s.rssMiB - s.rssBeforeMiB) / s.gib);
+  // Spread of an extrapolation: each size alone (its pre-pin value + its own per-GiB slope × 256).
+  const at256Spread = (pairs: number[][]) => {
+    const each = pairs.map(([b, a], i) => b + ((a - b) / ss[i].gib) * 256);
+    return { lo: Math.min(...each), hi: Math.max(...each) };
+  };
+  const fitText = (f: typeof real.rss, unit: string) => `least squares over ${f.points} points (each size and its pre-pin sample at 0 GiB): ${f.intercept.toFixed(2)} ${unit} + ${f.slope.toFixed(3)} ${unit}/GiB × 256`;
+  // On a busy host the collector's "idle" CPU is other processes' events: when holding a pin did not raise it at
+  // every size, the line through the points says nothing about the pins, and the figure gets no verdict.
+  const cpu256 = measured('hypervisor.real.cpu-256', real.cpu.at256, { ...at256Spread(ss.map((s) => [s.cpuBeforePct, s.cpuPct])), n: real.cpu.points, note: `${fitText(real.cpu, '%')}` });
+  const cpuFell = ss.filter((s) => s.cpuPct < s.cpuBeforePct).map((s) => `${s.gib} GiB`);
+  if (cpuFell.length) {
+    cpu256.met = null;
+    cpu256.inconclusive = `with the pin held the CPU was below the pre-pin CPU at ${cpuFell.join(', ')}: other processes' traced events dominate (load average ${os.loadavg()[0].toFixed(1)})`;
+    cpu256.note = `INCONCLUSIVE: ${cpu256.inconclusive}; ${cpu256.note}`;
+  }
+  put([
+    measured('hypervisor.real.rss-per-gib', real.rss.slope, { lo: Math.min(...slopes), hi: Math.max(...slopes), n: ss.length, note: `${sizes}; slope of ${fitText(real.rss, 'MiB')}; spread: per-size (RSS − pre-pin RSS) / GiB; ${perSize}`, samples: { gib: ss.map((s) => s.gib), rssMiB: ss.map((s) => s.rssMiB), rssBeforeMiB: ss.map((s) => s.rssBeforeMiB), bpftraceRssMiB: ss.map((s) => s.bpftraceRssMiB) } }),
+    measured('hypervisor.real.rss-256', real.rss.at256, { ...at256Spread(ss.map((s) => [s.rssBeforeMiB, s.rssMiB])), n: real.rss.points, note: `${fitText(real.rss, 'MiB')}; collector (node) RSS only, bpftrace beside it: ${largest.bpftraceRssMiB.toFixed(0)} MiB at ${largest.gib} GiB` }),
+    measured('hypervisor.real.cpu', largest.cpuPct, { ...spread(largest.cpuStepsPct), note: `${largest.gib} GiB held, ${(size.real.windowMs / 1000).toFixed(0)} s idle window after the collector settled, utime+stime of the collector's process tree (bpftrace ${largest.bpftraceCpuPct.toFixed(2)} %); spread: 1 s steps; ${perSize}`, samples: { stepsPct: largest.cpuStepsPct } }),
+    cpu256,
+    measured('hypervisor.real.pin-to-db', largest.toPageRowsS ?? largest.toPinRowsS, {
+      note:
+        `${largest.gib} GiB: from held-pin's "pinned" line to the pins rows ${largest.toPinRowsS.toFixed(2)} s, to the last page row of every pin ${largest.toPageRowsS?.toFixed(2) ?? 'not reached'} s ` +
+        `(${largest.pagesRecorded.toLocaleString()} pages); per size: ${ss.map((s) => `${s.gib} GiB ${s.toPinRowsS.toFixed(2)}/${s.toPageRowsS?.toFixed(2) ?? '-'} s`).join(', ')}; held-pin fault-in + register ${largest.pinSetupS.toFixed(1)} s`,
+      samples: { toPinRowsS: ss.map((s) => s.toPinRowsS), toPageRowsS: ss.map((s) => s.toPageRowsS ?? NaN) },
+    }),
   ]);
 });
 

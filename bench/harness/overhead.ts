@@ -108,7 +108,7 @@ export interface OverheadGroup {
 
 const CLK_TCK = 100; // USER_HZ: /proc stat times are in 1/100 s on every Linux architecture we run on
 
-function procCpuTicks(pid: number): number {
+export function procCpuTicks(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -119,7 +119,7 @@ function procCpuTicks(pid: number): number {
 }
 
 /** pid and all its descendants (bpftrace children of the collector). */
-function processTree(root: number): number[] {
+export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

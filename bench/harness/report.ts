@@ -53,6 +53,9 @@ export function formatNumber(v: number, unit: Unit): string {
   if (unit === 'events/s') return v < 100 ? `${v.toFixed(1)}/s` : `${Math.round(v).toLocaleString('en-US')}/s`;
   if (unit === 'ms') return `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms`;
   if (unit === 'IOPS') return `${Math.round(v).toLocaleString('en-US')} IOPS`;
+  if (unit === 's') return `${v < 10 ? v.toFixed(3) : v.toFixed(1)} s`;
+  if (unit === '%') return `${v < 10 ? v.toFixed(2) : v.toFixed(1)} %`;
+  if (unit === 'MiB/GiB') return `${v.toFixed(2)} MiB/GiB`;
   return `${v.toFixed(1)} MiB`;
 }
 
@@ -63,6 +66,7 @@ function targetText(f: Figure): string {
 
 function verdict(f: Figure): string {
   if (f.value === null) return 'n/a';
+  if (f.inconclusive) return 'inconclusive';
   if (f.met === true) return 'met';
   if (f.met === false) return '**MISSED**';
   return '';

@@ -31,6 +31,7 @@ test('targets are judged in the right direction', () => {
   assert.equal(judge({ value: 5, target: undefined }), null);
   assert.equal(measured('ingest.parse-model-rules', 2e6).met, true);
   assert.match(renderTable([measured('overhead.fault.no-pins', 1.5, { lo: 1.4, hi: 1.6, n: 2 })]), /\*\*MISSED\*\*/);
+  assert.match(renderTable([measured('hypervisor.real.cpu-256', -3, { met: null, inconclusive: 'noise' })]), /\| inconclusive \|/);
 });
 
 test('fixture replay moves timestamps forward per cycle and keeps lines parseable', () => {
