@@ -201,18 +201,23 @@ async function madviseLoop(n: number, rate: number) {
     }
     return mine > 0 && Date.now() - lastMine > 2000;
   }, 120_000, 'madvloop events');
-  const got = rec.events.filter((e) => e.kind === 'madvise' && e.pid === pid && e.behavior !== 10); // not the fixture's MADV_DONTFORK (become_watched)
-  // bpftrace reports a lost-events record when it polls that CPU's buffer, which can be after the exit event
-  // (seen: up to ~3,000 of 200,000 counted late): let the lost count settle (unchanged for 500 ms, at most 5 s).
+  const mineOf = () => rec.events.filter((e) => e.kind === 'madvise' && e.pid === pid && e.behavior !== 10); // not the fixture's MADV_DONTFORK (become_watched)
+  // bpftrace reads each CPU's buffer in turn: events (printed at syscall exit since the zap filter) and the
+  // lost-events record of another CPU can arrive after the exit event (seen: up to ~3,000 lost and ~6,000 events
+  // of 200,000 late): let both settle (unchanged for 500 ms, at most 5 s).
+  let got = mineOf();
   let lastLost = runner!.counters.lost;
+  let lastGot = got.length;
   let stableSince = Date.now();
   await waitFor(() => {
-    if (runner!.counters.lost !== lastLost) {
+    got = mineOf();
+    if (runner!.counters.lost !== lastLost || got.length !== lastGot) {
       lastLost = runner!.counters.lost;
+      lastGot = got.length;
       stableSince = Date.now();
     }
     return got.length + (lastLost - lost0) >= n || Date.now() - stableSince > 500;
-  }, 5_000, 'the lost-events count to settle');
+  }, 5_000, 'the lost-events and late events to settle');
   const lost = runner!.counters.lost - lost0;
   const span = (got[got.length - 1].tsNs - got[0].tsNs) / 1e9;
   const line = `${n} calls${rate ? ` paced at ${rate}/s` : ' unpaced'} in ${callsMs} ms: ${got.length} events, ${lost} lost, ` +
