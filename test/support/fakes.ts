@@ -6,6 +6,10 @@ import type { PagemapReader } from '../../collector/contracts.ts';
 import { classifyBacking, type Mapping, type MapsReader } from '../../collector/model/maps.ts';
 import { GONE } from '../../collector/verify/pagemap.ts';
 import type { Clock, Scheduler, TimerHandle } from '../../collector/clock.ts';
+import type { SequencedEvent, TraceEvent } from '../../schema/events.ts';
+import type { ModelEffects } from '../../collector/model/effects.ts';
+import type { ShadowModel } from '../../collector/model/shadow-model.ts';
+import type { PinTimeReader } from '../../collector/verify/pin-time.ts';
 
 /** Manual time: nowNs() only moves with advance(); timers fire in due order during advance(). */
 export class FakeTime implements Clock, Scheduler {
@@ -142,4 +146,22 @@ export class FakeMapsReader implements MapsReader {
   read(pid: number): Mapping[] | null {
     return this.maps.get(pid) ?? null;
   }
+}
+
+/**
+ * apply(...events) as the Collector does it without the rest of the pipeline: each event numbered, applied to the
+ * model, and the verifier's pin-time reads for what it registered admitted; `afterEach` runs after every event
+ * (e.g. to move a fake clock on). Returns the last event's effects.
+ */
+export function modelApplier(model: ShadowModel, pinTime: PinTimeReader, afterEach?: () => void): (...es: TraceEvent[]) => ModelEffects {
+  let seq = 1;
+  return (...es) => {
+    for (const e of es) {
+      (e as SequencedEvent).seq = seq++;
+      model.apply(e as SequencedEvent);
+      if (model.effects.admissions.length) model.admit(pinTime.read(model.effects.admissions));
+      afterEach?.();
+    }
+    return model.effects;
+  };
 }

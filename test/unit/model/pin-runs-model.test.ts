@@ -3,14 +3,13 @@
 // (runs, O(runs)), and a 2^24-page (64 GiB) pin registered through model, pfn index and publish.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { SequencedEvent, TraceEvent } from '../../../schema/events.ts';
 import { MADV, MREMAP_FIXED, MREMAP_MAYMOVE } from '../../../schema/kernel.ts';
 import { ShadowModel } from '../../../collector/model/shadow-model.ts';
 import { PG_HARD_ZAP, PG_UNMAPPED, PG_ZAPPED, type PinRecord } from '../../../collector/model/pin-record.ts';
 import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
 import { PM_PRESENT, type PagemapBulkReader } from '../../../collector/verify/pagemap.ts';
 import type { PagemapRead } from '../../../schema/anomalies.ts';
-import { FakeMapsReader, FakeTime } from '../../support/fakes.ts';
+import { FakeMapsReader, FakeTime, modelApplier } from '../../support/fakes.ts';
 import { BUF, EventBuilder, PAGE } from '../pipeline/harness.ts';
 
 /** pagemap by arithmetic: page k of BUF maps pfnOf(k) (no per-page entries: 2^24 pages are fine). */
@@ -36,16 +35,7 @@ function setup(pfnOf: (page: number) => number) {
   const model = new ShadowModel({ follNumbering: '6.3' });
   const pinTime = new PinTimeReader({ pagemap, maps, clock: time });
   const ev = new EventBuilder(time);
-  let seq = 1;
-  const apply = (...es: TraceEvent[]) => {
-    for (const e of es) {
-      (e as SequencedEvent).seq = seq++;
-      model.apply(e as SequencedEvent);
-      if (model.effects.admissions.length) model.admit(pinTime.read(model.effects.admissions));
-      time.set(time.nowNs() + 1000);
-    }
-    return model.effects;
-  };
+  const apply = modelApplier(model, pinTime, () => time.set(time.nowNs() + 1000));
   const vfioPin = (pages: number): PinRecord => {
     maps.add(100, BUF, BUF + pages * PAGE);
     apply(ev.vfio(100, 'map', 9, BUF, 0, pages * PAGE));

@@ -2,14 +2,14 @@
 // inheritance, exit cleanup, the snapshot-race (late) logic, pfn lookups and the pinned fault regions.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { SequencedEvent, TraceEvent } from '../../../schema/events.ts';
+import type { TraceEvent } from '../../../schema/events.ts';
 import { IORING_REGISTER, MADV, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE } from '../../../schema/kernel.ts';
 import { ShadowModel, type ShadowModelOptions } from '../../../collector/model/shadow-model.ts';
 import {
   PG_DIVERGED, PG_HARD_ZAP, PG_LATE, PG_UNMAPPED, PG_WRITE_AFTER_ZAP, PG_ZAPPED, type PinRecord,
 } from '../../../collector/model/pin-record.ts';
 import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime, modelApplier } from '../../support/fakes.ts';
 import { BUF, EventBuilder, MiB2, PAGE } from '../pipeline/harness.ts';
 import { pageAt, pinPageAddr } from '../../../schema/pin-runs.ts';
 
@@ -21,15 +21,7 @@ function setup(opts: ShadowModelOptions = {}) {
   // The verifier's pin-time reads (maps, pagemap), handed back as the Collector does after each event.
   const pinTime = new PinTimeReader({ pagemap, maps, clock: time });
   const ev = new EventBuilder(time);
-  let seq = 1;
-  const apply = (...es: TraceEvent[]) => {
-    for (const e of es) {
-      (e as SequencedEvent).seq = seq++;
-      model.apply(e as SequencedEvent);
-      if (model.effects.admissions.length) model.admit(pinTime.read(model.effects.admissions));
-    }
-    return model.effects;
-  };
+  const apply = modelApplier(model, pinTime);
   const step = (ns = 1000) => time.set(time.nowNs() + ns);
   /** Register buffers on ring fd; returns the created pins. */
   const register = (pid: number, fd: number, bufs: [number, number][], ret = 0, opcode = 0, base = 0): PinRecord[] => {

@@ -3,12 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PagemapRead } from '../../../schema/anomalies.ts';
-import type { SequencedEvent, TraceEvent } from '../../../schema/events.ts';
 import { MADV } from '../../../schema/kernel.ts';
 import { DEFAULT_COLLECTOR_CONFIG } from '../../../collector/contracts.ts';
 import { PG_HARD_ZAP, PG_LATE, PG_WRITE_AFTER_ZAP, PG_DIVERGED } from '../../../collector/model/pin-record.ts';
 import { ShadowModel } from '../../../collector/model/shadow-model.ts';
-import { FakeMapsReader, FakePagemapReader, FakeTime } from '../../support/fakes.ts';
+import { FakeMapsReader, FakePagemapReader, FakeTime, modelApplier } from '../../support/fakes.ts';
 import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
 import { Verifier, classifyPage, type PageCheck, type Verification, type VerifierOptions } from '../../../collector/verify/verifier.ts';
 import { BUF, EventBuilder, PAGE } from '../pipeline/harness.ts';
@@ -94,15 +93,7 @@ function setup(config = {}) {
     onTick: () => ticks++,
   });
   const ev = new EventBuilder(time);
-  let seq = 1;
-  const apply = (...es: TraceEvent[]) => {
-    for (const e of es) {
-      (e as SequencedEvent).seq = seq++;
-      model.apply(e as SequencedEvent);
-      if (model.effects.admissions.length) model.admit(pinTime.read(model.effects.admissions));
-    }
-    return model.effects;
-  };
+  const apply = modelApplier(model, pinTime);
   maps.add(100, BUF, BUF + 4 * PAGE);
   pagemap.map(100, BUF, 0x1000, 4);
   apply(ev.iovec(100, 5, 0, BUF, 4 * PAGE));
