@@ -237,6 +237,9 @@ await section('overhead', idsOf('overhead.'), async () => {
         { id: 'overhead.fork.no-pins', workload: [buildWorkload('fork-heavy'), '--forks', String(size.forks)] },
         // A hypervisor's steady state: pins live, intact. On 5.9+ no fault probe is attached for them at all.
         { id: 'overhead.fault.pins-elsewhere', workload: [fh, ...faults], companion: pinHolder() },
+        // Forks of a process that pins nothing, while another pins: the fork tracepoint stays host-wide (a fork of
+        // a pinning process shares its pages), but the filter drops this process's forks and advices in the kernel.
+        { id: 'overhead.fork.pins-elsewhere', workload: [buildWorkload('fork-heavy'), '--forks', String(size.forks)], companion: pinHolder() },
         // The same after the holder zapped one pinned page: the fault watcher traces that region, and every
         // process on the host pays the tracepoint (its BPF program rejects them in the kernel).
         { id: 'overhead.fault.pins-elsewhere-armed', workload: [fh, ...faults], companion: pinHolder(512, true), needsFaultFilter: true },

@@ -121,7 +121,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   add({
     ok: pf === null,
     label: 'fault watcher',
-    detail: pf === null ? 'exceptions:page_fault_user present (faults in pinned regions)' : `${pf}: no fault events (arm64 has none)`,
+    detail: pf === null ? 'exceptions:page_fault_user present (attached only for armed pins: a pinned page zapped, or a fork sharing pinned pages where the kernel can COW them)' : `${pf}: no fault events (arm64 has none)`,
     fix: 'optional: x86-64 or riscv kernels have exceptions:page_fault_user',
     required: false,
   });

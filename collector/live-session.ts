@@ -365,7 +365,7 @@ export class LiveSession {
     this.opts.onCaptureLost?.(message);
   }
 
-  /** The fault watcher's process died: a gap for faults in pinned regions; start another after the backoff. */
+  /** The fault watcher's process died: a gap for faults in armed pinned regions; start another after the backoff. */
   private faultsDied(cause: string): void {
     if (this.stopping) return;
     const t0 = Date.now();

@@ -53,6 +53,7 @@ export const FIGURES: readonly FigureSpec[] = [
   { id: 'overhead.fault.own-pinned', section: 'overhead', label: '(c) fault-heavy, faulting inside its own pinned buffer', unit: 'x' },
   { id: 'overhead.page-cache.no-pins', section: 'overhead', label: 'page-cache-heavy, no pins live', unit: 'x', target: { op: '<=', value: 1.02 } },
   { id: 'overhead.fork.no-pins', section: 'overhead', label: 'fork-heavy, no pins live', unit: 'x', target: { op: '<=', value: 1.02 } },
+  { id: 'overhead.fork.pins-elsewhere', section: 'overhead', label: 'fork-heavy, pins live (intact) in another process', unit: 'x', target: { op: '<=', value: 1.02 } },
   { id: 'events.idle.before', section: 'events', label: 'events/s reaching user space, host left alone: zap/remap filter off (the scripts before)', unit: 'events/s', reference: '574–1271/s (issue 11 branch)' },
   { id: 'events.idle.after', section: 'events', label: 'events/s reaching user space, host left alone: zap/remap filter on', unit: 'events/s', reference: '102–233/s (issue 11 branch)' },
   { id: 'events.churn.before', section: 'events', label: "a non-pinning process's mmap/madvise/mremap/munmap churn: its events/s, filter off", unit: 'events/s', reference: '4,990/s (issue 11 branch)' },

@@ -93,7 +93,8 @@ interface Generation {
 }
 
 /**
- * Page faults in pinned regions, from a bpftrace process that exists only while pins live. Every region change
+ * Page faults in armed pinned regions (ModelState.armFaults: a zapped pinned page's 2 MiB region, or a pin a fork
+ * shares where the kernel can COW it), from a bpftrace process that exists only while such regions exist. Every region change
  * starts a new process with the new filter, waits until it is attached, then stops the old one: no gap. A fault
  * both processes saw is delivered once: the old process's faults before the new one's ready timestamp, the new
  * one's from it (plus a µs-window match for the one fault that could straddle it).

@@ -1,4 +1,4 @@
-// The runner's public face: BpftraceRunner (the main program), FaultWatcher (page faults in pinned regions)
+// The runner's public face: BpftraceRunner (the main program), FaultWatcher (page faults in armed pinned regions)
 // and the program composition they share.
 export * from './bpftrace-runner.ts';
 export * from './fault-watcher.ts';
