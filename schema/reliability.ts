@@ -46,3 +46,25 @@ export function overlapsGap(gaps: readonly CaptureGap[], from: number, to: numbe
   }
   return null;
 }
+
+/** A process whose kernel-accounted pinned memory (VmPin) exceeds the pins pinwatch can name. */
+export interface UnattributedPinned extends PinnedMemory {
+  /** Pages of this process's pins that are live now (traced since discovery, or discovered). */
+  livePinPages: number;
+  /** VmPin − max(explained at discovery, live pins now): "N pages pinned by pid P, source unknown". */
+  unexplainedPages: number;
+}
+
+/**
+ * The latest VmPin/VmLck row per process, less what pinwatch can name: the pins it enumerated at discovery, or
+ * the pins it has traced since (an event that explains them). Processes fully explained are left out.
+ */
+export function unattributedPinned(rows: readonly PinnedMemory[], livePinPagesByPid: ReadonlyMap<number, number>): UnattributedPinned[] {
+  const out: UnattributedPinned[] = [];
+  for (const m of rows) {
+    const livePinPages = livePinPagesByPid.get(m.pid) ?? 0;
+    const unexplainedPages = Math.max(0, m.vmPinPages - Math.max(m.explainedPages, livePinPages));
+    if (unexplainedPages > 0) out.push({ ...m, livePinPages, unexplainedPages });
+  }
+  return out.sort((a, b) => b.unexplainedPages - a.unexplainedPages || a.pid - b.pid);
+}

@@ -5,6 +5,7 @@ import type { Anomaly, PagemapRead } from './anomalies.ts';
 import type { EventBase, TraceEvent } from './events.ts';
 import type { PinRun, RunPage } from './pin-runs.ts';
 import type { PinSummary } from './pins.ts';
+import type { CaptureGap } from './reliability.ts';
 
 /** The kind-specific fields of an event (the payload column), typed by its kind. */
 export type EventPayloadOf<E extends TraceEvent> = Omit<E, keyof EventBase | 'kind'>;
@@ -68,6 +69,8 @@ export interface TimelineData {
   events: StoredEvent[];
   reads: StoredPagemapRead[];
   anomalies: Anomaly[];
+  /** Capture gaps that overlap the page's pins (open ones have endNs null): nothing was traced inside them. */
+  gaps: CaptureGap[];
   /** The host clock at the time of the answer (live) or the end of the recording (replay), for open pin spans. */
   nowNs: number;
 }

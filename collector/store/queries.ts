@@ -396,7 +396,11 @@ export class StoreQueries {
       hi: pins.map((p) => p.releasedNs ?? 0),
     });
     const comm = pins[0]?.comm ?? anomalies[0]?.comm ?? events.find((e) => e.pid === pid)?.comm ?? '';
-    return { pid, addr, comm, pins, events, reads, anomalies, nowNs };
+    // Gaps inside the pins' lifetimes: the page may have changed there with no event to show for it.
+    const from = Math.min(...pins.map((p) => p.createdNs));
+    const to = pins.some((p) => p.releasedNs === null) ? Infinity : Math.max(...pins.map((p) => p.releasedNs ?? 0));
+    const gaps = pins.length ? readGaps(this.db).filter((g) => g.startNs <= to && (g.endNs === null || g.endNs >= from)).map(({ sessionId: _, ...g }) => g) : [];
+    return { pid, addr, comm, pins, events, reads, anomalies, gaps, nowNs };
   }
 
   /** Pinned pages to offer on the timeline page: those with anomalies first, then diverged ones, newest pins first. */

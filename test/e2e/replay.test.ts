@@ -109,6 +109,10 @@ describe('dashboard in replay mode (headless Chromium)', browserGate(), () => {
     await page.locator('[role="status"][data-status-level]').filter({ hasText: 'Replay of' }).waitFor();
     await page.getByTestId('rates-chart').locator('svg.recharts-surface').first().waitFor();
     await page.getByTestId('anomalies-by-rule').waitFor();
+    // The shipped recording ran without a capture gap and predates discovery rows: both blind-spot panels say so.
+    await page.getByTestId('capture-gaps').filter({ hasText: 'no capture gaps' }).waitFor();
+    assert.equal((await page.getByTestId('gap-count').locator('.v').innerText()).trim(), '0');
+    await page.getByTestId('unattributed-pinned').filter({ hasText: 'predates discovery' }).waitFor();
     await screenshot(page, 'replay-overview');
     await page.close();
   });

@@ -1,13 +1,14 @@
 // The dashboard's HTTP endpoints next to the Next.js pages: JSON under /api (read from the chosen source's
 // SQLite view), the session export, recording upload/open for replay, and Prometheus /metrics.
 // Every handler validates its input; unknown paths fall through to Next.
-import { createReadStream, createWriteStream, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { RuleInfo } from '../../schema/anomalies.ts';
+import { unattributedPinned } from '../../schema/reliability.ts';
 import { PIN_RUNS_PAGE_MAX } from '../../schema/stored.ts';
 import type { AnomalyDetail, FleetData, OverviewData, RecordingFile } from '../shared/wire.ts';
 import { BodyError, readJsonBody, type AlertInbox } from './alerts.ts';
@@ -86,6 +87,35 @@ function sourceOf(ctx: ApiContext, url: URL): DataSource {
   const source = ctx.sources.get(src);
   if (!source) throw new HttpError(404, `no data source "${src}" on this server`);
   return source;
+}
+
+const GAPS_SHOWN = 100;
+
+/** Is `pid` still the process that was seen as `comm`? (/proc/PID/comm is world-readable; a reused pid has another.) */
+function stillRunning(pid: number, comm: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trimEnd() === comm;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What the source could not see: its capture gaps, and pinned memory no pin explains. For live capture the
+ * discovery rows are of the newest session and processes still running; a recording shows its newest session's
+ * rows as they were.
+ */
+function blindSpots(source: DataSource): Pick<OverviewData, 'gaps' | 'gapCount' | 'unattributed' | 'discovered'> {
+  const reader = source.reader();
+  if (!reader) return { gaps: [], gapCount: 0, unattributed: [], discovered: 0 };
+  const gaps = reader.gaps();
+  const sessions = reader.sessions();
+  const latest = sessions.length ? sessions[sessions.length - 1]!.id : undefined;
+  const live = source.info().kind === 'live';
+  const pages = new Map<number, number>();
+  for (const p of source.pins()) if (p.releasedNs === null && p.state !== 'released') pages.set(p.pid, (pages.get(p.pid) ?? 0) + p.pageCount);
+  const rows = latest === undefined ? [] : reader.pinnedMemory(latest).filter((m) => !live || stillRunning(m.pid, m.comm));
+  return { gaps: gaps.slice(-GAPS_SHOWN).reverse(), gapCount: gaps.length, unattributed: unattributedPinned(rows, pages), discovered: rows.length };
 }
 
 function listRecordings(dirs: string[]): RecordingFile[] {
@@ -275,6 +305,7 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
         pinsLive: source.pins().filter((p) => p.releasedNs === null && p.state !== 'released').length,
         lostEvents: source.lostEvents(),
         verifySweep: source.verifySweep(),
+        ...blindSpots(source),
       };
       sendJson(res, 200, body);
       return true;

@@ -5,6 +5,7 @@ import type { VerifySweep } from '../../schema/metrics.ts';
 import type { Anomaly, RuleInfo, Severity } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
 import type { PinSummary } from '../../schema/pins.ts';
+import type { CaptureGap, UnattributedPinned } from '../../schema/reliability.ts';
 import type { ClientToServer, ServerToClient } from '../../schema/protocol.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import type { StoredEvent } from '../../schema/stored.ts';
@@ -52,6 +53,17 @@ export interface OverviewData {
   lostEvents: number;
   /** The live collector's pagemap sweep (null for a recording or before its first pass). */
   verifySweep: VerifySweep | null;
+  /** Windows in which a bpftrace process was not capturing (open ones have endNs null), newest first, ≤ 100. */
+  gaps: (CaptureGap & { sessionId: number })[];
+  /** Capture gaps in the file, all of them (gaps may hold only the newest). */
+  gapCount: number;
+  /**
+   * Pinned memory the kernel accounts (VmPin) that pinwatch cannot name, per process, from the latest session's
+   * discovery (live: processes still running).
+   */
+  unattributed: UnattributedPinned[];
+  /** Processes with pinned or locked memory at discovery (the rows `unattributed` was computed from). */
+  discovered: number;
 }
 
 /** GET /api/scenarios — the catalog entries the scenario page may start (the server validates names again). */

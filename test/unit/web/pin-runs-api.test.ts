@@ -1,21 +1,20 @@
 // GET /api/pins/:id/runs: a pin's runs a page at a time (offset, limit capped at PIN_RUNS_PAGE_MAX), 404 for an
 // unknown pin, 400 for a bad parameter — through the dashboard's API handler on a real recording.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PinRun } from '../../../schema/pin-runs.ts';
 import { PIN_RUNS_PAGE_MAX, type PinRunsPage } from '../../../schema/stored.ts';
 import { Store, StoreQueries } from '../../../collector/store/index.ts';
-import { createApi, runsPaging, type ApiContext } from '../../../web/server/api.ts';
+import { runsPaging } from '../../../web/server/api.ts';
 import type { DataSource } from '../../../web/server/sources.ts';
 import { SESSION, pin, tempDir } from '../store/helpers.ts';
+import { serveApi } from './api-server.ts';
 
 const RUNS = 2500;
 
 describe('GET /api/pins/:id/runs', () => {
-  let server: Server;
+  let server: Awaited<ReturnType<typeof serveApi>>;
   let base: string;
   let reader: StoreQueries;
   const cleanups: (() => void)[] = [];
@@ -31,23 +30,12 @@ describe('GET /api/pins/:id/runs', () => {
     s.close();
     reader = StoreQueries.open(file);
     const source = { reader: () => reader } as unknown as DataSource;
-    const ctx = {
-      sources: { get: () => source },
-      log: { warn() {}, error() {} },
-      recordingDirs: [],
-    } as unknown as ApiContext;
-    const api = createApi(ctx);
-    server = createServer((req, res) => {
-      void api.handle(req, res).then((done) => {
-        if (!done) (res.statusCode = 404), res.end();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await serveApi(source);
+    base = server.base;
   });
 
   after(async () => {
-    await new Promise<void>((r) => server.close(() => r()));
+    await server.close();
     reader.close();
     for (const fn of cleanups) fn();
   });

@@ -1,6 +1,7 @@
 'use client';
 // Overview: what is traced (host, kernel, bpftrace, mode, probes and why some are left out, lost events), how
-// busy it is (event rates per kind) and what was found (anomalies by rule and severity).
+// busy it is (event rates per kind), what it could not see (capture gaps, pinned memory of unknown source) and what
+// was found (anomalies by rule and severity).
 import type { VerifySweep } from '../../../schema/metrics.ts';
 import { RULE_IDS, SEVERITIES, type Severity } from '../../../schema/anomalies.ts';
 import type { OverviewData } from '../../shared/wire.ts';
@@ -11,6 +12,7 @@ import { useLive } from '../../components/live/LiveProvider.tsx';
 import { SrcLink, useSrc, withSrc } from '../../components/src.tsx';
 import { useJson } from '../../components/useJson.ts';
 import { AnomalyBars } from './AnomalyBars.tsx';
+import { BlindSpotsPanel } from './BlindSpotsPanel.tsx';
 import { RatesChart } from './RatesChart.tsx';
 import { RecordingsPanel } from './RecordingsPanel.tsx';
 
@@ -37,6 +39,8 @@ export function OverviewView() {
   const ruleRows = RULE_IDS.filter((r) => bySevRule.has(r)).map((r) => ({ rule: r, ...bySevRule.get(r)! }));
   const liveDiverged = live.pins.filter((p) => p.state === 'diverged' && p.releasedNs === null).length;
   const livePins = live.pins.filter((p) => p.releasedNs === null && p.state !== 'released').length;
+  const gapCount = overview.data?.gapCount ?? 0;
+  const openGaps = (overview.data?.gaps ?? []).filter((g) => g.endNs === null).length;
   const totalEvents = Object.values(overview.data?.eventsByKind ?? {}).reduce((a, b) => a + (b ?? 0), 0);
 
   return (
@@ -65,6 +69,10 @@ export function OverviewView() {
         <div className="stat">
           <span className="v" style={{ color: lost ? 'var(--warn)' : undefined }}>{lost.toLocaleString('en-US')}</span>
           <span className="k">events lost</span>
+        </div>
+        <div className="stat" data-testid="gap-count">
+          <span className="v" style={{ color: openGaps ? 'var(--crit)' : gapCount ? 'var(--warn)' : undefined }}>{gapCount}</span>
+          <span className="k">capture gaps{openGaps ? ` (${openGaps} open)` : ''}</span>
         </div>
         <div className="stat">
           <span className="v">{s ? duration(runFor * 1e6) : '—'}</span>
@@ -179,6 +187,8 @@ export function OverviewView() {
           </div>
         </section>
       ) : null}
+
+      <BlindSpotsPanel data={overview.data ?? null} isLive={isLive} />
 
       <section className="panel">
         <header>

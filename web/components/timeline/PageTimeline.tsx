@@ -16,6 +16,7 @@ const LEFT = 116;
 const RIGHT = 16;
 const TOP = 6;
 const AXIS_H = 26;
+const GAP_COLOR = '#e0a030';
 
 export function PageTimeline({ pid, addr, highlightSeq }: { pid: number; addr: number; highlightSeq?: number }) {
   const src = useSrc();
@@ -148,6 +149,23 @@ function TimelineSvg({
           </g>
         ))}
         <line x1={LEFT} x2={LEFT} y1={TOP} y2={height - AXIS_H} stroke="#2c3440" />
+        <defs>
+          <pattern id="gap-hatch" width={6} height={6} patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+            <rect width={6} height={6} fill={GAP_COLOR} fillOpacity={0.08} />
+            <line x1={0} y1={0} x2={0} y2={6} stroke={GAP_COLOR} strokeOpacity={0.45} strokeWidth={2} />
+          </pattern>
+        </defs>
+        {d.gaps.map((g) => {
+          // Clipped to the drawn window: a gap before the first or after the last event shows at the edge.
+          const end = g.endNs ?? Math.max(tMax, d.nowNs);
+          if (end < tMin || g.startNs > Math.max(tMax, d.nowNs)) return null;
+          const x0 = x(Math.max(g.startNs, tMin));
+          const x1 = g.endNs === null || g.endNs > tMax ? rightEdge : x(g.endNs);
+          const text = `capture gap (${g.process === 'main' ? 'main bpftrace' : 'fault watcher'}): ${g.cause}\n${g.endNs === null ? 'still open' : `lasted ${duration(g.endNs - g.startNs)}`}; events lost: ${g.eventsLost ?? 'unknown'}\nnothing was traced here; the verifier re-read every live pin after it`;
+          return (
+            <rect key={`gap-${g.id}`} data-testid="timeline-gap" x={x0} y={TOP} width={Math.max(3, x1 - x0)} height={LANES.length * LANE_H} fill="url(#gap-hatch)" onMouseMove={(e) => show(e, text)} />
+          );
+        })}
         {model.spans.map((s) => {
           const x0 = x(s.t0);
           const x1 = s.t1 === null ? rightEdge : Math.max(x0 + 2, x(s.t1));
@@ -224,6 +242,12 @@ function TimelineSvg({
           <i style={{ background: PTE_COLORS.swapped }} />
           swapped
         </span>
+        {d.gaps.length ? (
+          <span>
+            <i style={{ background: GAP_COLOR, opacity: 0.5 }} />
+            capture gap (bpftrace down: nothing traced)
+          </span>
+        ) : null}
         <span className="faint">t = 0 at the first pin of this page; hover a mark for details</span>
       </div>
       <details style={{ marginTop: 6 }}>
