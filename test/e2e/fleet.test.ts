@@ -20,6 +20,7 @@ import { toolGate } from '../support/prometheus-tools.ts';
 import { browserGate, launchBrowser, screenshot, type Browser } from './support/browser.ts';
 import { createNetNs, removeNetNs, spawnInNetNs, type NetNs } from './support/netns.ts';
 import { freePort, promQuery, startAlertmanager, startPrometheus, type Daemon } from './support/prometheus-stack.ts';
+import { stopChild } from '../support/stop-child.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RECORDING = join(ROOT, 'web/recordings/scenarios-6.18.db');
@@ -73,13 +74,7 @@ async function startPinwatch(ns: NetNs | null, args: string[]): Promise<Pinwatch
     url,
     child,
     output: () => out,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
+    stop: () => stopChild(child, exited),
   };
 }
 

@@ -1,6 +1,7 @@
 // Runs `pinwatch record` as a child process the way a user would, for live tests and benchmarks.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from './stop-child.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -42,16 +43,8 @@ export async function startRecord(db: string, extraArgs: string[] = [], readyTim
     child,
     stdout: () => out,
     stderr: () => err,
-    async stop(signal: NodeJS.Signals = 'SIGINT') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      // A collector that has not exited 30 s after the signal is killed, and the stderr says so (exit code null).
-      const timeout = setTimeout(() => {
-        err += `\n[test harness: no exit 30 s after ${signal}; sent SIGKILL]\n`;
-        child.kill('SIGKILL');
-      }, 30_000);
-      const code = await exited;
-      clearTimeout(timeout);
-      return code;
-    },
+    // A collector that has not exited 30 s after the signal is killed, and the stderr says so (exit code null).
+    stop: (signal: NodeJS.Signals = 'SIGINT') =>
+      stopChild(child, exited, { signal, onKill: () => (err += `\n[test harness: no exit 30 s after ${signal}; sent SIGKILL]\n`) }),
   };
 }

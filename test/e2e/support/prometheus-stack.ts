@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { stopChild } from '../../support/stop-child.ts';
 
 export async function freePort(): Promise<number> {
   const s = createServer();
@@ -42,10 +43,7 @@ async function startDaemon(cmd: string, args: string[], url: string, ready: stri
     child,
     output: () => out,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
+      await stopChild(child, exited, { graceMs: 10_000 });
     },
   };
 }

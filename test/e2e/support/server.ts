@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ServeOptions } from '../../../cli/compose/serve.ts';
+import { stopChild } from '../../support/stop-child.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -58,12 +59,6 @@ export async function startServer(
     ...info,
     child,
     output: () => out,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
+    stop: () => stopChild(child, exited),
   };
 }
