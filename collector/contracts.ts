@@ -27,6 +27,21 @@ export interface ParseSink {
 
 // ---- runner (collector/runner) ----
 
+/**
+ * What a freshly started bpftrace must know to filter in the kernel as the last one did (runner/program.ts
+ * watchSeedScript writes it into a BEGIN block; Collector.watchSeed builds it from the model).
+ */
+export interface WatchSeed {
+  /** Processes holding pins (@pw_watch = 2): their zaps, remaps, forks and exits are printed. */
+  pids: readonly number[];
+  /** Their pin fds (@pw_watchfd): close() of those is printed. */
+  fds: readonly (readonly [pid: number, fd: number])[];
+  /** Span of each process's captured shared-file/hugetlb mappings (@pw_bspan): unmaps over it are printed. */
+  backingSpans?: readonly (readonly [pid: number, lo: number, hi: number])[];
+  /** Span and count of each process's DONTFORK/WIPEONFORK ranges (@pw_fspan, @pw_fkn; @pw_watch >= 1). */
+  forkAdviceSpans?: readonly (readonly [pid: number, lo: number, hi: number, ranges: number])[];
+}
+
 /** One bpftrace script file under bpf/ and whether the running kernel can attach it. */
 export interface ScriptSpec {
   /** Path relative to bpf/, without .bt: 'tracepoint/madvise'. */

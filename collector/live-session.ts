@@ -12,7 +12,7 @@ import pino from 'pino';
 import type { CaptureGap, CaptureProcess } from '../schema/reliability.ts';
 import type { SessionEndReason, SessionInfo } from '../schema/session.ts';
 import type { Capabilities, SelectMode, Selection } from './capabilities/index.ts';
-import type { CollectorConfig, CollectorSink, FaultRegion, ParseSink, ScriptSpec } from './contracts.ts';
+import type { CollectorConfig, CollectorSink, FaultRegion, ParseSink, ScriptSpec, WatchSeed } from './contracts.ts';
 import type { Collector, CollectorOptions } from './pipeline.ts';
 import type { Hub } from './publish/hub.ts';
 import * as runnerProgram from './runner/program.ts';
@@ -53,7 +53,7 @@ export interface CollectorLike {
   gapClosed?(g: CaptureGap, endNs?: number): void;
   gapUpdated?(g: CaptureGap): void;
   adoptDiscovery?(d: Discovery): number;
-  watchSeed?(extraPids?: readonly number[]): { pids: number[]; fds: [number, number][] };
+  watchSeed?(extraPids?: readonly number[]): WatchSeed;
 }
 
 /** Seams for tests (fakes of the host and of bpftrace); production uses the real modules. */
@@ -283,7 +283,7 @@ export class LiveSession {
         const { watchSeedScript } = runnerProgram;
         const seed = this.collector?.watchSeed?.(this.pinningPids);
         return deps.createRunner({
-          scripts: seed && (seed.pids.length || seed.fds.length) ? [...scripts, watchSeedScript(seed, scripts)] : scripts,
+          scripts: seed && (seed.pids.length || seed.fds.length || seed.backingSpans?.length || seed.forkAdviceSpans?.length) ? [...scripts, watchSeedScript(seed, scripts)] : scripts,
           sink,
           bpftrace,
           onStderr: (line) => this.log.debug({ line }, 'bpftrace'),

@@ -12,7 +12,7 @@ import type { Pin } from '../schema/pins.ts';
 import type { CaptureGap, CaptureProcess, PinnedMemory } from '../schema/reliability.ts';
 import type { Discovery } from './discover/index.ts';
 import {
-  DEFAULT_COLLECTOR_CONFIG, type CollectorConfig, type CollectorSink, type FaultRegion, type PagemapReader, type ParseSink,
+  DEFAULT_COLLECTOR_CONFIG, type CollectorConfig, type CollectorSink, type FaultRegion, type PagemapReader, type ParseSink, type WatchSeed,
 } from './contracts.ts';
 import { holdsPins, keepEvent, touchedPin } from './kept-events.ts';
 import { IncidentGrouper, type IncidentUpdate } from './incidents/grouper.ts';
@@ -269,17 +269,27 @@ export class Collector {
 
   /**
    * What a freshly started bpftrace must know to filter in the kernel as the last one did: processes holding
-   * pins (their forks and exits are printed) and the pin fds whose close() is traced.
+   * pins (their forks and exits are printed), the pin fds whose close() is traced, and the spans of what the
+   * model keeps for processes that pin nothing yet (captured backings, fork-advice ranges) so that unmaps over
+   * them keep being printed.
    */
-  watchSeed(extraPids: readonly number[] = []): { pids: number[]; fds: [number, number][] } {
+  watchSeed(extraPids: readonly number[] = []): WatchSeed {
     const pids = new Set<number>(extraPids);
     const fds: [number, number][] = [];
+    const forkAdviceSpans: [number, number, number, number][] = [];
     for (const p of this.model.processes()) {
+      const df = p.dontfork.span();
+      const wf = p.wipeonfork.span();
+      if (df || wf) {
+        const lo = Math.min(df?.[0] ?? Infinity, wf?.[0] ?? Infinity);
+        const hi = Math.max(df?.[1] ?? 0, wf?.[1] ?? 0);
+        forkAdviceSpans.push([p.pid, lo, hi, p.dontfork.size + p.wipeonfork.size]);
+      }
       if (p.pins.size === 0) continue;
       pids.add(p.pid);
       for (const fd of p.handles.keys()) fds.push([p.pid, fd]);
     }
-    return { pids: [...pids].sort((a, b) => a - b), fds };
+    return { pids: [...pids].sort((a, b) => a - b), fds, backingSpans: this.model.mmapBackings.spans(), forkAdviceSpans };
   }
 
   /** Send a changed gap (e.g. its cause) to the sinks again. */

@@ -50,6 +50,16 @@ export class MmapBackings {
     this.byPid.delete(pid);
   }
 
+  /** Per process, the span of its captured mappings: what mmap_backing.bt's @pw_bspan held (restart seed). */
+  spans(): [pid: number, lo: number, hi: number][] {
+    const out: [number, number, number][] = [];
+    for (const [pid, m] of this.byPid) {
+      const s = m.span();
+      if (s) out.push([pid, s[0], s[1]]);
+    }
+    return out;
+  }
+
   /** The captured backing of [start, end) when a captured mapping covers its first page; null otherwise. */
   lookup(pid: number, start: number, end: number): RangeBacking | null {
     const m = this.byPid.get(pid);

@@ -110,6 +110,12 @@ export class RangeMap<V> {
     return this.entries;
   }
 
+  /** [lowest start, highest end) of every entry; null when empty. */
+  span(): [number, number] | null {
+    const n = this.entries.length;
+    return n === 0 ? null : [this.entries[0]!.start, this.entries[n - 1]!.end];
+  }
+
   clone(): RangeMap<V> {
     const c = new RangeMap<V>();
     c.entries = this.entries.map((e) => ({ ...e }));

@@ -11,7 +11,7 @@
 // syscall's handler is declared FIRST (attached last) and the tracepoint sentinel only prints once the
 // kprobe one has fired (untested here: this machine has no kprobes).
 import { readFileSync } from 'node:fs';
-import type { ScriptSpec } from '../contracts.ts';
+import type { ScriptSpec, WatchSeed } from '../contracts.ts';
 
 /** A ScriptSpec whose text may be given directly (templates, per-kernel variants) instead of read from `file`. */
 export type ScriptInput = ScriptSpec & { text?: string };
@@ -288,15 +288,39 @@ const MAX_SEED = 4096;
  * A BEGIN-only script telling a freshly started program (at start and at every restart) what the last one had
  * learned and what /proc shows: @pw_watch[pid] = 2 for processes holding pins (the model's, and discover's
  * watchPids: VmPin/VmLck, io_uring buffers, VFIO/iommufd/RDMA devices) — their zaps and remaps (munmap.bt,
- * madvise.bt, …), forks and exits are printed — and @pw_watchfd[pid, fd] for their pin fds (close.bt). Only maps
+ * madvise.bt, …), forks and exits are printed — and @pw_watchfd[pid, fd] for their pin fds (close.bt). The
+ * spans the last program widened for processes that pin nothing yet go back too: @pw_bspan (captured shared-file
+ * and hugetlb mappings, mmap_backing.bt) and @pw_fspan / @pw_fkn (DONTFORK/WIPEONFORK ranges, madvise.bt), so
+ * unmaps over what the model keeps are still printed and its ranges do not go stale across a restart. Only maps
  * the other scripts use are written.
  */
-export function watchSeedScript(seed: { pids: readonly number[]; fds: readonly (readonly [number, number])[] }, scripts: readonly ScriptInput[]): ScriptInput {
+export function watchSeedScript(seed: WatchSeed, scripts: readonly ScriptInput[]): ScriptInput {
   const uses = (map: string) => scripts.some((s) => (s.text ?? safeReadText(s.file)).includes(map));
+  const int = (...n: number[]) => n.every((x) => Number.isSafeInteger(x) && x >= 0);
   const lines: string[] = [];
-  if (uses('@pw_watch[')) for (const pid of seed.pids.slice(0, MAX_SEED)) if (Number.isSafeInteger(pid) && pid > 0) lines.push(`  @pw_watch[${pid}] = 2;`);
+  const pinning = new Set<number>();
+  if (uses('@pw_watch[')) {
+    for (const pid of seed.pids.slice(0, MAX_SEED)) {
+      if (!int(pid) || pid === 0) continue;
+      pinning.add(pid);
+      lines.push(`  @pw_watch[${pid}] = 2;`);
+    }
+  }
   if (uses('@pw_watchfd[')) {
-    for (const [pid, fd] of seed.fds.slice(0, MAX_SEED)) if (Number.isSafeInteger(pid) && Number.isSafeInteger(fd) && pid > 0 && fd >= 0) lines.push(`  @pw_watchfd[${pid}, ${fd}] = 1;`);
+    for (const [pid, fd] of seed.fds.slice(0, MAX_SEED)) if (int(pid, fd) && pid > 0) lines.push(`  @pw_watchfd[${pid}, ${fd}] = 1;`);
+  }
+  if (uses('@pw_bspan[')) {
+    for (const [pid, lo, hi] of (seed.backingSpans ?? []).slice(0, MAX_SEED)) {
+      if (!int(pid, lo, hi) || pid === 0 || hi <= lo) continue;
+      lines.push(`  @pw_bspan[${pid}] = ((uint64)${lo}, (uint64)${hi});`, `  @pw_mmb[${pid}] = 1;`);
+    }
+  }
+  if (uses('@pw_fspan[')) {
+    for (const [pid, lo, hi, ranges] of (seed.forkAdviceSpans ?? []).slice(0, MAX_SEED)) {
+      if (!int(pid, lo, hi, ranges) || pid === 0 || hi <= lo) continue;
+      lines.push(`  @pw_fspan[${pid}] = ((uint64)${lo}, (uint64)${hi});`, `  @pw_fkn[${pid}] = ${ranges};`);
+      if (!pinning.has(pid)) lines.push(`  @pw_watch[${pid}] = 1;`);
+    }
   }
   return { name: 'runner/watch-seed', file: '', mode: 'tracepoint', probes: [], text: `BEGIN\n{\n${lines.join('\n')}\n}\n` };
 }

@@ -84,7 +84,7 @@ describe('capture gaps in the pipeline', () => {
     assert.deepEqual(pinned.map((m) => { const x = m as { pid: number; explainedPages: number; vmPinPages: number }; return [x.pid, x.vmPinPages, x.explainedPages]; }), [[200, 4, 4], [300, 256, 0]]);
     // The same discovery again (after a restart) adds nothing.
     assert.equal(h.c.adoptDiscovery({ rings: [{ pid: 200, comm: 'qemu', fd: 7, buffers: [{ slot: 0, addr: BUF, len: 4 * PAGE }] }], memory: [], processes: 1, ms: 1 }), 0);
-    assert.deepEqual(h.c.watchSeed([300]), { pids: [200, 300], fds: [[200, 7]] });
+    assert.deepEqual(h.c.watchSeed([300]), { pids: [200, 300], fds: [[200, 7]], backingSpans: [], forkAdviceSpans: [] });
     h.feed(h.ev.madvise(200, BUF + PAGE, PAGE, 4));
     h.pagemap.map(200, BUF + PAGE, 0x9999, 1);
     h.tick(50);
@@ -119,6 +119,28 @@ describe('discovery parsing', () => {
   });
   test('VmPin / VmLck in pages', () => {
     assert.deepEqual(parseStatusPinned('Name:\tqemu-kvm\nVmLck:\t  1048576 kB\nVmPin:\t      12 kB\n'), { comm: 'qemu-kvm', vmPinPages: 3, vmLckPages: 262144 });
+  });
+  test('after a restart the seed gives back the spans of what the model keeps for processes that pin nothing yet', () => {
+    const h = new Harness();
+    const SHM = 0x7f5000000000;
+    // pid 400 maps a shmem file MAP_SHARED (captured backing) twice; pid 401 (libuv-like) DONTFORKs two ranges
+    h.feed(
+      { kind: 'mmap_backing', tsNs: h.time.nowNs(), pid: 400, tid: 400, comm: 'shm-user', addr: SHM, len: 2 * PAGE, flags: 1, magic: 0x01021994, name: 'memfd:ring' },
+      { kind: 'mmap_backing', tsNs: h.time.nowNs(), pid: 400, tid: 400, comm: 'shm-user', addr: SHM + 16 * PAGE, len: PAGE, flags: 1, magic: 0x01021994, name: 'memfd:ring' },
+      h.ev.madvise(401, 0x7f6000000000, 4 * PAGE, 10),
+      h.ev.madvise(401, 0x7f6000100000, PAGE, 18),
+    );
+    const seed = h.c.watchSeed();
+    assert.deepEqual(seed.pids, []);
+    assert.deepEqual(seed.backingSpans, [[400, SHM, SHM + 17 * PAGE]]);
+    assert.deepEqual(seed.forkAdviceSpans, [[401, 0x7f6000000000, 0x7f6000100000 + PAGE, 2]]);
+    const maps = [{ name: 'tracepoint/all', file: '', mode: 'tracepoint' as const, probes: [], text: '@pw_watch[pid] @pw_watchfd[pid, fd] @pw_bspan[pid] @pw_fspan[pid]' }];
+    const text = watchSeedScript({ ...seed, pids: [401] }, maps).text!;
+    assert.match(text, new RegExp(`@pw_bspan\\[400\\] = \\(\\(uint64\\)${SHM}, \\(uint64\\)${SHM + 17 * PAGE}\\);\n  @pw_mmb\\[400\\] = 1;`));
+    assert.match(text, /@pw_fspan\[401\] = \(\(uint64\)\d+, \(uint64\)\d+\);\n  @pw_fkn\[401\] = 2;/);
+    // 401 pins now: it stays @pw_watch = 2, not lowered to the fork-advice level 1
+    assert.doesNotMatch(text, /@pw_watch\[401\] = 1/);
+    assert.match(watchSeedScript({ ...seed, pids: [] }, maps).text!, /@pw_watch\[401\] = 1;/);
   });
   test('the watch seed writes only maps the program uses, valid numbers only', () => {
     const uses = [{ name: 'tracepoint/fork', file: '', mode: 'tracepoint' as const, probes: [], text: '@pw_watch[pid] = 2; @pw_watchfd[pid, 1] = 1;' }];
