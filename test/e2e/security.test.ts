@@ -125,6 +125,23 @@ describe('attacks from a client on 127.0.0.1 are refused (live server, root)', l
     }
   });
 
+  test('CSP: scripts need this response\'s nonce (no unsafe-inline); every script tag of a page carries it; a fresh one per response', async () => {
+    const nonces = new Set<string>();
+    for (const path of ['/', '/anomalies', '/pins']) {
+      const r = await fetch(server.url + path);
+      const html = await r.text();
+      const csp = r.headers.get('content-security-policy') ?? '';
+      const nonce = /script-src 'self' 'nonce-([^']+)'/.exec(csp)?.[1];
+      assert.ok(nonce, `${path}: ${csp}`);
+      assert.doesNotMatch(csp, /script-src[^;]*unsafe-inline/, path);
+      const tags = html.match(/<script\b[^>]*>/g) ?? [];
+      assert.ok(tags.length > 0, `${path}: no script tags`);
+      assert.deepEqual(tags.filter((t) => !t.includes(`nonce="${nonce}"`)), [], `${path}: script tags without the nonce`);
+      nonces.add(nonce);
+    }
+    assert.equal(nonces.size, 3);
+  });
+
   test('a cross-origin socket is refused; a same-origin one connects', async () => {
     const evil = connect(server.url, { transports: ['websocket'], forceNew: true, reconnection: false, extraHeaders: { origin: 'http://evil.example' } });
     const good = connect(server.url, { transports: ['websocket'], forceNew: true, reconnection: false, extraHeaders: { origin: server.url } });

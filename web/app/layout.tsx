@@ -7,6 +7,10 @@ import { StatusBanner } from '../components/StatusBanner.tsx';
 import { TopBar } from '../components/TopBar.tsx';
 import './globals.css';
 
+// Rendered per request: the CSP nonce (web/server/guard.ts) differs per response, and Next can only put it on
+// the inline scripts of a page it renders now (a prerendered page's scripts would carry none and be blocked).
+export const dynamic = 'force-dynamic';
+
 export const metadata: Metadata = {
   title: 'pinwatch',
   description: 'pin/PTE divergence: pages a device DMAs into that the process no longer maps',
@@ -16,7 +20,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
   return (
     <html lang="en">
       <body>
-        {/* useSearchParams (?src=) needs a Suspense boundary for static prerendering. */}
+        {/* useSearchParams (?src=) is read on the client: the boundary lets the server render the frame without it. */}
         <Suspense fallback={null}>
           <LiveProvider>
             <TopBar />

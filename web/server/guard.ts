@@ -2,8 +2,9 @@
 // else runs: the Host header must name this server (DNS rebinding: a page on evil.example whose name resolves to
 // 127.0.0.1 sends `Host: evil.example`), a browser's Origin must be that same allowed host, and on a non-loopback
 // bind the request must carry the access token (cookie after /login, or `Authorization: Bearer`). Every response
-// gets the same security headers (CSP with frame-ancestors 'none', nosniff, no framing, no referrer).
-import { timingSafeEqual } from 'node:crypto';
+// gets the same security headers (CSP with a per-response script nonce and frame-ancestors 'none', nosniff, no
+// framing, no referrer).
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { hostname, networkInterfaces } from 'node:os';
 
@@ -22,14 +23,17 @@ export function isWildcardAddress(addr: string): boolean {
 }
 
 /**
- * The CSP of every response. Next's App Router streams its page data in inline <script> tags, so scripts need
- * 'unsafe-inline' (a nonce would force every page to render dynamically); what the policy buys: no framing,
- * no plugins, no <base> hijack, forms and fetch/websocket only to this origin (nothing can be sent elsewhere).
+ * The CSP of every response. Scripts only from this origin or carrying this response's nonce: Next's App Router
+ * streams its page data in inline <script> tags and gives each the nonce it finds in the request's own
+ * Content-Security-Policy header (app-render getScriptNonceFromHeader), which `apply` puts there — so an injected
+ * inline script does not run. Styles keep 'unsafe-inline' (React style attributes; a nonce cannot cover those).
+ * What the rest buys: no framing, no plugins, no <base> hijack, forms and fetch/websocket only to this origin.
  */
-export function contentSecurityPolicy(dev: boolean): string {
+export function contentSecurityPolicy(dev: boolean, nonce: string | null = null): string {
+  const scripts = nonce ? `'self' 'nonce-${nonce}'` : "'self'";
   return [
     "default-src 'self'",
-    `script-src 'self' 'unsafe-inline'${dev ? " 'unsafe-eval'" : ''}`,
+    `script-src ${scripts}${dev ? " 'unsafe-eval'" : ''}`,
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: blob:",
     "font-src 'self' data:",
@@ -41,9 +45,9 @@ export function contentSecurityPolicy(dev: boolean): string {
   ].join('; ');
 }
 
-export function securityHeaders(dev: boolean, tls: boolean): Record<string, string> {
+export function securityHeaders(dev: boolean, tls: boolean, nonce: string | null = null): Record<string, string> {
   const h: Record<string, string> = {
-    'Content-Security-Policy': contentSecurityPolicy(dev),
+    'Content-Security-Policy': contentSecurityPolicy(dev, nonce),
     'X-Content-Type-Options': 'nosniff',
     'X-Frame-Options': 'DENY',
     'Referrer-Policy': 'no-referrer',
@@ -163,8 +167,16 @@ export class RequestGuard {
   }
 
   /** Sets the security headers (before Next or the API write anything). */
-  apply(res: ServerResponse): void {
+  /**
+   * The security headers on a response. With the request, a fresh nonce per response: the CSP names it, and the
+   * request carries the same policy to Next, which puts the nonce on the inline scripts it renders.
+   */
+  apply(res: ServerResponse, req?: IncomingMessage): void {
     for (const [k, v] of Object.entries(this.headers)) res.setHeader(k, v);
+    if (!req) return;
+    const csp = contentSecurityPolicy(this.opts.dev ?? false, randomBytes(16).toString('base64'));
+    res.setHeader('Content-Security-Policy', csp);
+    req.headers['content-security-policy'] = csp;
   }
 
   /** For socket.io's handshake responses (engine 'initial_headers' / 'headers'). */

@@ -105,7 +105,7 @@ export async function startWeb(cfg: WebConfig, log: pino.Logger, dbReady: Promis
 
   const guard = new RequestGuard({ bindHost: cfg.host, port: cfg.port, allowedHosts: cfg.allowedHosts, token: cfg.token, tls: !!cfg.tls, dev: cfg.dev });
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    guard.apply(res);
+    guard.apply(res, req);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const refused = guard.check(req, url.pathname);
     if (refused) {

@@ -1,7 +1,7 @@
 // The request guard: Host header against DNS rebinding, Origin, the access token, security headers, and the
 // per-client connection cap.
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, test } from 'node:test';
 import { hostnameOf, isLoopbackAddress, PerClientLimit, RequestGuard, TOKEN_COOKIE } from '../../../web/server/guard.ts';
 
@@ -64,6 +64,23 @@ describe('RequestGuard', () => {
     assert.equal(h['X-Content-Type-Options'], 'nosniff');
     assert.equal(h['X-Frame-Options'], 'DENY');
     assert.equal(h['Referrer-Policy'], 'no-referrer');
+  });
+
+  test('per response: a fresh script nonce, no unsafe-inline for scripts, the same policy handed to Next on the request', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const headers: Record<string, string> = {};
+      const res = { setHeader: (k: string, v: string) => (headers[k] = v) } as unknown as ServerResponse;
+      const r = req({ host: '127.0.0.1:3000' });
+      loop.apply(res, r);
+      const csp = headers['Content-Security-Policy']!;
+      const nonce = /script-src 'self' 'nonce-([A-Za-z0-9+/=]{24})'(;|$)/.exec(csp)?.[1];
+      assert.ok(nonce, csp);
+      assert.doesNotMatch(csp.split('; ').find((d) => d.startsWith('script-src'))!, /unsafe-inline/);
+      assert.equal(r.headers['content-security-policy'], csp, 'Next reads the nonce from the request');
+      seen.add(nonce);
+    }
+    assert.equal(seen.size, 3);
   });
 });
 
