@@ -23,7 +23,12 @@ export interface ParseSink {
   malformed(line: string, reason: string): void;
   /** Text bpftrace printed that is not an event (warnings in 0.17 go to stdout). */
   message?(text: string): void;
+  /** A countSent program's cumulative in-kernel count of event lines per printed kind (SENT_MAP, once a second). */
+  sent?(counts: Readonly<Record<string, number>>): void;
 }
+
+/** The map countSent programs keep (runner/program.ts): `{"type": "map", "data": {"@pw_sent": {"madvise": 12}}}`. */
+export const SENT_MAP = 'pw_sent';
 
 // ---- runner (collector/runner) ----
 

@@ -12,8 +12,10 @@ import pino from 'pino';
 import type { CaptureGap, CaptureProcess } from '../schema/reliability.ts';
 import type { SessionEndReason, SessionInfo } from '../schema/session.ts';
 import type { Capabilities, SelectMode, Selection } from './capabilities/index.ts';
+import { CaptureLoss } from './capture-loss.ts';
 import type { CollectorConfig, CollectorSink, FaultRegion, ParseSink, ScriptSpec, WatchSeed } from './contracts.ts';
 import type { Collector, CollectorOptions } from './pipeline.ts';
+import { receivedByKind } from './parse/index.ts';
 import type { Hub } from './publish/hub.ts';
 import * as runnerProgram from './runner/program.ts';
 import { watchPids, type Discovery } from './discover/index.ts';
@@ -64,6 +66,8 @@ export interface LiveSessionDeps {
   createRunner(opts: {
     scripts: ScriptSpec[];
     sink: ParseSink;
+    /** Count event lines per kind in the kernel (runner/program.ts countSent): lost events per kind. */
+    countSent?: boolean;
     bpftrace?: string;
     onStderr: (line: string) => void;
     onExit: (code: number | null, signal: string | null) => void;
@@ -164,6 +168,7 @@ export class LiveSession {
   private selection: Selection | null = null;
   private startP: Promise<SessionInfo> | null = null;
   private stopP: Promise<void> | null = null;
+  private readonly loss = new CaptureLoss(receivedByKind);
   private stopping = false;
   private lastCounters: LiveSessionCounters = { events: 0, anomalies: 0, lostEvents: 0, malformed: 0 };
   private deps: LiveSessionDeps | null = null;
@@ -267,6 +272,8 @@ export class LiveSession {
       onMessage: (text) => this.log.warn({ text }, 'bpftrace'),
     });
     const sink = this.collector.parseSink;
+    // The main program's per-kind counts go to the loss accounting; its events go straight to the collector.
+    const mainSink: ParseSink = { ...sink, sent: (counts) => this.lossCounted(counts) };
     const bpftrace = caps.bpftrace!.path;
     this.faultPolicy = new RestartPolicy(this.opts.restartPolicy);
     this.faults = deps.createFaultWatcher({
@@ -282,9 +289,11 @@ export class LiveSession {
       create: (onExit) => {
         const { watchSeedScript } = runnerProgram;
         const seed = this.collector?.watchSeed?.(this.pinningPids);
+        this.loss.restart(); // a new program counts from zero
         return deps.createRunner({
           scripts: seed && (seed.pids.length || seed.fds.length || seed.backingSpans?.length || seed.forkAdviceSpans?.length) ? [...scripts, watchSeedScript(seed, scripts)] : scripts,
-          sink,
+          sink: mainSink,
+          countSent: true,
           bpftrace,
           onStderr: (line) => this.log.debug({ line }, 'bpftrace'),
           onExit,
@@ -329,7 +338,22 @@ export class LiveSession {
     }
   }
 
+  /** A per-kind count print of the main program: judge the previous one, publish when the loss changed. */
+  private lossCounted(counts: Readonly<Record<string, number>>): void {
+    if (this.loss.counted(counts)) this.publishLoss();
+  }
+
+  private publishLoss(): void {
+    const lostByKind = this.loss.byKind();
+    this.store?.lostByKind(lostByKind);
+    if (this.info) {
+      this.info = { ...this.info, lostByKind };
+      this.hub?.setSession(this.info);
+    }
+  }
+
   private captureDown(process: CaptureProcess, cause: string): void {
+    if (process === 'main' && this.loss.settle()) this.publishLoss(); // its output is drained: its last count stands
     if (this.stopping) return;
     this.log.error({ process, cause }, 'bpftrace died while capturing: restarting it');
     if (process === 'main') this.hub?.setCapture(false);
@@ -418,6 +442,7 @@ export class LiveSession {
     this.runner = null;
     this.faults = null;
     if (runner) await step('stopping bpftrace', () => runner.stop());
+    if (this.loss.settle()) this.publishLoss(); // the END print, judged once everything before it arrived
     if (faults) await step('stopping the fault watcher', () => faults.stop());
     if (collector) {
       await step('final verification', () => collector.verifyNow());

@@ -55,6 +55,8 @@ export interface MetricsSnapshot {
   /** Times capture stopped while the collector ran (bpftrace died, was restarted). */
   captureGaps: number;
   lostEvents: number;
+  /** Of those, per printed kind (the main program's in-kernel counts minus the lines that arrived). */
+  lostByKind: Readonly<Record<string, number>>;
   eventsByKind: Partial<Record<EventKind, number>>;
   anomalies: RuleSeverityCount[];
   /** Incidents by their most severe rule and severity, counted once their findings settled. */

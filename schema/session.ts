@@ -29,4 +29,9 @@ export interface SessionInfo {
   endDetail?: string | null;
   /** CLOCK_MONOTONIC ns of the last event written. */
   lastEventNs?: number | null;
+  /**
+   * Events lost per printed kind (the main bpftrace program's in-kernel count of each printf minus the lines that
+   * arrived; collector/capture-loss.ts). Absent before the first count or in older files.
+   */
+  lostByKind?: Readonly<Record<string, number>> | null;
 }

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS sessions (
   lost_events INTEGER NOT NULL DEFAULT 0,
   end_reason TEXT,                    -- clean | signal | bpftrace-gave-up | crashed (NULL: still recording)
   end_detail TEXT,                    -- the signal, why bpftrace gave up, or how the crash was found
-  last_event_ns INTEGER               -- CLOCK_MONOTONIC of the last event written (crash: where it stopped)
+  last_event_ns INTEGER,              -- CLOCK_MONOTONIC of the last event written (crash: where it stopped)
+  lost_by_kind TEXT                   -- JSON {printed kind: events lost}: the main program's per-kind count minus lines received
 );
 
 CREATE TABLE IF NOT EXISTS events (
@@ -200,4 +201,5 @@ export const MIGRATIONS: readonly { table: string; column: string; ddl: string }
   { table: 'pins', column: 'origin', ddl: "ALTER TABLE pins ADD COLUMN origin TEXT NOT NULL DEFAULT 'event'" },
   { table: 'anomalies', column: 'count', ddl: 'ALTER TABLE anomalies ADD COLUMN count INTEGER NOT NULL DEFAULT 1' },
   { table: 'anomalies', column: 'last_ts_ns', ddl: 'ALTER TABLE anomalies ADD COLUMN last_ts_ns INTEGER' },
+  { table: 'sessions', column: 'lost_by_kind', ddl: 'ALTER TABLE sessions ADD COLUMN lost_by_kind TEXT' },
 ];

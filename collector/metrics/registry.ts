@@ -58,6 +58,9 @@ export function buildRegistry(snapshot: () => MetricsSnapshot | null, opts: { pr
   counter('pinwatch_lost_events_total', 'Events bpftrace reported lost (perf buffer full); findings near them are low confidence', [], (s, add) =>
     add({}, s.lostEvents),
   );
+  counter('pinwatch_lost_events_by_kind_total', 'Events lost, by printed kind: what the main bpftrace program counted in the kernel minus the lines that arrived', ['kind'], (s, add) => {
+    for (const [kind, n] of Object.entries(s.lostByKind)) add({ kind }, n);
+  });
   counter('pinwatch_capture_gaps_total', 'Times live capture stopped while pinwatch ran (bpftrace exited or was restarted)', [], (s, add) =>
     add({}, s.captureGaps),
   );

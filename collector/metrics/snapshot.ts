@@ -93,6 +93,7 @@ export class MetricsTracker {
       lastEventAgeSeconds: capture ? Math.max(0, (this.now() - since) / 1000) : null,
       captureGaps: capture?.gaps ?? 0,
       lostEvents: this.inputs.lostEvents(),
+      lostByKind: s.lostByKind ?? {},
       eventsByKind: this.inputs.eventsByKind(),
       anomalies: this.anomalies.list(),
       incidents: this.incidents.list(),

@@ -8,7 +8,7 @@
 // and the same field readers over the decoded string. Malformed input is reported to sink.malformed and
 // never throws. The tracepoint set's readers are compiled from the table (compile.ts); kinds they do not
 // know go to kprobeParsers.
-import type { ParseSink } from '../contracts.ts';
+import { SENT_MAP, type ParseSink } from '../contracts.ts';
 import type { TraceEvent } from '../../schema/events.ts';
 import { compileReaders } from './compile.ts';
 import { MALFORMED, NEED_SLOW, OK, at, end as dataEnd, failure, isFast, lastNum, nextSep, skipTo, startFast, startSlow, status, text } from './cursor.ts';
@@ -57,15 +57,34 @@ READERS.ready = ready;
  * The readers by (length, first character) of their kind, so a line's kind is matched in place (startsWith at
  * its offset) instead of being sliced into a string and looked up: no allocation per line.
  */
-const BY_SHAPE = new Map<number, { kind: string; reader: () => void }[]>();
+interface KindReader {
+  kind: string;
+  reader: () => void;
+  /** Lines of this kind that arrived (this process): compared with the kernel's count (receivedByKind). */
+  received: number;
+}
+const BY_SHAPE = new Map<number, KindReader[]>();
 for (const kind of Object.keys(READERS)) {
   const key = kind.length * 256 + (kind.charCodeAt(0) & 255);
   let list = BY_SHAPE.get(key);
   if (list === undefined) BY_SHAPE.set(key, (list = []));
-  list.push({ kind, reader: READERS[kind] });
+  list.push({ kind, reader: READERS[kind], received: 0 });
+}
+/** The same for the kinds kprobe parsers read (their lines take the slow path anyway). */
+const receivedKprobe = new Map<string, number>();
+
+/**
+ * Event lines that arrived per printed kind since this process started, whatever became of them (an event, a
+ * malformed line): what a program compiled with countSent printed minus this is what the perf buffer lost.
+ */
+export function receivedByKind(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const list of BY_SHAPE.values()) for (const r of list) if (r.received !== 0) out[r.kind] = r.received;
+  for (const [kind, n] of receivedKprobe) out[kind] = n;
+  return out;
 }
 
-function readerAt(S: string, from: number, to: number): { kind: string; reader: () => void } | undefined {
+function readerAt(S: string, from: number, to: number): KindReader | undefined {
   const list = BY_SHAPE.get((to - from) * 256 + (S.charCodeAt(from) & 255));
   if (list === undefined) return undefined;
   for (let i = 0; i < list.length; i++) if (S.startsWith(list[i].kind, from)) return list[i];
@@ -82,6 +101,7 @@ function dispatch(line: string): boolean {
     unknownKind(line, text().slice(at(), kindEnd));
     return true;
   }
+  found.received++;
   const { kind, reader } = found;
   if (k < 0) {
     sink.malformed(line, `no fields after kind ${kind}`);
@@ -101,6 +121,7 @@ function unknownKind(line: string, kind: string): void {
     sink.malformed(line, `unknown kind ${JSON.stringify(kind.slice(0, 40))}`);
     return;
   }
+  receivedKprobe.set(kind, (receivedKprobe.get(kind) ?? 0) + 1);
   const S = text();
   let data: string;
   if (isFast()) {
@@ -168,6 +189,17 @@ function slowPrintf(line: string): void {
   dispatch(line);
 }
 
+function sentCounts(v: unknown): Record<string, number> | null {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const out: Record<string, number> = {};
+  for (const [kind, n] of Object.entries(v as Record<string, unknown>)) {
+    const c = lostCount(n);
+    if (c === null || !/^[a-z][a-z0-9_]*$/.test(kind)) return null;
+    out[kind] = c;
+  }
+  return out;
+}
+
 function otherLine(line: string): void {
   if (line.length === 0 || (line.length === 1 && line.charCodeAt(0) === 13)) return; // bpftrace's blank lines at exit
   if (line.charCodeAt(0) !== 123 /* { */) {
@@ -202,8 +234,20 @@ function otherLine(line: string): void {
       else sink.lost(n);
       return;
     }
+    case 'map': {
+      // The per-kind counts of a countSent program (runner/program.ts); other map dumps are messages.
+      const counts = (rec.data as Record<string, unknown> | null)?.[`@${SENT_MAP}`];
+      if (counts === undefined) {
+        sink.message?.(line);
+        return;
+      }
+      const sent = sentCounts(counts);
+      if (sent === null) sink.malformed(line, `@${SENT_MAP} is not an object of non-negative integer counts`);
+      else sink.sent?.(sent);
+      return;
+    }
     default:
-      // attached_probes, map dumps at exit, time, join, ...: not events.
+      // attached_probes, time, join, ...: not events.
       sink.message?.(line);
   }
 }

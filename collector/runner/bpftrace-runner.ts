@@ -28,6 +28,8 @@ export interface RunnerOptions {
   onExit?: (code: number | null, signal: string | null) => void;
   /** Ready-line tag (default 'main'). */
   tag?: string;
+  /** Count event lines per kind in the kernel and print the counts (runner/program.ts countSent). */
+  countSent?: boolean;
   /** Give up waiting for the ready line after this long (default 60 s: a large program compiles for ~10 s on a busy 2-core host). */
   startTimeoutMs?: number;
   /** SIGINT → SIGKILL grace in stop() (default 5 s). */
@@ -97,7 +99,7 @@ export class BpftraceRunner {
 
   constructor(opts: RunnerOptions) {
     this.opts = opts;
-    this.composed = composeDetailed(opts.scripts, { tag: opts.tag ?? 'main', sentinelPid: nextSentinelPid() });
+    this.composed = composeDetailed(opts.scripts, { tag: opts.tag ?? 'main', sentinelPid: nextSentinelPid(), countSent: opts.countSent });
     const out = opts.sink;
     const c = this.counters;
     const tag = this.composed.tag;
@@ -123,6 +125,7 @@ export class BpftraceRunner {
         out.malformed(line, reason);
       },
       message: (text: string) => out.message?.(text),
+      sent: (counts: Readonly<Record<string, number>>) => out.sent?.(counts),
     };
   }
 

@@ -11,7 +11,7 @@
 // syscall's handler is declared FIRST (attached last) and the tracepoint sentinel only prints once the
 // kprobe one has fired (untested here: this machine has no kprobes).
 import { readFileSync } from 'node:fs';
-import type { ScriptSpec, WatchSeed } from '../contracts.ts';
+import { SENT_MAP, type ScriptSpec, type WatchSeed } from '../contracts.ts';
 
 /** A ScriptSpec whose text may be given directly (templates, per-kernel variants) instead of read from `file`. */
 export type ScriptInput = ScriptSpec & { text?: string };
@@ -195,6 +195,20 @@ export interface ComposeOptions {
   tag?: string;
   /** The pid value the runner pings with kill(pid, 0): above PID_MAX_LIMIT (2^22), unique per process. */
   sentinelPid?: number;
+  /**
+   * Count every event line in the kernel (SENT_MAP, per printed kind, a per-CPU count()) and print the counts
+   * every second and at exit: the collector compares them with the lines that arrived, which is how events lost
+   * in the perf buffer are told per kind (bpftrace 0.17 reports only a total). The main program does this.
+   */
+  countSent?: boolean;
+}
+
+/** `printf("kind\t` at the start of an event line: the kind is the first field of every line a script prints. */
+const EVENT_PRINTF = /\bprintf\("([a-z][a-z0-9_]*)\\t/g;
+
+/** Each event printf preceded by its in-kernel count (a statement before a statement: valid wherever it stands). */
+export function countEventPrintfs(body: string): string {
+  return body.replace(EVENT_PRINTF, (m, kind: string) => `@${SENT_MAP}["${kind}"] = count(); ${m}`);
 }
 
 export interface ComposedProgram {
@@ -240,7 +254,7 @@ export function composeDetailed(scripts: ScriptInput[], opts: ComposeOptions = {
         body += src.slice(b.start, b.end) + '\n\n';
       }
     }
-    parts.push({ name: s.name, text: body });
+    parts.push({ name: s.name, text: opts.countSent ? countEventPrintfs(body) : body });
   }
 
   const out: string[] = [];
@@ -270,9 +284,12 @@ export function composeDetailed(scripts: ScriptInput[], opts: ComposeOptions = {
       `tracepoint:syscalls:sys_enter_kill\n/args->sig == 0 && args->pid == ${sentinelPid} && @pw_sentinel == 0${kGate}/\n{\n` +
       `  @pw_sentinel = 1;\n  printf("ready\\t%s\\t%llu", "${tag}", nsecs);\n}\n\n`,
   );
+  const counting = opts.countSent === true && parts.some((p) => p.text.includes(`@${SENT_MAP}[`));
+  if (counting) push(`// ---- per-kind event counts, compared with what arrives (lost events per kind) ----\ninterval:s:1\n{\n  print(@${SENT_MAP});\n}\n\n`);
   const text0 = out.join('');
   const maps = [...new Set([...text0.matchAll(/@([A-Za-z_]\w*)/g)].map((m) => m[1]))].sort();
-  push(`END\n{\n${ends.join('\n')}${ends.length ? '\n' : ''}${maps.map((m) => `  clear(@${m});`).join('\n')}\n}\n`);
+  const finalCounts = counting ? `  print(@${SENT_MAP});\n` : '';
+  push(`END\n{\n${ends.join('\n')}${ends.length ? '\n' : ''}${finalCounts}${maps.map((m) => `  clear(@${m});`).join('\n')}\n}\n`);
   return { text: out.join(''), lineMap, tag, sentinelPid };
 }
 

@@ -71,6 +71,7 @@ export class BatchStatements {
   private readonly runDelete: Database.Statement;
   private readonly runsDelete: Database.Statement;
   private readonly lostStmt: Database.Statement;
+  private readonly lostByKindStmt: Database.Statement;
   private readonly lastEventStmt: Database.Statement;
   private readonly metaStmt: Database.Statement;
   private readonly args: unknown[] = new Array(EVENT_COLS * EVENT_CHUNK);
@@ -112,6 +113,7 @@ export class BatchStatements {
     this.runDelete = db.prepare(`DELETE FROM pin_page_runs WHERE pin_id = ? AND page = ?`);
     this.runsDelete = db.prepare(`DELETE FROM pin_page_runs WHERE pin_id = ?`);
     this.lostStmt = db.prepare(`UPDATE sessions SET lost_events = ? WHERE id = ?`);
+    this.lostByKindStmt = db.prepare(`UPDATE sessions SET lost_by_kind = ? WHERE id = ?`);
     this.lastEventStmt = db.prepare(`UPDATE sessions SET last_event_ns = ? WHERE id = ?`);
     this.metaStmt = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`);
     this.incidents = new IncidentWriter(db);
@@ -196,6 +198,10 @@ export class BatchStatements {
       rows++;
     });
     return rows;
+  }
+
+  lostByKind(sid: number, json: string): void {
+    this.lostByKindStmt.run(json, sid);
   }
 
   lost(sid: number, total: number): void {

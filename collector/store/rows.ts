@@ -129,6 +129,7 @@ export interface SessionRow {
   end_reason?: string | null;
   end_detail?: string | null;
   last_event_ns?: number | null;
+  lost_by_kind?: string | null;
 }
 
 export function sessionFromRow(r: SessionRow): SessionInfo {
@@ -145,6 +146,7 @@ export function sessionFromRow(r: SessionRow): SessionInfo {
     // Only when known: version-1 files and sessions still recording have none.
     ...(r.end_reason ? { endReason: r.end_reason as SessionEndReason, endDetail: r.end_detail ?? null } : {}),
     ...(r.last_event_ns != null ? { lastEventNs: r.last_event_ns } : {}),
+    ...(r.lost_by_kind ? { lostByKind: parseJsonOr<Record<string, number>>(r.lost_by_kind, {}) } : {}),
   };
 }
 

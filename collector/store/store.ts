@@ -141,6 +141,11 @@ export class Store implements CollectorSink {
     return this.queries.pinnedMemory(a);
   }
 
+  /** Events lost per printed kind (collector/capture-loss.ts), the session's latest. */
+  lostByKind(byKind: Readonly<Record<string, number>>): void {
+    this.writer?.lostByKind(byKind);
+  }
+
   lost(count: number): void {
     this.writer?.lost(count);
   }

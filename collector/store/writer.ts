@@ -89,6 +89,8 @@ export class StoreWriter {
   private readonly counts = new EventCounts();
   private lostTotal = 0;
   private lostWritten = 0;
+  private lostByKindJson: string | null = null; // sessions.lost_by_kind: the latest, and what the file holds
+  private lostByKindWritten: string | null = null;
   /** Largest events.len in the file (meta events.max_len); -1 until read. */
   private maxLen = -1;
   private pendingMaxLen = 0;
@@ -155,6 +157,7 @@ export class StoreWriter {
     this.sessionId = id;
     this.lostTotal = 0;
     this.lostWritten = 0;
+    this.lostByKindJson = this.lostByKindWritten = null;
     this.lastEventNs = -1;
     this.lastEventWritten = -1;
     return { id, host: s.host, kernel: s.kernel, bpftraceVersion: s.bpftraceVersion, mode: s.mode, startedWallMs: started, endedWallMs: null, probes: s.probes, lostEvents: 0 };
@@ -269,6 +272,12 @@ export class StoreWriter {
 
   lost(count: number): void {
     this.lostTotal += count;
+    if (this.timer === null && this.sessionId !== null) this.armTimer(this.opts.flushIntervalMs);
+  }
+
+  /** The session's events lost per printed kind so far (replaces the last; written with the next batch). */
+  lostByKind(byKind: Readonly<Record<string, number>>): void {
+    this.lostByKindJson = JSON.stringify(byKind);
     if (this.timer === null && this.sessionId !== null) this.armTimer(this.opts.flushIntervalMs);
   }
 
@@ -390,7 +399,7 @@ export class StoreWriter {
   }
 
   private writeNow(busyMs: number): void {
-    if (this.queued === 0 && (this.lostTotal === this.lostWritten || this.sessionId === null)) return;
+    if (this.queued === 0 && ((this.lostTotal === this.lostWritten && this.lostByKindJson === this.lostByKindWritten) || this.sessionId === null)) return;
     this.eventsInBatch = Math.min(this.eventQ.length, this.batchLimit);
     this.readsInBatch = Math.min(this.reads.length, this.batchLimit);
     const t0 = performance.now();
@@ -434,6 +443,7 @@ export class StoreWriter {
     rows += w.counts(sid, this.counts);
 
     if (this.lostTotal !== this.lostWritten && this.sessionId !== null) w.lost(sid, this.lostTotal);
+    if (this.lostByKindJson !== this.lostByKindWritten && this.sessionId !== null) w.lostByKind(sid, this.lostByKindJson!);
     if (this.lastEventNs !== this.lastEventWritten && this.sessionId !== null) w.lastEvent(sid, this.lastEventNs);
     return rows;
   }
@@ -462,6 +472,7 @@ export class StoreWriter {
     this.gapsQ.clear();
     this.pinnedQ.length = 0;
     this.lostWritten = this.lostTotal;
+    this.lostByKindWritten = this.lostByKindJson;
     this.lastEventWritten = this.lastEventNs;
     if (this.pendingMaxLen > this.maxLen) this.maxLen = this.pendingMaxLen;
   }

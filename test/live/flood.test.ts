@@ -1,7 +1,7 @@
 // Flood on the real kernel while a pin lives: a pinning process forks 20,000 times (fork + exit printed for each:
 // the in-kernel filter lets a pinning process's children through) while 8 processes mmap/touch/MADV_DONTNEED/
 // munmap in a loop. pinwatch must keep one fork-with-pins anomaly counting the forks (minus what bpftrace
-// reports lost), keep its RSS bounded, count lost events, and still confirm the pin's divergence afterwards.
+// reports lost), keep its RSS bounded, count lost events (per kind too), and still confirm the pin's divergence afterwards.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -48,7 +48,9 @@ test('flood: 20,000 forks of a pinning process and 8 address-space churners: one
     assert.equal(await rec.stop('SIGINT'), 0, rec.stderr());
     const d = new Database(db, { readonly: true });
     try {
-      const lost = (d.prepare('SELECT lost_events AS n FROM sessions').get() as { n: number }).n;
+      const session = d.prepare('SELECT lost_events AS n, lost_by_kind AS byKind FROM sessions').get() as { n: number; byKind: string | null };
+      const lost = session.n;
+      const lostByKind = JSON.parse(session.byKind ?? '{}') as Record<string, number>;
       const forks = (d.prepare(`SELECT count(*) AS n FROM events WHERE kind = 'fork' AND pid = ?`).get(held.pid) as { n: number }).n;
       const rows = d.prepare(`SELECT count, confirmed FROM anomalies WHERE pid = ? AND rule = 'fork-with-pins'`).all(held.pid) as { count: number }[];
       assert.equal(rows.length, 1, 'one anomaly for the same finding');
@@ -58,6 +60,13 @@ test('flood: 20,000 forks of a pinning process and 8 address-space churners: one
       assert.deepEqual(div, [{ confirmed: 1 }]);
       const events = (d.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
       assert.ok(rssKb < 512 * 1024, `collector peak RSS ${rssKb} kB`);
+      // Per kind: the main program's in-kernel counts minus the lines that arrived. What bpftrace reports lost
+      // is the same records (plus its own map prints and the fault watcher's), so the sum is at most that.
+      const perKind = Object.values(lostByKind).reduce((a, b) => a + b, 0);
+      process.stderr.write(`# flood: lost per kind ${JSON.stringify(lostByKind)} (sum ${perKind}) vs bpftrace's total ${lost}\n`);
+      assert.ok(perKind <= lost, `per-kind ${perKind} ≤ bpftrace's ${lost}`);
+      assert.ok(perKind >= lost - Math.max(10, lost * 0.02), `per-kind ${perKind} accounts for bpftrace's ${lost}`);
+      assert.ok(forks + (lostByKind.fork ?? 0) >= FORKS, `every fork seen or counted lost as a fork: ${forks} seen, ${lostByKind.fork ?? 0} lost`);
       process.stderr.write(`# flood: ${FORKS} forks in ${forkMs} ms, ${forks} fork events seen, ${lost} events lost, ${events} events stored, collector peak RSS ${(rssKb / 1024).toFixed(0)} MB\n`);
     } finally {
       d.close();

@@ -1,7 +1,7 @@
 // Unit tests of collector/parse: every tracepoint-mode kind, lost_events shapes, escapes, malformed input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseLine, TRACEPOINT_KINDS } from '../../../collector/parse/index.ts';
+import { parseLine, receivedByKind, TRACEPOINT_KINDS } from '../../../collector/parse/index.ts';
 import { kprobeParsers } from '../../../collector/parse/kprobe.ts';
 import type { ParseSink } from '../../../collector/contracts.ts';
 import type { TraceEvent } from '../../../schema/events.ts';
@@ -196,6 +196,26 @@ test('lost_events: both shapes', () => {
   assert.deepEqual(got.malformed, []);
   parseLine('{"type": "lost_events", "data": {}}', sink);
   assert.equal(got.malformed.length, 1);
+});
+
+test('per-kind counts of a countSent program: a sent() call; other maps are messages; bad counts are malformed; lines that arrive are counted per kind', () => {
+  const { sink, got } = sinkWith();
+  const sent: Record<string, number>[] = [];
+  const messages: string[] = [];
+  const s: ParseSink = { ...sink, sent: (c) => void sent.push({ ...c }), message: (m) => void messages.push(m) };
+  parseLine('{"type": "map", "data": {"@pw_sent": {"madvise": 64, "munmap": 139}}}', s);
+  parseLine('{"type": "map", "data": {"@pw_sent": {}}}', s);
+  parseLine('{"type": "map", "data": {"@other": {"x": 1}}}', s);
+  assert.deepEqual(sent, [{ madvise: 64, munmap: 139 }, {}]);
+  assert.equal(messages.length, 1);
+  for (const bad of ['{"type": "map", "data": {"@pw_sent": {"madvise": -1}}}', '{"type": "map", "data": {"@pw_sent": {"madvise": 1.5}}}', '{"type": "map", "data": {"@pw_sent": {"Bad Kind": 1}}}', '{"type": "map", "data": {"@pw_sent": [1]}}']) {
+    parseLine(bad, s);
+  }
+  assert.equal(got.malformed.length, 4);
+  const before = receivedByKind();
+  parseLine(rec('exit\t480000000000\t13485\t13485\tmyapp'), s);
+  parseLine(rec('exit\tnot-a-number\t13485\t13485\tmyapp'), s); // malformed, but it arrived
+  assert.equal((receivedByKind().exit ?? 0) - (before.exit ?? 0), 2);
 });
 
 test('ready marker, with and without timestamp', () => {

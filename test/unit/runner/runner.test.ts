@@ -95,6 +95,21 @@ test('composeProgram: one BEGIN, hoisted definitions, sentinel last, END clears 
   assert.throws(() => composeProgram([], { tag: 'bad tag"' }), /plain word/);
 });
 
+test('countSent: each event printf is counted in the kernel per kind, printed every second and at END', () => {
+  const scripts = [
+    { name: 'tracepoint/a', file: 'a.bt', mode: 'tracepoint' as const, probes: [], text: 'tracepoint:x:y\n{\n  if (1) {\n    printf("madvise\\t%llu", nsecs);\n  }\n  printf("munmap\\t%llu\\t%d", nsecs, pid);\n}\n' },
+  ];
+  const off = composeProgram(scripts);
+  assert.ok(!off.includes('@pw_sent[') && !off.includes('print(@pw_sent)') && !off.includes('interval:'), 'off by default');
+  const on = composeProgram(scripts, { countSent: true });
+  assert.match(on, /@pw_sent\["madvise"\] = count\(\); printf\("madvise\\t%llu", nsecs\);/);
+  assert.match(on, /@pw_sent\["munmap"\] = count\(\); printf\("munmap\\t/);
+  assert.match(on, /interval:s:1\n\{\n  print\(@pw_sent\);\n\}/);
+  const end = on.slice(on.lastIndexOf('END\n{'));
+  assert.ok(end.indexOf('print(@pw_sent);') >= 0 && end.indexOf('print(@pw_sent);') < end.indexOf('clear(@pw_sent);'), 'the final counts print before the maps are cleared');
+  assert.ok(!/@pw_sent\["ready"\]/.test(on), 'the ready sentinel is not an event');
+});
+
 test('pruneProbes: drops missing attach points, and blocks left with none', () => {
   const src = 'a:x:y, b:x:y /1/ { @pw_1 = 1; }\nc:x:y\n{\n  @pw_2 = 1;\n}\nd:x:y { @pw_3 = 1; }\n';
   assert.equal(pruneProbes(src, new Set(['b:x:y', 'c:x:y'])), 'a:x:y\n/1/ { @pw_1 = 1; }\n\nd:x:y { @pw_3 = 1; }\n');

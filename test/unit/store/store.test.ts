@@ -98,7 +98,7 @@ test('events round-trip: every kind comes back equal, addr/len columns from the 
   }
 });
 
-test('close() flushes everything queued: events, anomalies, pagemap reads, pins, lost count', (t) => {
+test('close() flushes everything queued: events, anomalies, pagemap reads, pins, lost count and lost per kind', (t) => {
   const file = join(tempDir(t), 'close.db');
   const store = Store.open(file, { flushIntervalMs: 60_000 });
   store.startSession(SESSION);
@@ -108,6 +108,8 @@ test('close() flushes everything queued: events, anomalies, pagemap reads, pins,
   store.pin(pin(1));
   store.lost(7);
   store.lost(5);
+  store.lostByKind({ munmap: 9 });
+  store.lostByKind({ munmap: 10, fork: 2 }); // the latest replaces the last
   store.close();
   assert.equal(count(file, 'events'), 10);
   assert.equal(count(file, 'anomalies'), 1);
@@ -117,6 +119,7 @@ test('close() flushes everything queued: events, anomalies, pagemap reads, pins,
   const ro = Store.open(file, { readonly: true });
   t.after(() => ro.close());
   assert.equal(ro.sessions()[0].lostEvents, 12);
+  assert.deepEqual(ro.sessions()[0].lostByKind, { munmap: 10, fork: 2 });
 });
 
 test('a process that exits without close() still writes what it handed over (exit hook)', (t) => {

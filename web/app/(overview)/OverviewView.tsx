@@ -39,6 +39,8 @@ export function OverviewView() {
   const ruleRows = RULE_IDS.filter((r) => bySevRule.has(r)).map((r) => ({ rule: r, ...bySevRule.get(r)! }));
   const liveDiverged = live.pins.filter((p) => p.state === 'diverged' && p.releasedNs === null).length;
   const livePins = live.pins.filter((p) => p.releasedNs === null && p.state !== 'released').length;
+  // The main program's in-kernel count per kind minus what arrived (collector/capture-loss.ts), largest first.
+  const lostKinds = Object.entries(s?.lostByKind ?? {}).sort((a, b) => b[1] - a[1]);
   const gapCount = overview.data?.gapCount ?? 0;
   const openGaps = (overview.data?.gaps ?? []).filter((g) => g.endNs === null).length;
   const totalEvents = Object.values(overview.data?.eventsByKind ?? {}).reduce((a, b) => a + (b ?? 0), 0);
@@ -110,7 +112,15 @@ export function OverviewView() {
                   {attached.length} attached, {left.length} left out
                 </dd>
                 <dt>lost events</dt>
-                <dd>{lost}</dd>
+                <dd data-testid="lost-events">
+                  {lost}
+                  {lostKinds.length ? (
+                    <span className="faint">
+                      {' '}
+                      (by kind: {lostKinds.map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ')})
+                    </span>
+                  ) : null}
+                </dd>
                 {overview.data?.verifySweep ? (
                   <>
                     <dt>pagemap sweep</dt>
