@@ -289,7 +289,7 @@ export class Verifier {
     if (i < 0) i = 0;
     if (pins[i].id !== this.sweepPinId) this.sweepPage = 0;
     let completed = 0;
-    for (let chunk = b.nextChunk(); chunk > 0 && completed < pins.length; chunk = b.nextChunk()) {
+    for (let chunk = b.nextChunk(pins[i].id); chunk > 0 && completed < pins.length; chunk = b.nextChunk(pins[i].id)) {
       const pin = pins[i];
       const n = Math.min(chunk, pin.nPages - this.sweepPage);
       if (n > 0) this.readRange(pin, this.sweepPage, n, 'timer', false);
@@ -310,6 +310,7 @@ export class Verifier {
     this.periodicTimer = null;
     if (this.closed) return;
     this.o.onTimerPass(this.runPeriodic());
+    this.budget.handedOff();
     this.updatePeriodic();
   }
 
