@@ -25,7 +25,7 @@ const CHUNK = 2 ** CHUNK_SHIFT;
 const CHUNK_WORDS = CHUNK / 32;
 /** Chunk keys of u32 pfns. */
 const KEYS = 2 ** (32 - CHUNK_SHIFT);
-/** pfns of a fragmented pin grouped by chunk at a time (bulk): ~6 MiB of buffers, kept for the next pin. */
+/** pfns of a fragmented pin grouped by chunk at a time (bulk): up to ~6 MiB of buffers, kept for the next pin. */
 const BLOCK = 2 ** 20;
 
 interface Span {
@@ -166,10 +166,22 @@ export class PfnIndex {
    * a Map lookup a page: 16M pages scattered over the pfn space touch their chunks in random order (a cache and
    * TLB miss a page: seconds for a 64 GiB pin). Instead the short runs' pfns are taken BLOCK at a time and grouped
    * by chunk (a counting sort of their low 16 bits), then each chunk's bits are set from its group; a block's
-   * buffers and the bitmaps one group touches stay in cache. Long runs are spans, as in addRun.
+   * buffers and the bitmap one group touches stay in cache. Long runs are spans, as in addRun.
    */
   private bulk(pinId: number, d: Uint32Array, nan: number, add: boolean): void {
     const n = d.length;
+    // A fully fragmented pin (the worst case, and the common dense one) has no long run: found in one scan, its
+    // pages are sorted straight from the array, BLOCK at a time.
+    let run = 1;
+    let long = false;
+    for (let k = 1; k < n && !long; k++) {
+      if (d[k] === d[k - 1] + 1) long = ++run >= LONG_RUN;
+      else run = 1;
+    }
+    if (!long) {
+      for (let w = 0; w < n; w += BLOCK) this.applyBlock(pinId, d, w, Math.min(n, w + BLOCK), nan, add);
+      return;
+    }
     const block = (this.block ??= new Uint32Array(BLOCK));
     let m = 0;
     for (let s = 0; s < n; ) {
@@ -183,32 +195,31 @@ export class PfnIndex {
       } else if (first !== nan) {
         for (let k = s; k < e; k++) {
           block[m++] = d[k];
-          if (m === BLOCK) m = this.applyBlock(pinId, m, add);
+          if (m === BLOCK) m = this.applyBlock(pinId, block, 0, m, nan, add);
         }
       }
       s = e;
     }
-    if (m > 0) this.applyBlock(pinId, m, add);
+    if (m > 0) this.applyBlock(pinId, block, 0, m, nan, add);
   }
 
-  /** Counting sort of the block's m pfns by chunk, then one chunk at a time; returns 0 (the block is empty again). */
-  private applyBlock(pinId: number, m: number, add: boolean): number {
-    const block = this.block!;
+  /** The pfns src[from, to) (`nan` skipped) sorted by chunk, then set one chunk at a time; returns 0 (an empty block). */
+  private applyBlock(pinId: number, src: Uint32Array, from: number, to: number, nan: number, add: boolean): number {
     const offsets = (this.offsets ??= new Uint32Array(KEYS + 1)).fill(0);
     const low = (this.low ??= new Uint16Array(BLOCK));
-    for (let j = 0; j < m; j++) offsets[(block[j] >>> CHUNK_SHIFT) + 1]++;
+    for (let j = from; j < to; j++) if (src[j] !== nan) offsets[(src[j] >>> CHUNK_SHIFT) + 1]++;
     for (let k = 1; k <= KEYS; k++) offsets[k] += offsets[k - 1];
-    for (let j = 0; j < m; j++) {
-      const pfn = block[j];
-      low[offsets[pfn >>> CHUNK_SHIFT]++] = pfn & (CHUNK - 1);
+    for (let j = from; j < to; j++) {
+      const pfn = src[j];
+      if (pfn !== nan) low[offsets[pfn >>> CHUNK_SHIFT]++] = pfn & (CHUNK - 1);
     }
     // offsets[k] is now the end of group k (and the start of group k + 1).
-    for (let key = 0, from = 0; key < KEYS; key++) {
-      const to = offsets[key];
-      if (from === to) continue;
-      if (add) this.addToChunk(key, pinId, low, from, to);
-      else this.removeFromChunk(key, pinId, low, from, to);
-      from = to;
+    for (let key = 0, start = 0; key < KEYS; key++) {
+      const end = offsets[key];
+      if (start === end) continue;
+      if (add) this.addToChunk(key, pinId, low, start, end);
+      else this.removeFromChunk(key, pinId, low, start, end);
+      start = end;
     }
     return 0;
   }
