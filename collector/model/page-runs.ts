@@ -256,6 +256,16 @@ export class PageRuns {
     for (let k = 0; k < n; k++) this.denseSet(i + k, values[offset + k]);
   }
 
+  /** Dense mode: how many pages from i (at most n) hold exactly values[offset..] (known values only); 0 in run mode. */
+  matchFrom(i: number, values: Float64Array, offset: number, n: number): number {
+    const d = this.dense;
+    if (d === null) return 0;
+    const nan = d instanceof Uint32Array ? U32_NAN : NaN; // NaN never equals anything
+    let k = 0;
+    while (k < n && d[i + k] === values[offset + k] && d[i + k] !== nan) k++;
+    return k;
+  }
+
   /**
    * Dense mode: the array itself and the value standing for NaN in it (read-only for callers: the pfn index
    * builds a fragmented pin's entries from it in a few tight passes); null in run mode.

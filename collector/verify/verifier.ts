@@ -380,6 +380,20 @@ export class Verifier {
     let changedAny = false;
     for (let i = 0; i < n; ) {
       const page = firstPage + i;
+      if (!eventTriggered) {
+        // A fragmented pin's quiet pages in one loop (no stretch a page): same pfn as pinned, same flags and state.
+        const q = i + pin.unchangedFrom(page, pfns, i, n - i);
+        let k = i + 1;
+        while (k < q && states[k] === states[i]) k++;
+        if (k - i > 1) {
+          const flags = pin.flagsAt(page);
+          const v = classifyPage(flags, pfns[i], (states[i] & PM_PRESENT) !== 0, (states[i] & PM_HIDDEN) !== 0, pfns[i], null);
+          if (v.divergence === null || (flags & PG_DIVERGED) !== 0) {
+            i = k;
+            continue;
+          }
+        }
+      }
       const e = pin.uniformEnd(page, firstPage + n) - firstPage;
       const cur0 = pin.currentPfnAt(page);
       const pin0 = pin.pinnedPfnAt(page);

@@ -139,6 +139,11 @@ describe('a fragmented pin filled in bulk', () => {
     assert.equal(pin.divergedPages, 1);
     assert.equal(pin.currentPfnAt(123_457), 0x7777777);
     assert.equal(pin.pinnedPfnAt(123_457), scatter(123_457), 'the pinned pfn stays what the device holds');
+    const again = v.runPeriodic(true).findings.filter((f) => f.check !== undefined || f.read !== undefined);
+    assert.deepEqual(again, [], 'the next pass: nothing new (the page is known diverged, the rest quiet)');
+    s.pagemap.pfnOf = (k) => (k === 99 ? 0x6666666 : k === 123_457 ? 0x7777777 : scatter(k));
+    const second = v.runPeriodic(true).findings.filter((f) => f.check?.divergence).map((f) => f.check!.page);
+    assert.deepEqual(second, [99], 'with current pfns kept apart, a second divergence is still found');
   });
 });
 
