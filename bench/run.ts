@@ -340,7 +340,7 @@ await section('hypervisor', FIGURES.filter((f) => f.section === 'hypervisor').ma
       runs[layout].push(x);
       log(
         `   ${layout} ${hv.vms} × ${hv.vmGiB} GiB: tracked ${x.trackedPages.toLocaleString()} of ${x.askedPages.toLocaleString()} pages, RSS ${x.rssAfterMiB.toFixed(0)} MiB ` +
-          `(peak ${x.rssPeakMiB.toFixed(0)}), register ${x.registerMs.map((m) => m.toFixed(0)).join('/')} ms, idle CPU ${(100 * x.sweep.cpuShare).toFixed(2)} %, ` +
+          `(peak ${x.rssPeakMiB.toFixed(0)}), register ${x.registerMs.map((m) => m.toFixed(0)).join('/')} ms (CPU ${x.registerCpuMs.map((m) => m.toFixed(0)).join('/')}), idle CPU ${(100 * x.sweep.cpuShare).toFixed(2)} %, ` +
           `sweep ${x.sweep.pagesPerSecond.toFixed(0)} pages/s`,
       );
     }

@@ -50,17 +50,19 @@ const existingFile = z
 
 const webhook = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 
+/** --verify-cpu-share (record and serve): the background pagemap sweep's share of one core. */
+const verifyCpuShare = z
+  .string()
+  .trim()
+  .regex(/^(\d+(\.\d*)?|\.\d+)$/, { error: 'must be a share of one core, like 0.05' })
+  .transform(Number)
+  .pipe(z.number().gt(0, { error: 'must be greater than 0' }).max(1, { error: 'must be at most 1 (one core)' }));
+
 export const RecordArgs = z.object({
   db: writableDbPath,
   duration: positiveSeconds.optional(),
   mode: mode.default('auto'),
-  verifyCpuShare: z
-    .string()
-    .trim()
-    .regex(/^(\d+(\.\d*)?|\.\d+)$/, { error: 'must be a share of one core, like 0.05' })
-    .transform(Number)
-    .pipe(z.number().gt(0, { error: 'must be greater than 0' }).max(1, { error: 'must be at most 1 (one core)' }))
-    .optional(),
+  verifyCpuShare: verifyCpuShare.optional(),
 });
 export type RecordArgs = z.output<typeof RecordArgs>;
 
@@ -74,6 +76,7 @@ export const ServeArgs = z
     prometheus: z.url({ protocol: /^https?$/, error: 'must be the http:// or https:// URL of a Prometheus server' }).optional(),
     hostLabel: z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'must be a host name (letters, digits, . _ -)' }).optional(),
     mode: mode.optional(),
+    verifyCpuShare: verifyCpuShare.optional(),
     dev: z.boolean().default(false),
     allowScenarios: z.boolean().default(false),
     allowedHost: z.array(z.string().trim().regex(/^[A-Za-z0-9.-]+$|^\[?[0-9a-fA-F:.]+\]?$/, { error: 'must be a host name or address' })).default([]),
@@ -84,6 +87,7 @@ export const ServeArgs = z
     user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a user name' }).optional(),
   })
   .refine((a) => !(a.db && a.replay), { error: '--db (record live) and --replay (open a recording) cannot be used together', path: ['replay'] })
+  .refine((a) => !(a.verifyCpuShare !== undefined && a.replay), { error: '--verify-cpu-share (live capture) and --replay (open a recording) cannot be used together', path: ['replay'] })
   .refine((a) => !a.tlsCert === !a.tlsKey, { error: '--tls-cert and --tls-key go together', path: ['tlsKey'] });
 export type ServeArgs = z.output<typeof ServeArgs>;
 

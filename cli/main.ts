@@ -11,6 +11,7 @@ import { formatRules } from './format.ts';
 import { processIo, type CliIo } from './io.ts';
 
 const MODES = ['auto', 'tracepoint', 'kprobe'];
+const VERIFY_CPU_SHARE_HELP = 'share of one core the background pagemap sweep of live pins may use (default 0.05)';
 
 function version(): string {
   try {
@@ -52,7 +53,7 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
     .requiredOption('--db <file>', 'SQLite file to record into (created when missing)')
     .option('--duration <seconds>', 'stop after this many seconds')
     .option('--mode <mode>', `trace mode: ${MODES.join(' | ')}`, 'auto')
-    .option('--verify-cpu-share <ratio>', 'share of one core the background pagemap sweep of live pins may use (default 0.05)')
+    .option('--verify-cpu-share <ratio>', VERIFY_CPU_SHARE_HELP)
     .action(async (opts: Record<string, unknown>) => {
       const args = validate('record', RecordArgs, opts);
       const { record } = await import('./record.ts');
@@ -70,6 +71,7 @@ export async function main(argv: string[], ioOverride?: Partial<CliIo>): Promise
     .option('--prometheus <url>', "add a Fleet page: hosts, health, pins and incidents from this Prometheus server's HTTP API")
     .option('--host-label <name>', 'the host label of this instance in /metrics (default: the host name)')
     .option('--mode <mode>', `trace mode for live capture: ${MODES.join(' | ')}`)
+    .option('--verify-cpu-share <ratio>', VERIFY_CPU_SHARE_HELP)
     .option('--dev', 'Next.js dev server (hot reload) instead of the production build', false)
     .option('--allow-scenarios', 'let the scenario page run the bundled reproducers (as root, loopback clients only)', false)
     .option('--allowed-host <name>', 'another name clients may use in the Host header (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])

@@ -20,6 +20,7 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
     if (args.replay) opts.replay = args.replay;
     if (args.webhook) opts.webhook = args.webhook;
     if (args.mode) opts.mode = args.mode;
+    if (args.verifyCpuShare !== undefined) opts.verifyCpuShare = args.verifyCpuShare;
     if (args.prometheus) opts.prometheus = args.prometheus;
     if (args.hostLabel) opts.hostLabel = args.hostLabel;
     opts.allowScenarios = args.allowScenarios;

@@ -36,6 +36,8 @@ export const ServeOptionsSchema = z.object({
   hostLabel: z.string().min(1).optional(),
   /** Trace mode for the live collector (passed through to LiveSession; default auto). */
   mode: z.enum(['tracepoint', 'kprobe', 'auto']).optional(),
+  /** Share of one core the live collector's background pagemap sweep may use (CollectorConfig.verifyCpuShare). */
+  verifyCpuShare: z.number().gt(0).max(1).optional(),
   /** Let the scenario page start the bundled reproducers (loopback clients only). */
   allowScenarios: z.boolean().default(false),
   /** More names clients may use in the Host header (DNS rebinding check). */
@@ -176,7 +178,13 @@ export async function serve(input: ServeOptions = {}, logger?: pino.Logger): Pro
   let capturing = false;
   let link: LinkServer | null = null;
   if (!opts.replay) {
-    live = new LiveSession({ db: dbFile, hub, logger: log.child({ part: 'collector' }), ...(opts.mode ? { mode: opts.mode } : {}) });
+    live = new LiveSession({
+      db: dbFile,
+      hub,
+      logger: log.child({ part: 'collector' }),
+      ...(opts.mode ? { mode: opts.mode } : {}),
+      ...(opts.verifyCpuShare !== undefined ? { config: { verifyCpuShare: opts.verifyCpuShare } } : {}),
+    });
     link = await LinkServer.listen({
       path: join(runtimeDir(user), `collector-${process.pid}.sock`),
       hub,

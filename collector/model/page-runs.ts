@@ -14,7 +14,7 @@ const MIN_DENSE_RUNS = 8;
 /** u32 dense pfn arrays encode NaN as this. */
 const U32_NAN = 0xffffffff;
 
-type Dense = Uint8Array | Uint32Array | Float64Array;
+export type Dense = Uint8Array | Uint32Array | Float64Array;
 
 function same(a: number, b: number): boolean {
   return a === b || (a !== a && b !== b); // NaN equals NaN here
@@ -239,7 +239,40 @@ export class PageRuns {
       d.set(values.subarray(offset, offset + n), i);
       return;
     }
+    if (d instanceof Uint32Array) {
+      // One tight loop (a 64 GiB fragmented pin is 16M pages): no call a page; widen only on a value u32 cannot hold.
+      for (let k = 0; k < n; k++) {
+        const v = values[offset + k];
+        if (v !== v) d[i + k] = U32_NAN;
+        else if (v >= 0 && v < U32_NAN && Math.floor(v) === v) d[i + k] = v;
+        else {
+          this.denseSet(i + k, v);
+          this.writeDense(i + k + 1, values, offset + k + 1, n - k - 1);
+          return;
+        }
+      }
+      return;
+    }
     for (let k = 0; k < n; k++) this.denseSet(i + k, values[offset + k]);
+  }
+
+  /** Dense mode: how many pages from i (at most n) hold exactly values[offset..] (known values only); 0 in run mode. */
+  matchFrom(i: number, values: Float64Array, offset: number, n: number): number {
+    const d = this.dense;
+    if (d === null) return 0;
+    const nan = d instanceof Uint32Array ? U32_NAN : NaN; // NaN never equals anything
+    let k = 0;
+    while (k < n && d[i + k] === values[offset + k] && d[i + k] !== nan) k++;
+    return k;
+  }
+
+  /**
+   * Dense mode: the array itself and the value standing for NaN in it (read-only for callers: the pfn index
+   * builds a fragmented pin's entries from it in a few tight passes); null in run mode.
+   */
+  denseView(): { values: Dense; nan: number } | null {
+    const d = this.dense;
+    return d === null ? null : { values: d, nan: d instanceof Uint32Array ? U32_NAN : NaN };
   }
 
   /** Replace the contents with what a loader appended (page order). */

@@ -320,6 +320,17 @@ export class PinRecord {
     return this.pageFlags.runEnd(page, e);
   }
 
+  /**
+   * Pages from `page` (at most n) whose read pfns[offset..] are their pinned pfn (known), while no current pfn
+   * differs from a pinned one and the flags stay those of `page`: a quiet stretch of the sweep, found in one loop
+   * however fragmented the pin (0 for a pin kept as runs, or whose current pfns are kept apart: the
+   * stretch-by-stretch check decides, as cheaply there).
+   */
+  unchangedFrom(page: number, pfns: Float64Array, offset: number, n: number): number {
+    if (this.current !== null) return 0;
+    return this.pinned.matchFrom(page, pfns, offset, this.pageFlags.runEnd(page, page + n) - page);
+  }
+
   /** Bytes of per-page state this pin holds (runs or dense arrays). */
   pageStateBytes(): number {
     return this.pinned.bytes + (this.current?.bytes ?? 0) + this.pageFlags.bytes;

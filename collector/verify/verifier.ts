@@ -289,7 +289,7 @@ export class Verifier {
     if (i < 0) i = 0;
     if (pins[i].id !== this.sweepPinId) this.sweepPage = 0;
     let completed = 0;
-    for (let chunk = b.nextChunk(); chunk > 0 && completed < pins.length; chunk = b.nextChunk()) {
+    for (let chunk = b.nextChunk(pins[i].id); chunk > 0 && completed < pins.length; chunk = b.nextChunk(pins[i].id)) {
       const pin = pins[i];
       const n = Math.min(chunk, pin.nPages - this.sweepPage);
       if (n > 0) this.readRange(pin, this.sweepPage, n, 'timer', false);
@@ -310,6 +310,7 @@ export class Verifier {
     this.periodicTimer = null;
     if (this.closed) return;
     this.o.onTimerPass(this.runPeriodic());
+    this.budget.handedOff();
     this.updatePeriodic();
   }
 
@@ -379,6 +380,20 @@ export class Verifier {
     let changedAny = false;
     for (let i = 0; i < n; ) {
       const page = firstPage + i;
+      if (!eventTriggered) {
+        // A fragmented pin's quiet pages in one loop (no stretch a page): same pfn as pinned, same flags and state.
+        const q = i + pin.unchangedFrom(page, pfns, i, n - i);
+        let k = i + 1;
+        while (k < q && states[k] === states[i]) k++;
+        if (k - i > 1) {
+          const flags = pin.flagsAt(page);
+          const v = classifyPage(flags, pfns[i], (states[i] & PM_PRESENT) !== 0, (states[i] & PM_HIDDEN) !== 0, pfns[i], null);
+          if (v.divergence === null || (flags & PG_DIVERGED) !== 0) {
+            i = k;
+            continue;
+          }
+        }
+      }
       const e = pin.uniformEnd(page, firstPage + n) - firstPage;
       const cur0 = pin.currentPfnAt(page);
       const pin0 = pin.pinnedPfnAt(page);

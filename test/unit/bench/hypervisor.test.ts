@@ -46,6 +46,28 @@ test('fragmented layout: no two neighbouring pages physically adjacent, no pfn t
   assert.equal(all.size, 2 * n);
 });
 
+test('fragmented layout at full scale (4 × 64 GiB): the first and last VM, every page its own pfn (exact past 2^53 products)', () => {
+  const pm = new HypervisorPagemap('fragmented', 4, 64, 16);
+  const pages = 2 ** 24;
+  const seen = new Uint8Array(2 ** 27 / 8);
+  const pfns = new Float64Array(65_536);
+  const states = new Uint8Array(65_536);
+  let twice = 0;
+  for (const vm of [0, 3]) {
+    for (let first = 0; first < pages; first += pfns.length) {
+      pm.readInto(700_000 + vm, GUEST_VA + first * PAGE_SIZE, pfns.length, pfns, states, 0);
+      for (let i = 0; i < pfns.length; i++) {
+        const pfn = pfns[i];
+        const bit = 1 << (pfn & 7);
+        if (seen[pfn >>> 3] & bit) twice++;
+        seen[pfn >>> 3] |= bit;
+      }
+    }
+  }
+  assert.equal(twice, 0);
+  assert.equal(pm.pfnOf(3, pages - 1), pfns[pfns.length - 1], 'readInto and pfnOf agree');
+});
+
 test('a guest is a fork and one VFIO MAP_DMA of all its RAM', () => {
   const { fork, map } = guestEvents(2, 64);
   assert.equal(fork.kind, 'fork');

@@ -132,3 +132,22 @@ test('the loader folds chunks into runs, gaps and the tail unknown', () => {
   assert.equal(r.at(1000), 0x200);
   assert.ok(Number.isNaN(r.at(1999)));
 });
+
+test('a fragmented chunk written in bulk holds exactly what a page-by-page fill holds (NaN, widening past 2^32)', () => {
+  const n = 5000;
+  const values = new Float64Array(n);
+  for (let i = 0; i < n; i++) values[i] = i % 97 === 0 ? NaN : ((i * 40503) % 65521) + (i % 3 === 0 ? 0 : 1_000_000);
+  values[4000] = 2 ** 33 + 5; // widens the u32 array mid-chunk
+  const bulk = new PageRuns(n, 1, NaN);
+  const load = bulk.load();
+  load.chunk(0, values, 0, 3000); // fragmented: straight into the dense array
+  load.chunk(3000, values, 3000, n - 3000);
+  load.finish();
+  assert.ok(bulk.isDense);
+  const byPage = new PageRuns(n, 1, NaN);
+  for (let i = 0; i < n; i++) byPage.set(i, values[i]);
+  assert.ok(byPage.isDense);
+  for (let i = 0; i < n; i++) assert.ok(Object.is(bulk.at(i), byPage.at(i)) || (Number.isNaN(bulk.at(i)) && Number.isNaN(byPage.at(i))), `page ${i}`);
+  assert.equal(bulk.bytes, n * 8, 'widened to f64 by the pfn above 2^32');
+  assert.deepEqual(bulk.denseView()?.nan, NaN);
+});

@@ -98,3 +98,70 @@ test('NaN (unknown pfn) is never indexed; lookups of absent pfns allocate nothin
   idx.addRun(0, 1, 1);
   assert.deepEqual(idx.lookup(0), [1]);
 });
+
+/** A dense (fragmented) pin: single pages scattered over `space` pfns, some long runs, NaN gaps, repeats. */
+function densePin(seed: number, pages: number, space: number, longRuns = true): PageRuns {
+  let x = seed;
+  const rnd = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x % n);
+  const values = new Float64Array(pages);
+  for (let i = 0; i < pages; ) {
+    const kind = rnd(20);
+    const len = kind === 0 ? (longRuns ? LONG_RUN + rnd(40) : rnd(LONG_RUN - 1) + 1) : kind === 1 ? rnd(5) + 1 : 1;
+    const first = kind === 1 ? NaN : kind === 2 ? 0x40 + rnd(64) : rnd(space); // kind 2: pfns many pages repeat
+    for (let k = 0; k < len && i < pages; k++, i++) values[i] = first + k;
+  }
+  const r = new PageRuns(pages, 1, NaN);
+  const load = r.load();
+  for (let p = 0; p < pages; p += 4096) load.chunk(p, values, p, Math.min(4096, pages - p));
+  return load.finish();
+}
+
+test('a fragmented pin indexed in bulk gives exactly the entries run-by-run indexing gives', () => {
+  const bulk = new PfnIndex();
+  const ref = new PfnIndex();
+  const space = 1 << 21; // 32 chunks: pins share chunks and some pfns
+  const pins = [1, 2, 3, 4].map((id) => densePin(id * 7919, 30_000, space, id % 2 === 0)); // 1, 3: no run of LONG_RUN
+  const check = (what: string) => {
+    assert.equal(bulk.size, ref.size, `${what}: size`);
+    assert.equal(bulk.shape.chunks, ref.shape.chunks, `${what}: chunks`);
+    assert.equal(bulk.shape.spans, ref.shape.spans, `${what}: spans`);
+    for (let pfn = 0; pfn < space + 64; pfn++) {
+      if (bulk.has(pfn) !== ref.has(pfn)) assert.fail(`${what}: has(${pfn})`);
+      const a = bulk.lookup(pfn);
+      const b = ref.lookup(pfn);
+      if (a.length !== b.length || a.some((id, i) => id !== b[i])) assert.fail(`${what}: lookup(${pfn}) ${a} vs ${b}`);
+    }
+  };
+  pins.forEach((p, i) => {
+    assert.ok(p.isDense);
+    bulk.addPin(i + 1, p);
+    p.forEachRun((_page, count, first) => ref.addRun(first, count, i + 1));
+  });
+  check('added');
+  for (const i of [1, 3]) {
+    bulk.removePin(i + 1, pins[i]);
+    pins[i].forEachRun((_page, count, first) => ref.removeRun(first, count, i + 1));
+  }
+  check('two removed');
+  bulk.removePin(1, pins[0]);
+  bulk.removePin(3, pins[2]);
+  assert.equal(bulk.size, 0);
+  assert.deepEqual(bulk.shape, { spans: 0, buckets: 0, chunks: 0, bytes: 0 });
+});
+
+test('a pfn held by two pins stays indexed until both let go (a chunk with repeats keeps counts)', () => {
+  const idx = new PfnIndex();
+  const a = densePin(11, 5000, 1 << 16);
+  idx.addPin(1, a);
+  idx.addPin(2, a); // two containers mapping one guest's RAM
+  let page = 100;
+  while (!(a.at(page) >= 0)) page++;
+  const pfn = a.at(page);
+  assert.deepEqual(idx.lookup(pfn).sort(), [1, 2]);
+  idx.removePin(1, a);
+  assert.deepEqual(idx.lookup(pfn), [2]);
+  assert.ok(idx.has(pfn));
+  idx.removePin(2, a);
+  assert.equal(idx.has(pfn), false);
+  assert.equal(idx.size, 0);
+});

@@ -9,6 +9,8 @@ import { PG_HARD_ZAP, PG_UNMAPPED, PG_ZAPPED, type PinRecord } from '../../../co
 import { PinTimeReader } from '../../../collector/verify/pin-time.ts';
 import { PM_PRESENT, type PagemapBulkReader } from '../../../collector/verify/pagemap.ts';
 import type { PagemapRead } from '../../../schema/anomalies.ts';
+import { DEFAULT_COLLECTOR_CONFIG } from '../../../collector/contracts.ts';
+import { Verifier } from '../../../collector/verify/verifier.ts';
 import { FakeMapsReader, FakeTime, modelApplier } from '../../support/fakes.ts';
 import { BUF, EventBuilder, PAGE } from '../pipeline/harness.ts';
 
@@ -43,7 +45,7 @@ function setup(pfnOf: (page: number) => number) {
     time.set(time.nowNs() + 1_000_000);
     return pin;
   };
-  return { time, pagemap, model, ev, apply, vfioPin };
+  return { time, pagemap, maps, model, ev, apply, vfioPin };
 }
 
 const CONTIG = 0x100000;
@@ -114,6 +116,34 @@ describe('a pin as runs', () => {
     const p = pin.toPin(1000);
     assert.equal(p.runs.length, 1000);
     assert.equal(p.omittedPages, 2000, 'pages past the run cap are counted, not sent');
+  });
+});
+
+describe('a fragmented pin filled in bulk', () => {
+  test('holds exactly the pfns read page by page, is indexed by them, and a one-page divergence in it is found', () => {
+    const pages = 150_000; // three pin-time reads
+    const scatter = (k: number) => (Math.imul(k, 0x9e3779b1) & (2 ** 22 - 1)) >>> 0; // no two neighbours adjacent
+    const s = setup(scatter);
+    const pin = s.vfioPin(pages);
+    assert.ok(pin.pinnedPfns.isDense);
+    for (let k = 0; k < pages; k++) if (pin.pinnedPfnAt(k) !== scatter(k)) assert.fail(`page ${k}: ${pin.pinnedPfnAt(k)} ≠ ${scatter(k)}`);
+    assert.equal(s.model.pfns.size, pages);
+    for (const k of [0, 1, 65535, 65536, 123_457, pages - 1]) assert.deepEqual(s.model.lookupPfn(scatter(k)).map((h) => h.page), [k]);
+    s.pagemap.pfnOf = (k) => (k === 123_457 ? 0x7777777 : scatter(k));
+    const v = new Verifier({
+      model: s.model, reader: s.pagemap, maps: s.maps, clock: s.time, scheduler: s.time,
+      config: { ...DEFAULT_COLLECTOR_CONFIG, readSettleMs: 0 }, onTimerPass: () => {},
+    });
+    const found = v.runPeriodic(true).findings.filter((f) => f.check?.divergence).map((f) => [f.check!.page, f.check!.divergence]);
+    assert.deepEqual(found, [[123_457, 'confirmed']]);
+    assert.equal(pin.divergedPages, 1);
+    assert.equal(pin.currentPfnAt(123_457), 0x7777777);
+    assert.equal(pin.pinnedPfnAt(123_457), scatter(123_457), 'the pinned pfn stays what the device holds');
+    const again = v.runPeriodic(true).findings.filter((f) => f.check !== undefined || f.read !== undefined);
+    assert.deepEqual(again, [], 'the next pass: nothing new (the page is known diverged, the rest quiet)');
+    s.pagemap.pfnOf = (k) => (k === 99 ? 0x6666666 : k === 123_457 ? 0x7777777 : scatter(k));
+    const second = v.runPeriodic(true).findings.filter((f) => f.check?.divergence).map((f) => f.check!.page);
+    assert.deepEqual(second, [99], 'with current pfns kept apart, a second divergence is still found');
   });
 });
 
