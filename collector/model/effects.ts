@@ -128,15 +128,20 @@ export class ModelEffects {
   reset(): void {
     if (!this.dirty) return;
     this.dirty = false;
-    this.zaps.length = 0;
-    this.moves.length = 0;
-    this.touched.length = 0;
-    this.pfnHits.length = 0;
-    this.created.length = 0;
-    this.released.length = 0;
-    this.orphaned.length = 0;
+    empty(this.zaps);
+    empty(this.moves);
+    empty(this.touched);
+    empty(this.pfnHits);
+    empty(this.created);
+    empty(this.released);
+    empty(this.orphaned);
     this.registration = null;
-    this.admissions.length = 0;
+    empty(this.admissions);
     this.exitedPid = null;
   }
+}
+
+/** Setting an array's length is a runtime call even when it is 0 already; an exit or fault fills one list at most. */
+function empty(a: unknown[]): void {
+  if (a.length !== 0) a.length = 0;
 }

@@ -134,21 +134,27 @@ export class PageRuns {
     }
     const starts = this.starts!;
     const vals = this.vals!;
-    // Runs overlapping [i, end), rewritten in one replace (step 0: a run's value is its pages' value).
-    let r = this.find(i);
-    const ns: number[] = [];
-    const nv: number[] = [];
+    // Runs overlapping [i, end), rewritten in one replace (step 0: a run's value is its pages' value). Looked
+    // at first without allocating: a fault on a pinned page sets a flag its run mostly has already.
+    const r0 = this.find(i);
+    let r = r0;
     for (; r < starts.length && starts[r] < end; r++) {
       const s = Math.max(starts[r], i);
       const e = Math.min(r + 1 < starts.length ? starts[r + 1] : this.length, end);
       const old = vals[r] + this.step * (s - starts[r]);
       if ((old & bits) !== bits) changed += e - s;
-      const v = (old & ~clear) | bits;
-      if (v !== old) dirty = true;
-      ns.push(s);
-      nv.push(v);
+      if (((old & ~clear) | bits) !== old) dirty = true;
     }
-    if (dirty) this.replace(i, n, ns, nv);
+    if (!dirty) return changed;
+    const ns: number[] = [];
+    const nv: number[] = [];
+    for (r = r0; r < starts.length && starts[r] < end; r++) {
+      const s = Math.max(starts[r], i);
+      const old = vals[r] + this.step * (s - starts[r]);
+      ns.push(s);
+      nv.push((old & ~clear) | bits);
+    }
+    this.replace(i, n, ns, nv);
     return changed;
   }
 

@@ -1,6 +1,6 @@
 // The tracepoint set's line readers, compiled once from schema/event-kinds.ts at start-up. Each kind gets
 // the function one would write by hand — its fields read into locals by the cursor's typed readers, then one
-// object literal of a fixed shape — generated as source text, so the hot path calls no per-field loop, makes
+// object of a fixed shape from the kind's constructor — generated as source text, so the hot path calls no per-field loop, makes
 // no intermediate array and creates every kind's events with one hidden class.
 import type { TraceEvent } from '../../schema/events.ts';
 import { EVENT_KINDS, kindRow, type AnyField, type AnyKindRow } from '../../schema/event-kinds.ts';
@@ -11,8 +11,20 @@ const FILLED_FROM: Record<string, string> = { childComm: 'comm' };
 
 const NAME = /^[A-Za-z][A-Za-z0-9]*$/;
 
+/**
+ * Source text of the constructor of one kind's events. A constructor rather than an object literal: V8 gives a
+ * literal exactly its own fields, so the `seq` the Collector adds to every event (pipeline.ts ingest) took a
+ * separately allocated property store each time; a constructor's objects keep room for it (in-object slack
+ * tracking sees it added). The prototype is Object.prototype: the events stay plain objects.
+ */
+function constructorSource(kind: string, props: string[]): string {
+  const names = props.map((p) => p.slice(0, p.indexOf(':')));
+  const sets = ['kind', 'tsNs', 'pid', 'tid', 'comm', ...names].map((n) => (n === 'kind' ? `this.kind = ${JSON.stringify(kind)};` : `this.${n} = ${n};`));
+  return `function Event_${kind}(${['tsNs', 'pid', 'tid', 'comm', ...names].join(', ')}) {\n  ${sets.join('\n  ')}\n}\nEvent_${kind}.prototype = Object.prototype;\n`;
+}
+
 /** Source text of the reader of one kind: reads its fields, then emits the event when the line was fine. */
-function readerSource(kind: string, row: AnyKindRow): string {
+function readerSource(kind: string, row: AnyKindRow): { body: string; ctor: string } {
   const body: string[] = ['const tsNs = uNum(), pid = pidNum(), tid = pidNum();'];
   const props: string[] = [];
   let comm = 'rest()';
@@ -46,9 +58,10 @@ function readerSource(kind: string, row: AnyKindRow): string {
   }
   const check = row.check ? `const why = check(e);\n  if (why !== null) { fail(why); return; }\n  ` : '';
   body.push(`if (!ok()) return;`);
-  body.push(`const e = { kind: ${JSON.stringify(kind)}, tsNs, pid, tid, comm, ${props.join(', ')} };`);
+  const args = ['tsNs', 'pid', 'tid', 'comm', ...props.map((p) => p.slice(p.indexOf(':') + 2))];
+  body.push(`const e = new Event_${kind}(${args.join(', ')});`);
   body.push(`${check}emit(e);`);
-  return body.join('\n  ');
+  return { body: body.join('\n  '), ctor: constructorSource(kind, props) };
 }
 
 export type Reader = () => void;
@@ -67,7 +80,8 @@ export function compileReaders(emit: (e: TraceEvent) => void): Record<string, Re
     const words = row.fields.map((f) => (typeof f[1] === 'string' ? null : f[1]));
     const wordLists = words.map((w, i) => (w ? `const w${i} = words[${i}];\n` : '')).join('');
     // The source comes from the static table (names checked above), never from input.
-    const make = new Function(...params, `${wordLists}return function read_${kind}() {\n  ${readerSource(kind, row)}\n};`) as (...a: unknown[]) => Reader;
+    const { body, ctor } = readerSource(kind, row);
+    const make = new Function(...params, `${wordLists}${ctor}return function read_${kind}() {\n  ${body}\n};`) as (...a: unknown[]) => Reader;
     readers[kind] = make(c.uNum, c.num, c.pidNum, c.hex, c.word, c.numberedWord, c.str, c.stringThenComm, c.rest, c.tail, c.ok, c.fail, words, row.check, emit);
   }
   return readers;

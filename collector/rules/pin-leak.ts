@@ -86,7 +86,7 @@ export const rule = defineRule<State>({
   init: () => ({ unmapped: new WeakSet(), orphaned: new WeakSet(), old: new WeakSet(), early: new Map(), watch: new TeardownWatch() }),
   onEvent(e, ctx, st) {
     const fx = ctx.effects;
-    st.watch.onEvent(e, fx, (d, j) => decide(ctx, d, j));
+    st.watch.onEvent(e, fx, decide, ctx);
     if (fx.dirty && fx.zaps.length) {
       // First unmapped pinned page per pin for this event.
       const first = new Map<PinRecord, { va: number; page: number; count: number; how: string }>();

@@ -148,7 +148,7 @@ export const rule = defineRule<State>({
   },
   onEvent(e, ctx, st) {
     const fx = ctx.effects;
-    st.watch.onEvent(e, fx, (d, j) => decide(ctx, d, j));
+    st.watch.onEvent(e, fx, decide, ctx);
     if (!fx.dirty || fx.zaps.length === 0) return;
     // Group this syscall's hits per pin (the model reports one hit per extent). A zap replayed at
     // registration time (reordered stream) has its own cause: group by (cause, pin).

@@ -82,6 +82,15 @@ export class ReadSettler {
   settle(streamNs: number): void {
     if (this.held.length === 0) return;
     const limit = streamNs - this.o.slackNs;
+    // Called before every event while reads are held: look before allocating (usually nothing is due yet).
+    let anyDue = false;
+    for (let i = 0; i < this.held.length; i++) {
+      if (this.held[i].check.read.tsNs <= limit) {
+        anyDue = true;
+        break;
+      }
+    }
+    if (!anyDue) return;
     let keep: Held[] | null = null;
     const due: Held[] = [];
     for (const h of this.held) {

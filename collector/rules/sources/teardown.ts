@@ -58,12 +58,18 @@ export class TeardownWatch<T> {
     this.held.push({ pin, zapNs, payload, gone: false });
   }
 
-  /** Feed every event the rule sees (after the model applied it). */
-  onEvent(e: SequencedEvent, fx: ModelEffects, decide: (payload: T, j: Judgement) => void): void {
+  /**
+   * Feed every event the rule sees (after the model applied it). `decide(c, …)` with the caller's `c` rather
+   * than a closure over it, and the held list copied only when a judgement takes something out of it: this runs
+   * for every event that touched a pin.
+   */
+  onEvent<C>(e: SequencedEvent, fx: ModelEffects, decide: (c: C, payload: T, j: Judgement) => void, c: C): void {
     if (e.kind === 'uring_sqpoll') this.sqpoll.add(`${e.pid}:${e.fd}`);
     if (this.held.length === 0) return;
-    const keep: Held<T>[] = [];
-    for (const h of this.held) {
+    let keep: Held<T>[] | null = null;
+    const held = this.held;
+    for (let i = 0; i < held.length; i++) {
+      const h = held[i];
       const ring = h.pin.handle;
       let j: Judgement | null = null;
       if (e.kind === 'uring_enter' && ring && ring.fd === e.fd && ring.holders.includes(e.pid) && e.tsNs >= h.zapNs) {
@@ -84,10 +90,12 @@ export class TeardownWatch<T> {
       } else if (e.tsNs - h.zapNs > TEARDOWN_WINDOW_NS) {
         j = this.expired(h);
       }
-      if (j) decide(h.payload, j);
-      else keep.push(h);
+      if (j) {
+        keep ??= held.slice(0, i);
+        decide(c, h.payload, j);
+      } else if (keep !== null) keep.push(h);
     }
-    this.held = keep;
+    if (keep !== null) this.held = keep;
   }
 
   /** Timer: zaps whose window passed on the stream's clock (or a silent stream's wall clock) are hazards. */

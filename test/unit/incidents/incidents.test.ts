@@ -5,11 +5,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import type { SequencedEvent } from '../../../schema/events.ts';
 import type { Incident, IncidentChange } from '../../../schema/incidents.ts';
 import { MADV } from '../../../schema/kernel.ts';
 import { SCHEMA_VERSION } from '../../../schema/tables.ts';
 import { Store } from '../../../collector/store/index.ts';
 import { deriveIncidents } from '../../../collector/store/incidents.ts';
+import { RecentEvents } from '../../../collector/incidents/recent-events.ts';
 import { BUF, Harness, PAGE } from '../pipeline/harness.ts';
 import { SESSION, tempDir } from '../store/helpers.ts';
 
@@ -178,5 +180,32 @@ describe('incidents', () => {
     const after = new Database(file, { readonly: true });
     assert.equal((after.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string }).value, String(SCHEMA_VERSION));
     after.close();
+  });
+});
+
+describe('RecentEvents', () => {
+  const ev = (seq: number) => ({ kind: 'exit', tsNs: seq, pid: 1, tid: 1, comm: 'c', seq }) as SequencedEvent;
+
+  test('finds what it kept by seq and forgets the oldest first', () => {
+    const r = new RecentEvents(4);
+    assert.equal(r.get(1), null);
+    for (const s of [3, 5, 8]) r.note(ev(s));
+    assert.equal(r.get(5)?.seq, 5);
+    assert.equal(r.get(4), null);
+    for (const s of [9, 12, 13]) r.note(ev(s)); // 3 and 5 go
+    assert.deepEqual([3, 5, 8, 9, 12, 13, 14].map((s) => r.get(s)?.seq ?? null), [null, null, 8, 9, 12, 13, null]);
+    for (let s = 20; s < 40; s++) r.note(ev(s));
+    assert.deepEqual([35, 36, 37, 38, 39].map((s) => r.get(s)?.seq ?? null), [null, 36, 37, 38, 39]);
+  });
+
+  test('the same seq again replaces it; a seq going back starts over', () => {
+    const r = new RecentEvents(4);
+    r.note(ev(1));
+    const again = ev(1);
+    r.note(again);
+    assert.equal(r.get(1), again);
+    r.note(ev(7));
+    r.note(ev(2));
+    assert.deepEqual([1, 7, 2].map((s) => r.get(s)?.seq ?? null), [null, null, 2]);
   });
 });

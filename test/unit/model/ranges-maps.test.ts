@@ -59,6 +59,62 @@ describe('RangeMap', () => {
     assert.ok(m.covers(2, 8));
     assert.ok(!m.covers(25, 30));
   });
+
+  test('set/remove agree with the straightforward linear version on random operations', () => {
+    // The reference: what RangeMap did before it searched and spliced in place (copy on every remove).
+    type E = { start: number; end: number; value: number };
+    const refRemove = (es: E[], start: number, end: number): E[] => {
+      if (!(end > start) || es.length === 0) return es;
+      const out: E[] = [];
+      for (const e of es) {
+        if (e.end <= start || e.start >= end) out.push(e);
+        else {
+          if (e.start < start) out.push({ start: e.start, end: start, value: e.value });
+          if (e.end > end) out.push({ start: end, end: e.end, value: e.value });
+        }
+      }
+      return out;
+    };
+    const refSet = (es0: E[], start: number, end: number, value: number): E[] => {
+      if (!(end > start)) return es0;
+      const es = refRemove(es0, start, end);
+      let i = 0;
+      while (i < es.length && es[i].start < start) i++;
+      es.splice(i, 0, { start, end, value });
+      // Merge with the next entry, then with the previous one.
+      for (const k of [i, i - 1]) {
+        const a = es[k];
+        const b = es[k + 1];
+        if (a !== undefined && b !== undefined && a.end === b.start && a.value === b.value) {
+          a.end = b.end;
+          es.splice(k + 1, 1);
+        }
+      }
+      return es;
+    };
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let round = 0; round < 200; round++) {
+      const m = new RangeMap<number>();
+      let ref: E[] = [];
+      for (let op = 0; op < 60; op++) {
+        const a = rnd(120);
+        const b = a + rnd(30) - 2; // sometimes empty or reversed
+        if (rnd(3) === 0) {
+          m.remove(a, b);
+          ref = refRemove(ref, a, b);
+        } else {
+          const v = rnd(3);
+          m.set(a, b, v);
+          ref = refSet(ref, a, b, v);
+        }
+        assert.deepEqual(m.all().map((e) => [e.start, e.end, e.value]), ref.map((e) => [e.start, e.end, e.value]), `round ${round} op ${op}`);
+      }
+    }
+  });
 });
 
 describe('maps', () => {

@@ -259,6 +259,30 @@ test('malformed input is reported, never thrown', () => {
   bad('{"type": "printf", "data": "exit\\t1\\t2\\t2\\tbad\\escape"}', 'invalid JSON');
 });
 
+test('numeric fields: the one-pass fast reader agrees with the general reader (slow path) on every shape', () => {
+  // A quote in comm sends the line down the slow path, whose fields are read by the general reader: the same
+  // numbers must give the same event (but comm) or the same reason there.
+  const shapes = [
+    '0', '-0', '7', '-7', '00012', '123456789012345', '-123456789012345', '1234567890123456', '9007199254740993',
+    '18446744073709551615', '18446744073709551616', '-18446744073709551615', '1234567890123456789012', '', '-', '--1',
+    '12a', 'a', '1.5', ' 1', '+1', '0x10', '1e3', '4096\\', '4096"',
+  ];
+  const parse = (l: string) => {
+    const { sink, got } = sinkWith();
+    parseLine(l, sink);
+    return { events: got.events.map((e) => ({ ...e, comm: '' })), malformed: got.malformed.map((m) => m.reason) };
+  };
+  for (const v of shapes) {
+    for (const at of [1, 2, 4, 5, 6, 7]) {
+      const f: (string | number)[] = ['madvise', 1, 2, 3, 4096, 4096, 4, 0];
+      f[at] = v;
+      const fast = parse(line(...f, 'c'));
+      const slow = parse(line(...f, 'c"q'));
+      assert.deepEqual(fast, slow, `field ${at} = ${JSON.stringify(v)}`);
+    }
+  }
+});
+
 test('unknown kinds are looked up in kprobeParsers with unescaped fields', () => {
   const seen: string[][] = [];
   kprobeParsers.test_kind = (fields, sink) => {
