@@ -146,8 +146,7 @@ export class PageRuns {
       if (((old & ~clear) | bits) !== old) dirty = true;
     }
     if (!dirty) return changed;
-    const ns: number[] = [];
-    const nv: number[] = [];
+    const ns: number[] = [], nv: number[] = [];
     for (r = r0; r < starts.length && starts[r] < end; r++) {
       const s = Math.max(starts[r], i);
       const old = vals[r] + this.step * (s - starts[r]);
