@@ -108,6 +108,8 @@ export class ModelState {
   readonly pendingIovecs = new Map<number, PinIovecEvent[]>();
   /** kprobe gup events of a registration syscall still running, per thread: its pins take these pfns. */
   readonly pendingGup = new Map<number, GupEvent[]>();
+  /** Per thread: [pid, exit time] of the last registration syscall that took its held gups (staleGup). */
+  private readonly gupCutoff = new Map<number, [number, number]>();
   /** Reused by address lookups on the hot path. */
   readonly scratch: Extent[] = [];
   private readonly ring: (SequencedEvent | undefined)[] = new Array(RING_SIZE);
@@ -169,11 +171,29 @@ export class ModelState {
     return h;
   }
 
-  /** Take the kprobe gup events held for tid's registration syscall. */
-  takeGups(tid: number): GupEvent[] | undefined {
+  /**
+   * Take the kprobe gup events held for tid's registration syscall that returned at exitNs. Per-CPU buffers
+   * reorder a thread's lines when it migrates: gups of a later call that came first stay held for it, and a gup
+   * older than exitNs that comes afterwards belonged to this call (staleGup drops it, never giving it to the next).
+   */
+  takeGups(tid: number, pid: number, exitNs: number): GupEvent[] | undefined {
+    const cut = this.gupCutoff.get(tid);
+    if (!cut || cut[0] !== pid || cut[1] < exitNs) this.gupCutoff.set(tid, [pid, exitNs]);
     const gups = this.pendingGup.get(tid);
-    if (gups) this.pendingGup.delete(tid);
-    return gups;
+    if (!gups) return undefined;
+    const later = gups.filter((g) => g.tsNs > exitNs);
+    if (later.length === 0) {
+      this.pendingGup.delete(tid);
+      return gups;
+    }
+    this.pendingGup.set(tid, later);
+    return gups.filter((g) => g.tsNs <= exitNs);
+  }
+
+  /** A gup event made before the last registration its thread finished: that call's, arriving late. */
+  staleGup(e: GupEvent): boolean {
+    const cut = this.gupCutoff.get(e.tid);
+    return cut !== undefined && cut[0] === e.pid && e.tsNs < cut[1];
   }
 
   /** A range whose backing the verifier reads (maps) for the rules, with no pin of its own (a refused buffer). */
@@ -294,6 +314,9 @@ export class ModelState {
     }
     if (this.pendingGup.size !== 0) {
       for (const [tid, list] of this.pendingGup) if (list[0]?.pid === pid) this.pendingGup.delete(tid);
+    }
+    if (this.gupCutoff.size !== 0) {
+      for (const [tid, cut] of this.gupCutoff) if (cut[0] === pid) this.gupCutoff.delete(tid);
     }
   }
 
