@@ -9,6 +9,8 @@
 // their chunks (at most 128 KiB per chunk touched). A lookup is exact for spans, and for chunks it names the
 // pins holding some page of that chunk when that pfn's count is non-zero: the caller asks each pin for the page
 // (PinRecord.pageOfPfn), which drops any false candidate.
+// The shared zero page is never indexed (`excluded`): it is every untouched anonymous page of every process, so
+// an event naming it (a COW of an unrelated zero page) says nothing about a pin holding it.
 import type { PageRuns } from './page-runs.ts';
 
 /** Runs of at least this many pages are kept as spans. */
@@ -40,6 +42,9 @@ export class PfnIndex {
   private spanCount = 0;
   private pageCount = 0;
 
+  /** @param excluded a pfn never indexed (the shared zero page), null: none. */
+  constructor(private readonly excluded: number | null = null) {}
+
   /** Pinned pages indexed (each page once per pin holding it). */
   get size(): number {
     return this.pageCount;
@@ -66,9 +71,10 @@ export class PfnIndex {
     pfns.forEachRun((_page, count, first) => {
       if (!(first >= 0)) return;
       if (count >= LONG_RUN) return this.addRun(first, count, pinId);
-      this.pageCount += count;
       for (let k = 0; k < count; k++) {
         const pfn = first + k;
+        if (pfn === this.excluded) continue;
+        this.pageCount++;
         const kk = Math.floor(pfn / CHUNK);
         if (kk !== key) {
           flush();
@@ -91,6 +97,7 @@ export class PfnIndex {
   /** pfns [first, first+count) are pinned by pinId (NaN: unknown, skipped). */
   addRun(first: number, count: number, pinId: number): void {
     if (!(first >= 0) || count <= 0) return;
+    if (this.splitAtExcluded(first, count, (f, n) => this.addRun(f, n, pinId))) return;
     this.pageCount += count;
     if (count >= LONG_RUN) {
       const end = first + count;
@@ -114,6 +121,7 @@ export class PfnIndex {
 
   removeRun(first: number, count: number, pinId: number): void {
     if (!(first >= 0) || count <= 0) return;
+    if (this.splitAtExcluded(first, count, (f, n) => this.removeRun(f, n, pinId))) return;
     if (count >= LONG_RUN) {
       const end = first + count;
       let found = false;
@@ -146,6 +154,15 @@ export class PfnIndex {
         if (c.pins.size === 0) this.chunks.delete(key);
       }
     }
+  }
+
+  /** A run over the excluded pfn: `each` of the parts around it instead (the same split on add and remove). */
+  private splitAtExcluded(first: number, count: number, each: (first: number, count: number) => void): boolean {
+    const z = this.excluded;
+    if (z === null || z < first || z >= first + count) return false;
+    if (z > first) each(first, z - first);
+    if (first + count > z + 1) each(z + 1, first + count - z - 1);
+    return true;
   }
 
   /** Some pin may hold pfn (exact for spans; chunk counts are per pfn, so exact too). */

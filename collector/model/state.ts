@@ -41,6 +41,11 @@ export interface ShadowModelOptions {
    * pin, as long as it lives (costs every process on the host the fault tracepoint while any pin lives).
    */
   faultWatch?: FaultWatch;
+  /**
+   * pfn of the shared zero page (null: unknown). Every untouched anonymous page of every process reads it, so it
+   * is never indexed as a pin's page: events naming it (a COW of some other page that was zero) are nobody's.
+   */
+  zeroPfn?: number | null;
 }
 
 export type FaultWatch = 'armed' | 'all-pins';
@@ -102,7 +107,9 @@ export class ModelState {
   readonly earlyCow: boolean;
   readonly procs = new Map<number, ProcessState>();
   readonly pinsById = new Map<number, PinRecord>();
-  readonly pfns = new PfnIndex();
+  readonly pfns: PfnIndex;
+  /** The shared zero page's pfn (ShadowModelOptions.zeroPfn), null when unknown. */
+  readonly zeroPfn: number | null;
   readonly mmToPid = new Map<string, number>();
   /** iovecs of a registration syscall still running, per thread (sources/registration.ts). */
   readonly pendingIovecs = new Map<number, PinIovecEvent[]>();
@@ -120,6 +127,8 @@ export class ModelState {
     this.nextPinId = opts.firstPinId ?? 1;
     this.kernelRelease = opts.kernelRelease ?? kernelRelease();
     this.faultWatch = opts.faultWatch ?? 'armed';
+    this.zeroPfn = opts.zeroPfn ?? null;
+    this.pfns = new PfnIndex(this.zeroPfn);
     this.earlyCow = earlyCowOfPinnedPages(this.kernelRelease);
     this.foll = (opts.follNumbering ?? defaultFollNumbering(this.kernelRelease)) === '6.3' ? FOLL_6_3 : FOLL_PRE_6_3;
   }

@@ -98,3 +98,23 @@ test('NaN (unknown pfn) is never indexed; lookups of absent pfns allocate nothin
   idx.addRun(0, 1, 1);
   assert.deepEqual(idx.lookup(0), [1]);
 });
+
+test('the shared zero page is never indexed: a pin holding it is not found by it, the rest of its runs are', () => {
+  const ZERO = 0x30310;
+  const idx = new PfnIndex(ZERO);
+  const zeroPin = new PageRuns(64, 1, NaN);
+  for (let i = 0; i < 64; i++) zeroPin.set(i, ZERO); // every page the zero page (runs of one page)
+  idx.addPin(1, zeroPin);
+  const across = new PageRuns(4 * LONG_RUN, 1, NaN);
+  across.setRange(0, 4 * LONG_RUN, ZERO - LONG_RUN); // a long run over the zero pfn: split around it
+  idx.addPin(2, across);
+  assert.equal(idx.has(ZERO), false);
+  assert.deepEqual(idx.lookup(ZERO), []);
+  assert.deepEqual(idx.lookup(ZERO - 1), [2]);
+  assert.deepEqual(idx.lookup(ZERO + 1), [2]);
+  assert.equal(idx.size, 4 * LONG_RUN - 1);
+  idx.removePin(2, across);
+  idx.removePin(1, zeroPin);
+  assert.equal(idx.size, 0);
+  assert.equal(idx.shape.spans, 0);
+});
