@@ -432,6 +432,27 @@ describe('fork and exit', () => {
     assert.equal(fx.touched[0].reason, 'fork');
   });
 
+  // 6.12 under TCG, uring-fork: the child's exit line (another CPU) came before the parent's fork line, so the child
+  // stayed a holder of the ring fd and the parent's exit was judged a pin-leak.
+  test('the child\'s exit arriving before its fork line: the child holds nothing; a later fork of that pid is a new child', () => {
+    const s = setup();
+    s.anon(100, BUF, 1, 0x1000);
+    const [p] = s.register(100, 5, [[BUF, PAGE]]);
+    const forkAt = s.time.nowNs();
+    s.step(5000);
+    s.apply(s.ev.exit(101));
+    s.time.set(forkAt);
+    s.apply(s.ev.fork(100, 101));
+    assert.deepEqual(p.handle!.holders, [100]);
+    assert.equal(s.model.process(101), undefined);
+    assert.equal(s.apply(s.ev.exit(100)).released.length, 1, 'the parent\'s exit releases the pin');
+    s.time.set(forkAt + 10_000);
+    s.apply(s.ev.exit(102));
+    s.time.set(forkAt + 20_000);
+    s.apply(s.ev.fork(100, 102));
+    assert.equal(s.model.process(102)?.ppid, 100, 'an exit older than the fork was an earlier process of that pid');
+  });
+
   test('a CLONE_VM clone is not a fork', () => {
     const s = setup();
     s.anon(100, BUF, 1, 0x1000);
