@@ -119,6 +119,19 @@ if [ "${PW_RECORD:-1}" = 1 ]; then
     kill -TERM $q
     wait $q
     echo "exit=$?" >> $OUT/nested-qemu.txt
+    # The recorder lags the kernel under TCG by seconds (the reset's 16k one-page GUP and unpin lines on 5.10 wait in
+    # the 4 MiB perf buffers): stopping it now cuts off QEMU's reset maps. Wait until the events up to QEMU's exit are
+    # all stored: their count unchanged for 5 s (at most 180 s).
+    tq=$(awk '{printf "%d", $1 * 1e9}' /proc/uptime)
+    last=-1; same=0
+    for i in $(seq 1 360); do
+      sleep 0.5
+      n=$(sqlite3 /tmp/pinwatch.db "SELECT count(*) FROM events WHERE ts_ns <= $tq" 2>/dev/null || echo -1)
+      if [ "$n" = "$last" ]; then same=$((same + 1)); else same=0; fi
+      last=$n
+      [ $same -ge 10 ] && break
+    done
+    echo "drained_events=$last" >> $OUT/nested-qemu.txt
     echo "nested-qemu $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
     ts=$(date +%s.%N)
     "$WL" collapse > $OUT/wl-record-collapse.txt 2>&1
