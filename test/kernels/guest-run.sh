@@ -122,7 +122,7 @@ if [ "${PW_RECORD:-1}" = 1 ]; then
     # The recorder lags the kernel under TCG by seconds (the reset's 16k one-page GUP and unpin lines on 5.10 wait in
     # the 4 MiB perf buffers): stopping it now cuts off QEMU's reset maps. Wait until the events up to QEMU's exit are
     # all stored: their count unchanged for 5 s (at most 180 s).
-    tq=$(awk '{printf "%d", $1 * 1e9}' /proc/uptime)
+    tq=$(awk '{printf "%.0f", $1 * 1e9}' /proc/uptime)
     last=-1; same=0
     for i in $(seq 1 360); do
       sleep 0.5
