@@ -125,6 +125,8 @@ export interface CollectorConfig {
   kernelRelease: string;
   /** Which pins the fault watcher traces: 'armed' (only where a fault can show something) or 'all-pins' (model/state.ts). */
   faultWatch: 'armed' | 'all-pins';
+  /** pfn of the kernel's shared zero page (verify/zero-pfn.ts, learned at start), null when not known. */
+  zeroPfn: number | null;
 }
 
 export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
@@ -137,6 +139,7 @@ export const DEFAULT_COLLECTOR_CONFIG: CollectorConfig = {
   lostWindowNs: 1_000_000_000,
   kernelRelease: release(),
   faultWatch: 'armed',
+  zeroPfn: null,
 };
 
 // ---- session (store) ----

@@ -75,6 +75,8 @@ export interface LiveSessionDeps {
   createFaultWatcher(opts: { sink: ParseSink; bpftrace?: string; onStderr: (line: string) => void; onDied?: (cause: string) => void }): FaultWatcherLike;
   /** Scan /proc for what is already pinned (collector/discover); absent: no discovery. */
   discover?(): Discovery;
+  /** The shared zero page's pfn (collector/verify/zero-pfn.ts); absent or null: not known. */
+  learnZeroPfn?(): number | null;
   /**
    * Kprobe mode: replace the raw bpf/kprobe scripts by the set specialised for this kernel (optional probes
    * pruned, per-version variants, calibrated vmemmap base) and say which FOLL_* numbering the kernel uses.
@@ -105,11 +107,12 @@ export interface LiveSessionCounters {
 }
 
 async function realDeps(): Promise<LiveSessionDeps> {
-  const [caps, pipeline, runner, discoverModule] = await Promise.all([
+  const [caps, pipeline, runner, discoverModule, zero] = await Promise.all([
     import('./capabilities/index.ts'),
     import('./pipeline.ts'),
     import('./runner/index.ts'),
     import('./discover/index.ts'),
+    import('./verify/zero-pfn.ts'),
   ]);
   return {
     probeCapabilities: () => caps.probeCapabilities(),
@@ -118,6 +121,7 @@ async function realDeps(): Promise<LiveSessionDeps> {
     createRunner: (o) => new runner.BpftraceRunner(o),
     createFaultWatcher: (o) => new runner.FaultWatcher(o),
     discover: () => discoverModule.discover(),
+    learnZeroPfn: () => zero.learnZeroPfn(),
     specialiseKprobes: async (selection) => {
       const kprobe = await import('./kprobe/index.ts');
       // bpftrace 0.17 finds no BTF on some kernels (5.10) unless told where it is; the fault watcher needs it too.
@@ -255,10 +259,12 @@ export class LiveSession {
     this.hub?.setSession(this.info);
 
     const sinks: CollectorSink[] = this.hub ? [store, this.hub] : [store];
+    const zeroPfn = this.opts.config?.zeroPfn ?? deps.learnZeroPfn?.() ?? null;
+    this.log.info({ zeroPfn }, zeroPfn === null ? 'shared zero page not known: no pfn excluded' : 'shared zero page');
     let sinkErrorReported = false;
     this.collector = deps.createCollector({
       sinks,
-      config: { submissionsTraced: selection.scripts.some((s) => s.name === 'tracepoint/uring_enter'), ...this.opts.config },
+      config: { submissionsTraced: selection.scripts.some((s) => s.name === 'tracepoint/uring_enter'), ...this.opts.config, zeroPfn },
       ...(follNumbering ? { follNumbering } : {}),
       ...next,
       onFaultRegions: (r) => this.faults?.setRegions(r),

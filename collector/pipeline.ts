@@ -122,6 +122,7 @@ export class Collector {
       follNumbering: opts.follNumbering,
       kernelRelease: this.config.kernelRelease,
       faultWatch: this.config.faultWatch,
+      zeroPfn: this.config.zeroPfn,
     });
     this.verifier = new Verifier({
       model: this.model,

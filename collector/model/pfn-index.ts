@@ -12,6 +12,8 @@
 // in a fraction of the time, faulting in 16 MiB, not 256). A lookup is exact for spans, and for chunks it names
 // the pins holding some page of that chunk when that pfn's bit is set: the caller asks each pin for the page
 // (PinRecord.pageOfPfn), which drops any false candidate.
+// The shared zero page is never indexed (`excluded`): it is every untouched anonymous page of every process, so
+// an event naming it (a COW of an unrelated zero page) says nothing about a pin holding it.
 import type { PageRuns } from './page-runs.ts';
 
 /** Runs of at least this many pages are kept as spans. */
@@ -55,6 +57,9 @@ export class PfnIndex {
   private spanCount = 0;
   private pageCount = 0;
 
+  /** @param excluded a pfn never indexed (the shared zero page), null: none. */
+  constructor(private readonly excluded: number | null = null) {}
+
   /** Pinned pages indexed (each page once per pin holding it). */
   get size(): number {
     return this.pageCount;
@@ -83,9 +88,10 @@ export class PfnIndex {
     pfns.forEachRun((_page, count, first) => {
       if (!(first >= 0)) return;
       if (count >= LONG_RUN) return this.addRun(first, count, pinId);
-      this.pageCount += count;
       for (let k = 0; k < count; k++) {
         const pfn = first + k;
+        if (pfn === this.excluded) continue;
+        this.pageCount++;
         const kk = Math.floor(pfn / CHUNK);
         if (kk !== key) {
           flush();
@@ -109,6 +115,7 @@ export class PfnIndex {
   /** pfns [first, first+count) are pinned by pinId (NaN: unknown, skipped). */
   addRun(first: number, count: number, pinId: number): void {
     if (!(first >= 0) || count <= 0) return;
+    if (this.splitAtExcluded(first, count, (f, n) => this.addRun(f, n, pinId))) return;
     this.pageCount += count;
     if (count >= LONG_RUN) {
       const end = first + count;
@@ -131,6 +138,7 @@ export class PfnIndex {
 
   removeRun(first: number, count: number, pinId: number): void {
     if (!(first >= 0) || count <= 0) return;
+    if (this.splitAtExcluded(first, count, (f, n) => this.removeRun(f, n, pinId))) return;
     if (count >= LONG_RUN) {
       const end = first + count;
       let found = false;
@@ -203,15 +211,16 @@ export class PfnIndex {
     if (m > 0) this.applyBlock(pinId, block, 0, m, nan, add);
   }
 
-  /** The pfns src[from, to) (`nan` skipped) sorted by chunk, then set one chunk at a time; returns 0 (an empty block). */
+  /** The pfns src[from, to) (`nan` and the excluded pfn skipped) sorted by chunk, then set one chunk at a time; returns 0 (an empty block). */
   private applyBlock(pinId: number, src: Uint32Array, from: number, to: number, nan: number, add: boolean): number {
     const offsets = (this.offsets ??= new Uint32Array(KEYS + 1)).fill(0);
     const low = (this.low ??= new Uint16Array(BLOCK));
-    for (let j = from; j < to; j++) if (src[j] !== nan) offsets[(src[j] >>> CHUNK_SHIFT) + 1]++;
+    const z = this.excluded ?? nan; // the shared zero page is never indexed
+    for (let j = from; j < to; j++) if (src[j] !== nan && src[j] !== z) offsets[(src[j] >>> CHUNK_SHIFT) + 1]++;
     for (let k = 1; k <= KEYS; k++) offsets[k] += offsets[k - 1];
     for (let j = from; j < to; j++) {
       const pfn = src[j];
-      if (pfn !== nan) low[offsets[pfn >>> CHUNK_SHIFT]++] = pfn & (CHUNK - 1);
+      if (pfn !== nan && pfn !== z) low[offsets[pfn >>> CHUNK_SHIFT]++] = pfn & (CHUNK - 1);
     }
     // offsets[k] is now the end of group k (and the start of group k + 1).
     for (let key = 0, start = 0; key < KEYS; key++) {
@@ -261,6 +270,15 @@ export class PfnIndex {
   private leave(c: Chunk, key: number, pinId: number): void {
     c.pins.delete(pinId);
     if (c.pins.size === 0) this.chunks.delete(key);
+  }
+
+  /** A run over the excluded pfn: `each` of the parts around it instead (the same split on add and remove). */
+  private splitAtExcluded(first: number, count: number, each: (first: number, count: number) => void): boolean {
+    const z = this.excluded;
+    if (z === null || z < first || z >= first + count) return false;
+    if (z > first) each(first, z - first);
+    if (first + count > z + 1) each(z + 1, first + count - z - 1);
+    return true;
   }
 
   /** Some pin holds pfn (exact: spans by range, chunks by a bit per pfn). */

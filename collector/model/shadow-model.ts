@@ -35,7 +35,12 @@ export type { FollNumbering, ShadowModelOptions } from './state.ts';
 
 type Seq = { seq: number };
 
+/** Exits of processes the model did not know, kept for a fork line that arrives after its child's exit. */
+const MAX_EARLY_EXITS = 256;
+
 export class ShadowModel extends ModelState {
+  /** pid → exit time of exits seen before the model knew the process (onFork). */
+  private readonly earlyExits = new Map<number, number>();
   constructor(opts: ShadowModelOptions = {}) {
     super(opts, replayEvent);
   }
@@ -221,6 +226,12 @@ export class ShadowModel extends ModelState {
 
   private onFork(e: ForkEvent & Seq): void {
     if (e.cloneFlags > 0 && (e.cloneFlags & CLONE_VM) !== 0) return; // shares the mm: not a new address space
+    // The child's exit line came first (it ran on another CPU: per-CPU buffers reorder): it holds nothing.
+    const exitedNs = this.earlyExits.get(e.childPid);
+    if (exitedNs !== undefined) {
+      this.earlyExits.delete(e.childPid);
+      if (exitedNs >= e.tsNs) return;
+    }
     const stale = this.procs.get(e.childPid);
     if (stale) this.exitProcess(stale, e.tsNs, 'pid reused (exit not seen)', null);
     const child = new ProcessState(e.childPid, e.childComm || e.comm);
@@ -252,7 +263,11 @@ export class ShadowModel extends ModelState {
     this.cleanPending(e.pid);
     this.mmapBackings.forget(e.pid);
     const p = this.procs.get(e.pid);
-    if (p === undefined) return;
+    if (p === undefined) {
+      this.earlyExits.set(e.pid, e.tsNs);
+      if (this.earlyExits.size > MAX_EARLY_EXITS) this.earlyExits.delete(this.earlyExits.keys().next().value as number);
+      return;
+    }
     this.exitProcess(p, e.tsNs, 'process exit', e);
   }
 

@@ -41,6 +41,11 @@ export interface ShadowModelOptions {
    * pin, as long as it lives (costs every process on the host the fault tracepoint while any pin lives).
    */
   faultWatch?: FaultWatch;
+  /**
+   * pfn of the shared zero page (null: unknown). Every untouched anonymous page of every process reads it, so it
+   * is never indexed as a pin's page: events naming it (a COW of some other page that was zero) are nobody's.
+   */
+  zeroPfn?: number | null;
 }
 
 export type FaultWatch = 'armed' | 'all-pins';
@@ -102,12 +107,16 @@ export class ModelState {
   readonly earlyCow: boolean;
   readonly procs = new Map<number, ProcessState>();
   readonly pinsById = new Map<number, PinRecord>();
-  readonly pfns = new PfnIndex();
+  readonly pfns: PfnIndex;
+  /** The shared zero page's pfn (ShadowModelOptions.zeroPfn), null when unknown. */
+  readonly zeroPfn: number | null;
   readonly mmToPid = new Map<string, number>();
   /** iovecs of a registration syscall still running, per thread (sources/registration.ts). */
   readonly pendingIovecs = new Map<number, PinIovecEvent[]>();
   /** kprobe gup events of a registration syscall still running, per thread: its pins take these pfns. */
   readonly pendingGup = new Map<number, GupEvent[]>();
+  /** Per thread: [pid, exit time] of the last registration syscall that took its held gups (staleGup). */
+  private readonly gupCutoff = new Map<number, [number, number]>();
   /** Reused by address lookups on the hot path. */
   readonly scratch: Extent[] = [];
   private readonly ring: (SequencedEvent | undefined)[] = new Array(RING_SIZE);
@@ -118,6 +127,8 @@ export class ModelState {
     this.nextPinId = opts.firstPinId ?? 1;
     this.kernelRelease = opts.kernelRelease ?? kernelRelease();
     this.faultWatch = opts.faultWatch ?? 'armed';
+    this.zeroPfn = opts.zeroPfn ?? null;
+    this.pfns = new PfnIndex(this.zeroPfn);
     this.earlyCow = earlyCowOfPinnedPages(this.kernelRelease);
     this.foll = (opts.follNumbering ?? defaultFollNumbering(this.kernelRelease)) === '6.3' ? FOLL_6_3 : FOLL_PRE_6_3;
   }
@@ -169,11 +180,29 @@ export class ModelState {
     return h;
   }
 
-  /** Take the kprobe gup events held for tid's registration syscall. */
-  takeGups(tid: number): GupEvent[] | undefined {
+  /**
+   * Take the kprobe gup events held for tid's registration syscall that returned at exitNs. Per-CPU buffers
+   * reorder a thread's lines when it migrates: gups of a later call that came first stay held for it, and a gup
+   * older than exitNs that comes afterwards belonged to this call (staleGup drops it, never giving it to the next).
+   */
+  takeGups(tid: number, pid: number, exitNs: number): GupEvent[] | undefined {
+    const cut = this.gupCutoff.get(tid);
+    if (!cut || cut[0] !== pid || cut[1] < exitNs) this.gupCutoff.set(tid, [pid, exitNs]);
     const gups = this.pendingGup.get(tid);
-    if (gups) this.pendingGup.delete(tid);
-    return gups;
+    if (!gups) return undefined;
+    const later = gups.filter((g) => g.tsNs > exitNs);
+    if (later.length === 0) {
+      this.pendingGup.delete(tid);
+      return gups;
+    }
+    this.pendingGup.set(tid, later);
+    return gups.filter((g) => g.tsNs <= exitNs);
+  }
+
+  /** A gup event made before the last registration its thread finished: that call's, arriving late. */
+  staleGup(e: GupEvent): boolean {
+    const cut = this.gupCutoff.get(e.tid);
+    return cut !== undefined && cut[0] === e.pid && e.tsNs < cut[1];
   }
 
   /** A range whose backing the verifier reads (maps) for the rules, with no pin of its own (a refused buffer). */
@@ -294,6 +323,9 @@ export class ModelState {
     }
     if (this.pendingGup.size !== 0) {
       for (const [tid, list] of this.pendingGup) if (list[0]?.pid === pid) this.pendingGup.delete(tid);
+    }
+    if (this.gupCutoff.size !== 0) {
+      for (const [tid, cut] of this.gupCutoff) if (cut[0] === pid) this.gupCutoff.delete(tid);
     }
   }
 

@@ -9,7 +9,10 @@
 //
 // One exception to "one event per line": `gup_pfn` lines (one per page a GUP call returned) are
 // continuation lines. They are buffered per thread and attached to the `gup` line that follows them
-// from the same return probe (same CPU, so in order), which is the one that emits the GupEvent.
+// from the same return probe (same CPU, so in order), which is the one that emits the GupEvent. The probe
+// stamps them all with one timestamp: a full perf buffer drops single records, and a gup line whose own
+// pfn lines were dropped must not take those of an earlier call of its thread (nor a later call's).
+
 import type { ParseSink } from '../contracts.ts';
 import { ADDR_LIMIT, EVENT_KINDS, kindRow, type AnyKindRow } from '../../schema/event-kinds.ts';
 import type { EventKind, GupEvent, TraceEvent } from '../../schema/events.ts';
@@ -64,20 +67,25 @@ function guard(kind: string, body: (f: string[], sink: ParseSink) => TraceEvent 
 /** Upper bound on pages per GUP call buffered from gup_pfn lines (the script caps at PW_MAX_PFNS). */
 const MAX_BUFFERED_PFNS = 1 << 16;
 
-/** pfns of the GUP return in progress, per tid. */
-const pendingPfns = new Map<number, number[]>();
+/** pfns of the GUP return in progress, per tid, with the timestamp its lines carry. */
+const pendingPfns = new Map<number, { tsNs: number; pfns: number[] }>();
 
 /** Forget buffered gup_pfn lines (a new stream, tests). */
 export function resetKprobeParserState(): void {
   pendingPfns.clear();
 }
 
-/** The pfns the gup_pfn lines of this thread buffered for its gup line (holes from a lost line dropped, not pfn 0). */
+/**
+ * The pfns the gup_pfn lines of this very call buffered for its gup line (same timestamp). pfns[j] is the page
+ * at addr + j pages, so they stop at the first hole a dropped line left: the pages after it keep pagemap's pfn.
+ */
 function takePfns(e: GupEvent): number[] {
   const buffered = pendingPfns.get(e.tid);
   pendingPfns.delete(e.tid);
-  const pfns = buffered ? buffered.filter((p) => p !== undefined) : [];
-  return e.ret > 0 ? pfns.slice(0, e.ret) : [];
+  if (!buffered || buffered.tsNs !== e.tsNs || e.ret <= 0) return [];
+  const pfns: number[] = [];
+  for (let i = 0; i < buffered.pfns.length && i < e.ret && buffered.pfns[i] !== undefined; i++) pfns.push(buffered.pfns[i]);
+  return pfns;
 }
 
 /** Event fields a kprobe line does not carry: how the parser fills them. */
@@ -119,15 +127,16 @@ function rowParser(kind: EventKind, row: AnyKindRow): (f: string[]) => TraceEven
 
 export const kprobeParsers: Record<string, Parser> = {
   gup_pfn: guard('gup_pfn', (f) => {
+    const tsNs = int(f, 1, 'tsNs');
     const tid = int(f, 3, 'tid');
     const index = int(f, 4, 'index');
     const pfn = int(f, 5, 'pfn');
     const count = int(f, 6, 'count');
     commFrom(f, 7);
     if (index < 0 || count < 1 || index + count > MAX_BUFFERED_PFNS) throw new Bad(`bad index/count ${index}/${count}`);
-    let list = pendingPfns.get(tid);
-    if (!list || index === 0) { list = []; pendingPfns.set(tid, list); }
-    for (let i = 0; i < count; i++) list[index + i] = pfn + i;
+    let cur = pendingPfns.get(tid);
+    if (!cur || cur.tsNs !== tsNs) pendingPfns.set(tid, (cur = { tsNs, pfns: [] }));
+    for (let i = 0; i < count; i++) cur.pfns[index + i] = pfn + i;
     return null;
   }),
 };

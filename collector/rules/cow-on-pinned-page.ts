@@ -5,7 +5,9 @@ import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
 import { hex, pageDown } from '../model/ranges.ts';
 import { eventEvidence, pinCreatedEvidence, snapshotEvidence } from './evidence.ts';
-import { defineRule } from './rule.ts';
+import { defineRule, type RuleContext } from './rule.ts';
+import { pinsZeroPage, wholePin, zeroPageWhy, zeroPfnText } from './zero-page.ts';
+import type { WpPageEvent } from '../../schema/events.ts';
 
 export const info: RuleInfo = {
   id: 'cow-on-pinned-page',
@@ -19,7 +21,9 @@ export const info: RuleInfo = {
     'the mapcount (THP refcount rework, seed 000); 5.9 copied whenever the page count was not 1, which COWs pinned ' +
     'pages; 5.19 introduced PG_anon_exclusive and FAULT_FLAG_UNSHARE (seed 002) so a pinned exclusive page is reused. ' +
     'Seen with kprobes on do_wp_page and, where wp_page_copy is inlined (6.18), folio_add_new_anon_rmap on the same ' +
-    'thread during do_wp_page.',
+    'thread during do_wp_page. A pin of the shared zero page (a read-only long-term pin before 6.2, commit 84209e87c696) ' +
+    'is copied away by the first write: one finding per pin, counted per page; a COW of some other zero page is ' +
+    'nobody\'s (the zero pfn is never matched to a pin).',
   seeds: ['000', '002'],
   modes: ['kprobe'],
 };
@@ -40,12 +44,14 @@ export const rule = defineRule({
     }
     if (!hit) {
       for (const s of ctx.model.pinnedSpans(e.pid, va, va + PAGE_SIZE)) {
+        // every pin holding the zero page here (QEMU's ROM aliases pin one address twice)
+        if (pinsZeroPage(ctx, s.pin, s.firstPage)) {
+          if (e.oldPfn === ctx.model.zeroPfn) raiseZeroPage(ctx, e, s.pin, s.firstPage);
+          continue;
+        }
         const pinned = s.pin.pinnedPfnAt(s.firstPage);
         // Only if the page copied is the pinned one (or we do not know the pinned pfn).
-        if (Number.isNaN(pinned) || pinned === e.oldPfn) {
-          hit = { pin: s.pin, page: s.firstPage };
-          break;
-        }
+        if (!hit && (Number.isNaN(pinned) || pinned === e.oldPfn)) hit = { pin: s.pin, page: s.firstPage };
       }
     }
     if (!hit) return;
@@ -69,3 +75,25 @@ export const rule = defineRule({
     });
   },
 });
+
+/** The write copied the process away from the zero page the pin holds: one finding per pin, counted per page. */
+function raiseZeroPage(ctx: RuleContext, e: WpPageEvent & { seq: number }, pin: PinRecord, page: number): void {
+  const why = zeroPageWhy(ctx.config.kernelRelease);
+  ctx.raise({
+    rule: info.id,
+    pid: e.pid,
+    comm: e.comm,
+    ...wholePin(pin),
+    pfn: e.oldPfn,
+    newPfn: null,
+    tsNs: e.tsNs,
+    pinId: pin.id,
+    summary: `${pin.handleText} holds the shared zero page (pfn ${zeroPfnText(ctx)}); do_wp_page copied the process away from it ` +
+      `page by page (count: pages), the device keeps the zero page there: ${why}`,
+    evidence: [
+      ...eventEvidence(e, `wp_page ${e.outcome} of the zero page at ${hex(pageDown(e.addr))} -> ${hex(e.newPfn)}`),
+      pinCreatedEvidence(pin),
+      snapshotEvidence(pin, page),
+    ],
+  });
+}

@@ -1,11 +1,13 @@
 // pin-pte-divergence (critical): the page table at a pinned address maps a different page than the one
-// the device holds. Raised from the verifier's pagemap checks, once per (pin, page).
+// the device holds. Raised from the verifier's pagemap checks, once per (pin, page); pages where the pin holds
+// the shared zero page are one finding per pin, counted per page (zero-page.ts).
 import type { RuleInfo } from '../../schema/anomalies.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
 import type { PinRecord } from '../model/pin-record.ts';
 import { hex } from '../model/ranges.ts';
 import { pageHistoryEvidence, pinCreatedEvidence, pinnedPfnOrNull, snapshotEvidence } from './evidence.ts';
 import { defineRule } from './rule.ts';
+import { pinsZeroPage, wholePin, zeroPageWhy } from './zero-page.ts';
 import { promiseOf } from './sources/index.ts';
 
 export const info: RuleInfo = {
@@ -23,7 +25,8 @@ export const info: RuleInfo = {
     'then install a different page in the PTE while the pin still holds the old one. pinwatch compares ' +
     '/proc/PID/pagemap with the pfn read right after the pin: "confirmed" when pagemap shows another pfn, "inferred" ' +
     'when the events (a zap, then a write fault there) imply it but pagemap cannot show it (process gone, page not ' +
-    'present yet, pin-time snapshot raced with the change).',
+    'present yet, pin-time snapshot raced with the change). A pin of the shared zero page (a read-only long-term pin ' +
+    'before 6.2, commit 84209e87c696) diverges at every page the process writes: one finding per pin, counted per page.',
   seeds: ['000', '002'],
   modes: ['tracepoint', 'kprobe'],
 };
@@ -55,18 +58,21 @@ export const rule = defineRule<State>({
     const gap = ctx.gapOverlapping(Math.max(pin.createdNs, history.length ? history[history.length - 1].tsNs : 0), check.read.tsNs);
     const inGap = gap !== null && history.every((h) => h.tsNs < gap.startNs);
     const during = inGap ? ' (changed during a capture gap)' : '';
-    const summary = confirmed
-      ? `${pin.handleText}: the device holds pfn ${hex(pinned)} but the page table at ${hex(check.addr)} maps pfn ${hex(now)}${during}`
-      : `${pin.handleText}: page ${hex(check.addr)} no longer maps the pinned page ${hex(pinned)} (inferred: ${check.why})${during}`;
+    const zero = pinsZeroPage(ctx, pin, page);
+    const summary = zero
+      ? `${pin.handleText}: the device holds the shared zero page (pfn ${hex(pinned)}) where the process has written since ` +
+        `(count: pages; first seen at ${hex(check.addr)}): ${zeroPageWhy(ctx.config.kernelRelease)}${during}`
+      : confirmed
+        ? `${pin.handleText}: the device holds pfn ${hex(pinned)} but the page table at ${hex(check.addr)} maps pfn ${hex(now)}${during}`
+        : `${pin.handleText}: page ${hex(check.addr)} no longer maps the pinned page ${hex(pinned)} (inferred: ${check.why})${during}`;
     ctx.raise({
       rule: info.id,
       severity: verdict.severity,
       pid: pin.pid,
       comm: pin.comm,
-      addr: check.addr,
-      len: PAGE_SIZE,
+      ...(zero ? wholePin(pin) : { addr: check.addr, len: PAGE_SIZE }),
       pfn: pinned,
-      newPfn: confirmed ? now : null,
+      newPfn: confirmed && !zero ? now : null,
       confirmed,
       tsNs: trigger,
       pinId: pin.id,

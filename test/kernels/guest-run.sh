@@ -101,17 +101,37 @@ if [ "${PW_RECORD:-1}" = 1 ]; then
       echo "scenario $name $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
     done < $OUT/scenarios.list
     # nested QEMU (issue 9): a TCG qemu, no guest OS (-S), edu passed through with vfio-pci. It maps its 32 MiB of
-    # RAM (and ROMs) for DMA at start (VFIO_IOMMU_MAP_DMA per RAM region); 8 s running, then SIGTERM: a clean exit.
+    # RAM and the BIOS for DMA (VFIO_IOMMU_MAP_DMA per region), and at the machine reset maps the RAM again around
+    # the ROM aliases and loads the BIOS into it. QMP on a pipe: QEMU answers qmp_capabilities from its main loop,
+    # i.e. once all that is done (seconds under TCG, over 8 s on a loaded host, where a fixed sleep stopped it
+    # before the reset). Then 4 s running, VmLck read, SIGTERM: a clean exit.
     bdf=$(sed -n 's/.*edu_bdf=\([^ ]*\).*/\1/p' $OUT/devices.txt)
     ts=$(date +%s.%N)
-    qemu-system-x86_64 -accel tcg -machine q35 -m 32 -nographic -nodefaults -S -monitor none -serial none \
-      -device vfio-pci,host=$bdf > $OUT/nested-qemu.log 2>&1 &
-    q=$!
-    sleep 8
-    { echo "pid=$q"; grep '^VmLck' /proc/$q/status | tr -d ' \t' | tr : =; } > $OUT/nested-qemu.txt
+    coproc NQ { exec qemu-system-x86_64 -accel tcg -machine q35 -m 32 -display none -nodefaults -S -monitor none -serial none \
+      -qmp stdio -device vfio-pci,host=$bdf 2> $OUT/nested-qemu.log; }
+    q=$NQ_PID
+    echo '{"execute":"qmp_capabilities"}' >&${NQ[1]}
+    ready=0
+    while read -r -t 300 line <&${NQ[0]}; do case $line in *'"return"'*) ready=1; break;; esac; done
+    sleep 4
+    # uptime: when VmLck was read (CLOCK_BOOTTIME = the events' CLOCK_MONOTONIC here: the guest never suspends)
+    { echo "pid=$q"; echo "ready=$ready"; grep '^VmLck' /proc/$q/status | tr -d ' \t' | tr : =; echo "uptime_s=$(cut -d' ' -f1 /proc/uptime)"; } > $OUT/nested-qemu.txt
     kill -TERM $q
     wait $q
     echo "exit=$?" >> $OUT/nested-qemu.txt
+    # The recorder lags the kernel under TCG by seconds (the reset's 16k one-page GUP and unpin lines on 5.10 wait in
+    # the 4 MiB perf buffers): stopping it now cuts off QEMU's reset maps. Wait until the events up to QEMU's exit are
+    # all stored: their count unchanged for 5 s (at most 180 s).
+    tq=$(awk '{printf "%.0f", $1 * 1e9}' /proc/uptime)
+    last=-1; same=0
+    for i in $(seq 1 360); do
+      sleep 0.5
+      n=$(sqlite3 /tmp/pinwatch.db "SELECT count(*) FROM events WHERE ts_ns <= $tq" 2>/dev/null || echo -1)
+      if [ "$n" = "$last" ]; then same=$((same + 1)); else same=0; fi
+      last=$n
+      [ $same -ge 10 ] && break
+    done
+    echo "drained_events=$last" >> $OUT/nested-qemu.txt
     echo "nested-qemu $(echo "$(date +%s.%N) - $ts" | bc)" >> $OUT/timings
     ts=$(date +%s.%N)
     "$WL" collapse > $OUT/wl-record-collapse.txt 2>&1

@@ -13,7 +13,7 @@ import { kprobeParsers, resetKprobeParserState } from '../../collector/parse/kpr
 import type { ParseSink } from '../../collector/contracts.ts';
 import type { RmapWalkEvent, TraceEvent } from '../../schema/events.ts';
 import { pinnedPfns, readScenarioRun, writeScenarioList } from './scenario-runs.ts';
-import { isKernelSeries, kernelExpectation, kernelSpec } from './expectations.ts';
+import { NESTED_QEMU, isKernelSeries, kernelExpectation, kernelSpec, type NestedQemuExpectation } from './expectations.ts';
 import { DEVICE_CHECKS } from '../support/device-checks.ts';
 import { holderOf } from '../../web/components/buffer-sets.ts';
 import { SCENARIOS, checkAnomalies } from '../../scenarios/index.ts';
@@ -320,24 +320,58 @@ for (const series of KERNELS) {
       assert.ok(callers('rdma-clean').includes('rdma'), `rdma-clean gup callers: ${JSON.stringify(callers('rdma-clean'))}`);
       assert.deepEqual(pinSources('rdma-clean'), ['rdma'], 'the MR is an rdma pin');
 
-      // nested QEMU (guest-run.sh): a TCG qemu with edu passed through maps its guest RAM for DMA at start. One
-      // VFIO buffer set (one container fd) owned by that qemu, exactly the memory VFIO accounted to it (VmLck),
-      // all released by its clean exit, and not one anomaly while it ran or when it exited.
-      // Known gap (issue 9, open): on 5.10 and 6.1 only QEMU's first DMA map (iova 0, 768 KiB) became a pin while
-      // VmLck counts 32 MiB. Reported as TODO until the remaining MAP_DMA calls are followed; the run still prints it.
-      await t.test(`nested qemu on ${series}: one VFIO container, pinned bytes = VmLck, released, silent`, { todo: 'issue 9: later MAP_DMA calls of a nested qemu are not all recorded' }, () => {
+      // nested QEMU (guest-run.sh): a TCG qemu with edu passed through maps its guest RAM and ROMs for DMA at start
+      // and maps the RAM again at reset. One VFIO buffer set (one container fd) owned by that qemu; the maps live when
+      // VmLck was read are exactly what VFIO accounted (VmLck) but the shared zero page, which it does not charge; all
+      // released by its clean exit, none before it was made; and exactly the findings NESTED_QEMU names per kernel.
+      let notYetRows: string[] = [];
+      let notYetGot: string[] = [];
+      await t.test(`nested qemu on ${series}: one VFIO container, pinned bytes = VmLck, released, exact verdicts`, () => {
+        const want = NESTED_QEMU[series];
         const nqFile = join(r.out, 'nested-qemu.txt');
         const nq = Object.fromEntries((existsSync(nqFile) ? readFileSync(nqFile, 'utf8') : '').split('\n').filter(Boolean).map((l) => l.split('=')));
+        assert.equal(nq.ready, '1', `nested qemu never answered QMP (machine not created and reset): ${JSON.stringify(nq)}`);
         assert.equal(nq.exit, '0', `nested qemu: ${JSON.stringify(nq)}\n${existsSync(join(r.out, 'nested-qemu.log')) ? readFileSync(join(r.out, 'nested-qemu.log'), 'utf8') : ''}`);
+        // the collector learned the zero page's pfn at start (collector/verify/zero-pfn.ts), as its log says
+        const zm = /"zeroPfn":(\d+|null)/.exec(readFileSync(join(r.out, 'record.log'), 'utf8'));
+        const zeroPfn = zm && zm[1] !== 'null' ? Number(zm[1]) : null;
+        assert.ok(zeroPfn !== null, `the collector did not learn the zero pfn: ${zm?.[0] ?? 'no zeroPfn in record.log'}`);
         const qpid = Number(nq.pid);
-        const qpins = db.prepare('SELECT source, handle, len, released_ns FROM pins WHERE pid = ?').all(qpid) as { source: string; handle: string; len: number; released_ns: number | null }[];
-        assert.ok(qpins.length > 0 && qpins.every((p) => p.source === 'vfio'), `nested qemu pins: ${JSON.stringify(qpins)}`);
-        assert.equal(new Set(qpins.map((p) => holderOf({ source: 'vfio', handle: p.handle }))).size, 1, `one container: ${JSON.stringify(qpins.map((p) => p.handle))}`);
-        assert.equal(qpins.reduce((n, p) => n + p.len, 0), Number(nq.VmLck.replace('kB', '')) * 1024, `pinned bytes = VmLck: ${JSON.stringify(qpins)}`);
-        assert.deepEqual(qpins.filter((p) => p.released_ns === null), [], 'every DMA map released by the clean exit');
-        assert.deepEqual(anomalies.filter((a) => a.pid === qpid).map(show), [], 'nested qemu: silent');
-        summary[`${series}-nested-qemu`] = { pid: qpid, maps: qpins.length, bytes: qpins.reduce((n, p) => n + p.len, 0), vmLck: nq.VmLck };
+        const qpins = db.prepare('SELECT id, source, handle, addr, len, created_ns, released_ns FROM pins WHERE pid = ? ORDER BY id').all(qpid) as
+          { id: number; source: string; handle: string; addr: number; len: number; created_ns: number; released_ns: number | null }[];
+        const showPins = () => JSON.stringify(qpins.map((p) => `${p.handle} @${hex(p.addr)} ${p.created_ns}-${p.released_ns}`));
+        assert.ok(qpins.length > 0 && qpins.every((p) => p.source === 'vfio'), `nested qemu pins: ${showPins()}`);
+        assert.equal(new Set(qpins.map((p) => holderOf({ source: 'vfio', handle: p.handle }))).size, 1, `one container: ${showPins()}`);
+        assert.deepEqual(qpins.filter((p) => p.released_ns === null || p.released_ns < p.created_ns).map((p) => p.handle), [],
+          `every DMA map released by the clean exit, none before it was made: ${showPins()}`);
+        const atNs = Math.round(Number(nq.uptime_s) * 1e9);
+        const live = qpins.filter((p) => p.created_ns <= atNs && p.released_ns! > atNs);
+        const iovaOf = (p: { handle: string }) => Number(/iova (0x[0-9a-f]+)/.exec(p.handle)![1]);
+        const zeroPages = live.reduce((n, p) => {
+          const runs = db.prepare('SELECT count, pinned_pfn FROM pin_page_runs WHERE pin_id = ?').all(p.id) as { count: number; pinned_pfn: number | null }[];
+          return n + runs.filter((x) => x.pinned_pfn !== null && x.pinned_pfn <= zeroPfn && zeroPfn < x.pinned_pfn + x.count).length;
+        }, 0);
+        const bytes = live.reduce((n, p) => n + p.len, 0);
+        summary[`${series}-nested-qemu`] = { pid: qpid, maps: qpins.length, live: live.map((p) => hex(iovaOf(p))), bytes, zeroPages, vmLck: nq.VmLck, zeroPfn: hex(zeroPfn) };
+        console.log(`# ${series} nested qemu: ${JSON.stringify(summary[`${series}-nested-qemu`])}`);
+        assert.equal(zeroPages, want.zeroPages, `live pages pinning the zero page ${hex(zeroPfn)} (${want.why})`);
+        assert.equal(bytes - zeroPages * 4096, Number(nq.VmLck.replace('kB', '')) * 1024, `live maps' bytes less the zero page = VmLck at ${atNs} ns: ${showPins()}`);
+        const at = (iova: number) => live.find((p) => iovaOf(p) === iova)?.addr ?? -1;
+        const pending = (x: { iova: number; rule: string }) => want.notYet?.some((n) => n.iova === x.iova && n.rule === x.rule) ?? false;
+        const row = (x: NestedQemuExpectation['expect'][number]) => `${x.rule} ${x.severity} @${hex(at(x.iova))}${x.confirmed ? ' confirmed' : ''}`;
+        const got = anomalies.filter((a) => a.pid === qpid).map(show);
+        const expected = want.expect.filter((x) => !pending(x)).map(row).sort();
+        assert.deepEqual(got.filter((g) => !want.expect.some((x) => pending(x) && g === row(x))).sort(), expected, `nested qemu on ${series}: ${want.why}`);
+        notYetRows = want.expect.filter(pending).map(row);
+        notYetGot = got;
       });
+      // Findings the kernel's behaviour calls for that pinwatch does not raise yet there: printed every run as TODO.
+      const notYet = NESTED_QEMU[series].notYet ?? [];
+      if (notYet.length) {
+        await t.test(`nested qemu on ${series}: ${notYet.map((n) => `${n.rule} @iova ${hex(n.iova)}`).join(', ')}`, { todo: notYet[0].why }, () => {
+          for (const r of notYetRows) assert.ok(notYetGot.includes(r), `${r} not raised`);
+        });
+      }
 
       // the kernel functions the issue names, in the events table
       for (const k of ['gup', 'wp_page', 'unmap', 'collapse_file']) assert.ok((kinds[k] ?? 0) > 0, `no ${k} events in the events table`);

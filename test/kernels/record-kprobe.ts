@@ -1,6 +1,8 @@
 // Guest-side `pinwatch record --mode kprobe`: the product's LiveSession (which specialises the kprobe set for
-// the running kernel itself) with one change for slow guests: bpftrace needs minutes, not the runner's default 60 s, to compile and attach the composed program under
-// TCG: the start timeout is raised (PW_START_TIMEOUT_S, default 900).
+// the running kernel itself) with two changes for slow guests: bpftrace needs minutes, not the runner's default 60 s, to compile and attach the composed program under
+// TCG: the start timeout is raised (PW_START_TIMEOUT_S, default 900); and the perf buffers are 4 MiB per CPU, as
+// guest-run.sh's raw capture: node under TCG drains ~100x slower than on a host, and 5.10's VFIO (one GUP call,
+// two lines, per page) filled 1 MiB in the nested QEMU's 32 MiB map (15,068 records lost).
 //   node --import tsx test/kernels/record-kprobe.ts DB     prints "recording" once attached; SIGINT stops
 import { LiveSession } from '../../collector/live-session.ts';
 import { BpftraceRunner } from '../../collector/runner/index.ts';
@@ -15,7 +17,7 @@ const live = new LiveSession({
   db,
   mode: 'kprobe',
   deps: {
-    createRunner: (o) => new BpftraceRunner({ ...o, startTimeoutMs: startTimeoutS * 1000 }),
+    createRunner: (o) => new BpftraceRunner({ ...o, startTimeoutMs: startTimeoutS * 1000, perfRbPages: 1024 }),
   },
 });
 let stopping = false;

@@ -35,7 +35,7 @@ export function onPinResult(m: ModelState, e: PinResultEvent & Seq): void {
   const pending = m.pendingIovecs.get(e.tid);
   m.pendingIovecs.delete(e.tid);
   const iovecs = pending ? pending.filter((x) => x.source === e.source && x.fd === e.fd) : [];
-  const gups = m.takeGups(e.tid);
+  const gups = m.takeGups(e.tid, e.pid, e.tsNs);
   const p = m.proc(e.pid, e.comm);
   m.noteMm(p, e.mm);
   const source = sourceOf(e.source);

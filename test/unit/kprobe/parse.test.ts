@@ -27,9 +27,9 @@ function collect(lines: string[]): { events: TraceEvent[]; malformed: string[] }
 
 test('gup collects the pfns printed before it on the same thread', () => {
   const { events, malformed } = collect([
-    'gup_pfn\t100\t412\t413\t0\t1193046\t1\tfixture',
+    'gup_pfn\t102\t412\t413\t0\t1193046\t1\tfixture',
     'gup_pfn\t100\t900\t900\t0\t5\t1\tother', // another thread's return in flight
-    'gup_pfn\t101\t412\t413\t1\t1201111\t1\tfixture',
+    'gup_pfn\t102\t412\t413\t1\t1201111\t1\tfixture',
     'gup\t102\t412\t413\tpin_user_pages\t140372116787200\t2\t65537\t2\tio_uring\tfixture',
   ]);
   assert.deepEqual(malformed, []);
@@ -42,7 +42,7 @@ test('gup collects the pfns printed before it on the same thread', () => {
 
 test('gup_pfn with a count expands a contiguous range (vfio_pin_pages_remote)', () => {
   const { events } = collect([
-    'gup_pfn\t1\t7\t7\t0\t4096\t3\tqemu',
+    'gup_pfn\t2\t7\t7\t0\t4096\t3\tqemu',
     'gup\t2\t7\t7\tvfio_pin_pages_remote\t8192\t3\t0\t3\tvfio\tqemu',
   ]);
   assert.deepEqual((events[0] as { pfns: number[] }).pfns, [4096, 4097, 4098]);
@@ -50,13 +50,26 @@ test('gup_pfn with a count expands a contiguous range (vfio_pin_pages_remote)', 
 
 test('a failed gup carries -errno and no pfns; a stale buffer does not leak into the next call', () => {
   const { events } = collect([
-    'gup_pfn\t1\t7\t7\t0\t4096\t1\tx',
+    'gup_pfn\t2\t7\t7\t0\t4096\t1\tx',
     'gup\t2\t7\t7\tpin_user_pages_fast\t8192\t1\t257\t-14\tio_uring\tx',
     'gup\t3\t7\t7\tget_user_pages_fast\t8192\t1\t0\t1\tvmsplice\tx',
   ]);
   assert.equal(events.length, 2);
   assert.deepEqual([(events[0] as { ret: number }).ret, (events[0] as { pfns: number[] }).pfns], [-14, []]);
   assert.deepEqual((events[1] as { pfns: number[] }).pfns, []);
+});
+
+// 5.10 under TCG (VFIO pins one page per call): the perf buffer dropped the gup lines of two calls and the
+// pfn lines of the third; that third gup line took the first call's pfn (0x256a0 for the page at 0x256a2).
+test('a gup line takes only the pfn lines of its own call (same timestamp), up to the first dropped one', () => {
+  const { events } = collect([
+    'gup_pfn\t10\t7\t7\t0\t153248\t1\tqemu', // call 1: its gup line dropped
+    'gup\t30\t7\t7\tpin_user_pages_remote\t8192\t1\t65537\t1\tvfio\tqemu', // call 3: its pfn line dropped
+    'gup_pfn\t40\t7\t7\t0\t4096\t1\tqemu',
+    'gup_pfn\t40\t7\t7\t2\t4098\t1\tqemu', // index 1 dropped
+    'gup\t40\t7\t7\tpin_user_pages_remote\t12288\t3\t65537\t3\tvfio\tqemu',
+  ]);
+  assert.deepEqual(events.map((e) => (e as { pfns: number[] }).pfns), [[], [4096]]);
 });
 
 test('wp_page copy / reuse / unshare and an unknown outcome', () => {

@@ -165,3 +165,33 @@ test('a pfn held by two pins stays indexed until both let go (a chunk with repea
   assert.equal(idx.has(pfn), false);
   assert.equal(idx.size, 0);
 });
+
+test('the shared zero page is never indexed: a pin holding it is not found by it, the rest of its runs are', () => {
+  const ZERO = 0x30310;
+  const idx = new PfnIndex(ZERO);
+  const zeroPin = new PageRuns(64, 1, NaN);
+  for (let i = 0; i < 64; i++) zeroPin.set(i, ZERO); // every page the zero page (runs of one page)
+  idx.addPin(1, zeroPin);
+  const across = new PageRuns(4 * LONG_RUN, 1, NaN);
+  across.setRange(0, 4 * LONG_RUN, ZERO - LONG_RUN); // a long run over the zero pfn: split around it
+  idx.addPin(2, across);
+  assert.equal(idx.has(ZERO), false);
+  assert.deepEqual(idx.lookup(ZERO), []);
+  assert.deepEqual(idx.lookup(ZERO - 1), [2]);
+  assert.deepEqual(idx.lookup(ZERO + 1), [2]);
+  assert.equal(idx.size, 4 * LONG_RUN - 1);
+  idx.removePin(2, across);
+  idx.removePin(1, zeroPin);
+  assert.equal(idx.size, 0);
+  assert.equal(idx.shape.spans, 0);
+  // A fragmented pin taken in bulk (dense array): the zero pfn among its pages is skipped there too.
+  for (const longRuns of [false, true]) {
+    const dense = densePin(7, 20_000, 1 << 20, longRuns);
+    assert.ok(dense.denseView() !== null, 'dense');
+    const withZero = new PfnIndex(0x40); // a pfn the helper hands out to many pages
+    withZero.addPin(3, dense);
+    assert.equal(withZero.has(0x40), false);
+    withZero.removePin(3, dense);
+    assert.equal(withZero.size, 0);
+  }
+});
