@@ -60,12 +60,11 @@ test('flood: 20,000 forks of a pinning process and 8 address-space churners: one
       assert.deepEqual(div, [{ confirmed: 1 }]);
       const events = (d.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
       assert.ok(rssKb < 512 * 1024, `collector peak RSS ${rssKb} kB`);
-      // Per kind: the main program's in-kernel counts minus the lines that arrived. What bpftrace reports lost
-      // is the same records (plus its own map prints and the fault watcher's), so the sum is at most that.
+      // Per kind: the main program's in-kernel counts minus the lines that arrived. Exact for the forks; bpftrace's
+      // own total is not compared: the kernel writes a buffer's lost record only with that CPU's next sample, so
+      // the total can stay short of what was lost (test/live/bpf/lost-by-kind.test.ts).
       const perKind = Object.values(lostByKind).reduce((a, b) => a + b, 0);
       process.stderr.write(`# flood: lost per kind ${JSON.stringify(lostByKind)} (sum ${perKind}) vs bpftrace's total ${lost}\n`);
-      assert.ok(perKind <= lost, `per-kind ${perKind} ≤ bpftrace's ${lost}`);
-      assert.ok(perKind >= lost - Math.max(10, lost * 0.02), `per-kind ${perKind} accounts for bpftrace's ${lost}`);
       assert.ok(forks + (lostByKind.fork ?? 0) >= FORKS, `every fork seen or counted lost as a fork: ${forks} seen, ${lostByKind.fork ?? 0} lost`);
       process.stderr.write(`# flood: ${FORKS} forks in ${forkMs} ms, ${forks} fork events seen, ${lost} events lost, ${events} events stored, collector peak RSS ${(rssKb / 1024).toFixed(0)} MB\n`);
     } finally {

@@ -1,8 +1,8 @@
 // Lost events per kind on the real kernel: a program composed with countSent (each event printf counted in the
 // kernel per kind, printed once a second) and a perf buffer of one page per CPU, flooded by a burst of getppid
-// calls printed as `exit` lines and `close` lines. bpftrace 0.17 reports only a total of dropped records; the
-// per-kind loss (collector/capture-loss.ts) must account for it: the sum is at most bpftrace's total (its own
-// dropped map prints count there too) and at least that total less one per print.
+// calls printed as `exit` lines and `close` lines. bpftrace 0.17 reports only a total of dropped records, and late
+// or never (see below); the per-kind loss (collector/capture-loss.ts) must be exact: arrived + lost = calls, per
+// kind, and cover whatever total bpftrace did report.
 // Needs root + bpftrace (skips otherwise; fails in CI). Run: node --import tsx --test test/live/bpf/lost-by-kind.test.ts
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -57,9 +57,11 @@ test('a flooded one-page perf buffer: the per-kind loss accounts for what bpftra
   const perKind = loss.total();
   const got = rec.events.filter((e) => e.comm === 'pw-lost-burst');
   process.stderr.write(`# lost per kind ${JSON.stringify(byKind)} (sum ${perKind}); bpftrace lost ${lost}; arrived ${got.length}; ${prints} count prints\n`);
-  assert.ok(lost > 1000, `the burst overflowed the buffer (bpftrace lost ${lost})`);
-  assert.ok(perKind <= lost, `per kind ${perKind} ≤ bpftrace's ${lost}`);
-  assert.ok(perKind >= lost - prints - 2, `per kind ${perKind} accounts for bpftrace's ${lost} (less at most one per print, ${prints})`);
+  assert.ok(perKind > 1000, `the burst overflowed the buffer (lost per kind ${perKind})`);
+  // bpftrace's total can only fall short: the kernel writes a buffer's lost record with that CPU's NEXT sample, so
+  // a burst on a CPU nothing else then writes to is never reported (seen in CI: 0 reported of 399,662). Whatever it
+  // did report is covered by the per-kind count, less its own dropped map prints (at most one per print).
+  assert.ok(lost <= perKind + prints + 2, `bpftrace's ${lost} within the per-kind ${perKind} (+ ${prints} prints)`);
   // Both kinds were printed together: each lost a share, and what arrived plus what was lost is every call.
   assert.ok((byKind.exit ?? 0) > 0 && (byKind.close ?? 0) > 0, JSON.stringify(byKind));
   const arrived = (kind: string) => got.filter((e) => e.kind === kind).length;
