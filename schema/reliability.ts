@@ -38,12 +38,14 @@ export function unexplainedPinnedPages(m: PinnedMemory): number {
   return Math.max(0, m.vmPinPages - m.explainedPages);
 }
 
-/** Does [from, to] overlap a gap (an open gap extends to infinity)? */
+/** Does [from, to] overlap gap g (an open gap extends to infinity)? */
+export function gapOverlaps(g: CaptureGap, from: number, to: number): boolean {
+  return g.startNs <= to && (g.endNs === null || g.endNs >= from);
+}
+
+/** The latest gap that [from, to] overlaps, or null. */
 export function overlapsGap(gaps: readonly CaptureGap[], from: number, to: number): CaptureGap | null {
-  for (let i = gaps.length - 1; i >= 0; i--) {
-    const g = gaps[i];
-    if (g.startNs <= to && (g.endNs === null || g.endNs >= from)) return g;
-  }
+  for (let i = gaps.length - 1; i >= 0; i--) if (gapOverlaps(gaps[i], from, to)) return gaps[i];
   return null;
 }
 

@@ -9,7 +9,7 @@ import type { Incident } from '../../schema/incidents.ts';
 import type { RuleSeverityCount } from '../../schema/metrics.ts';
 import type { Pin, PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
-import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
+import { gapOverlaps, type CaptureGap, type PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import { PIN_RUNS_PAGE_MAX, type PinRunsPage, type StoredEvent, type TimelineData, type TimelinePageRef, type TimelinePin } from '../../schema/stored.ts';
 import { PAGE_SIZE } from '../../schema/kernel.ts';
@@ -399,7 +399,7 @@ export class StoreQueries {
     // Gaps inside the pins' lifetimes: the page may have changed there with no event to show for it.
     const from = Math.min(...pins.map((p) => p.createdNs));
     const to = pins.some((p) => p.releasedNs === null) ? Infinity : Math.max(...pins.map((p) => p.releasedNs ?? 0));
-    const gaps = pins.length ? readGaps(this.db).filter((g) => g.startNs <= to && (g.endNs === null || g.endNs >= from)).map(({ sessionId: _, ...g }) => g) : [];
+    const gaps = pins.length ? this.gaps().filter((g) => gapOverlaps(g, from, to)).map(({ sessionId: _, ...g }) => g) : [];
     return { pid, addr, comm, pins, events, reads, anomalies, gaps, nowNs };
   }
 
