@@ -38,3 +38,8 @@ export interface Pin {
 
 /** What the UI and the store need of a pin without its per-page array. */
 export type PinSummary = Omit<Pin, 'runs' | 'omittedPages'> & { divergedPages: number };
+
+/** Still registered: not released (a released pin keeps its row and summary a while). */
+export function isLivePin(p: Pick<Pin, 'releasedNs' | 'state'>): boolean {
+  return p.releasedNs === null && p.state !== 'released';
+}

@@ -5,7 +5,7 @@ import type { Anomaly, RuleId, Severity } from '../../schema/anomalies.ts';
 import type { EventKind } from '../../schema/events.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
 import type { MetricsSnapshot, PinGroup, RuleSeverityCount, VerifySweep } from '../../schema/metrics.ts';
-import type { PinSummary } from '../../schema/pins.ts';
+import { isLivePin, type PinSummary } from '../../schema/pins.ts';
 import type { SessionInfo } from '../../schema/session.ts';
 import { IncidentSettler, SETTLE_MS } from '../incidents/settle.ts';
 
@@ -114,7 +114,7 @@ export class MetricsTracker {
 export function groupPins(pins: readonly PinSummary[]): PinGroup[] {
   const groups = new Map<string, PinGroup>();
   for (const p of pins) {
-    if (p.releasedNs !== null || p.state === 'released') continue;
+    if (!isLivePin(p)) continue;
     const k = `${p.source}\0${p.pid}`;
     let g = groups.get(k);
     if (!g) groups.set(k, (g = { source: p.source, pid: p.pid, comm: p.comm, pins: 0, pages: 0, bytes: 0, divergentPages: 0 }));

@@ -8,7 +8,9 @@ import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { RuleInfo } from '../../schema/anomalies.ts';
+import { isLivePin, type PinSummary } from '../../schema/pins.ts';
 import { unattributedPinned } from '../../schema/reliability.ts';
+import type { SessionInfo } from '../../schema/session.ts';
 import { PIN_RUNS_PAGE_MAX } from '../../schema/stored.ts';
 import type { AnomalyDetail, FleetData, OverviewData, RecordingFile } from '../shared/wire.ts';
 import { BodyError, readJsonBody, type AlertInbox } from './alerts.ts';
@@ -105,15 +107,14 @@ function stillRunning(pid: number, comm: string): boolean {
  * discovery rows are of the newest session and processes still running; a recording shows its newest session's
  * rows as they were.
  */
-function blindSpots(source: DataSource): Pick<OverviewData, 'gaps' | 'gapCount' | 'unattributed' | 'discovered'> {
+function blindSpots(source: DataSource, sessions: readonly SessionInfo[], livePins: readonly PinSummary[]): Pick<OverviewData, 'gaps' | 'gapCount' | 'unattributed' | 'discovered'> {
   const reader = source.reader();
   if (!reader) return { gaps: [], gapCount: 0, unattributed: [], discovered: 0 };
   const gaps = reader.gaps();
-  const sessions = reader.sessions();
   const latest = sessions.length ? sessions[sessions.length - 1]!.id : undefined;
   const live = source.info().kind === 'live';
   const pages = new Map<number, number>();
-  for (const p of source.pins()) if (p.releasedNs === null && p.state !== 'released') pages.set(p.pid, (pages.get(p.pid) ?? 0) + p.pageCount);
+  for (const p of livePins) pages.set(p.pid, (pages.get(p.pid) ?? 0) + p.pageCount);
   const rows = latest === undefined ? [] : reader.pinnedMemory(latest).filter((m) => !live || stillRunning(m.pid, m.comm));
   return { gaps: gaps.slice(-GAPS_SHOWN).reverse(), gapCount: gaps.length, unattributed: unattributedPinned(rows, pages), discovered: rows.length };
 }
@@ -297,15 +298,17 @@ export function createApi(ctx: ApiContext): { handle(req: IncomingMessage, res: 
     const reader = source.reader();
 
     if (path === '/api/overview') {
+      const sessions = reader?.sessions() ?? [];
+      const livePins = source.pins().filter(isLivePin);
       const body: OverviewData = {
         source: source.info(),
-        sessions: reader?.sessions() ?? [],
+        sessions,
         eventsByKind: source.eventCounts(),
         anomaliesByRule: reader?.anomalyCounts() ?? [],
-        pinsLive: source.pins().filter((p) => p.releasedNs === null && p.state !== 'released').length,
+        pinsLive: livePins.length,
         lostEvents: source.lostEvents(),
         verifySweep: source.verifySweep(),
-        ...blindSpots(source),
+        ...blindSpots(source, sessions, livePins),
       };
       sendJson(res, 200, body);
       return true;

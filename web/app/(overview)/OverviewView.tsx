@@ -5,6 +5,7 @@
 import type { VerifySweep } from '../../../schema/metrics.ts';
 import { RULE_IDS, SEVERITIES, type Severity } from '../../../schema/anomalies.ts';
 import type { OverviewData } from '../../shared/wire.ts';
+import { isLivePin } from '../../../schema/pins.ts';
 import { sourceCoverage } from '../../../schema/pin-sources.ts';
 import { Sev } from '../../components/badges.tsx';
 import { duration, wallDateTime } from '../../components/format.ts';
@@ -38,7 +39,7 @@ export function OverviewView() {
   }
   const ruleRows = RULE_IDS.filter((r) => bySevRule.has(r)).map((r) => ({ rule: r, ...bySevRule.get(r)! }));
   const liveDiverged = live.pins.filter((p) => p.state === 'diverged' && p.releasedNs === null).length;
-  const livePins = live.pins.filter((p) => p.releasedNs === null && p.state !== 'released').length;
+  const livePins = live.pins.filter(isLivePin).length;
   // The main program's in-kernel count per kind minus what arrived (collector/capture-loss.ts), largest first.
   const lostKinds = Object.entries(s?.lostByKind ?? {}).sort((a, b) => b[1] - a[1]);
   const gapCount = overview.data?.gapCount ?? 0;
