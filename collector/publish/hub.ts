@@ -14,7 +14,7 @@ import type { Anomaly, PagemapRead } from '../../schema/anomalies.ts';
 import { EVENT_KINDS } from '../../schema/event-kinds.ts';
 import type { EventKind, SequencedEvent } from '../../schema/events.ts';
 import type { Incident, IncidentChange } from '../../schema/incidents.ts';
-import type { Pin, PinSummary } from '../../schema/pins.ts';
+import { isLivePin, type Pin, type PinSummary } from '../../schema/pins.ts';
 import type { EventRates } from '../../schema/protocol.ts';
 import type { CaptureGap, PinnedMemory } from '../../schema/reliability.ts';
 import type { SessionInfo } from '../../schema/session.ts';
@@ -130,7 +130,7 @@ export class Hub extends EventEmitter implements CollectorSink {
   pin(p: Pin): void {
     const s = summarizePin(p);
     this.pinMap.set(p.id, s);
-    if (s.state === 'released' || s.releasedNs !== null) {
+    if (!isLivePin(s)) {
       if (!this.released.has(p.id)) {
         this.released.set(p.id, this.now());
         this.pruneReleased();
